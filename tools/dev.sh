@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# edge_opt's everyday jobs, each doing its own set-up (a .venv with `pip install -e ".[dev]"`).
+#   bash tools/dev.sh test          edge_opt/ in sync with nbs/, then nbdev_test and pytest
+#   bash tools/dev.sh run [ARGS]    the main job (see README.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+python=${PYTHON:-python3}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "edge_opt needs Python >= 3.10 (found $("$python" --version))" >&2; exit 1; }
+    "$python" -m venv .venv
+  fi
+  echo "==> installing edge_opt and its dev requirements into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -c "import edge_opt, nbdev" || { echo "installation failed" >&2; exit 1; }
+}
+
+check_sync() {
+  # export the notebooks into a scratch copy and compare with the committed library
+  local tmp; tmp=$(mktemp -d)
+  cp -r settings.ini _quarto.yml nbs edge_opt "$tmp"/
+  (cd "$tmp" && "$root/.venv/bin/nbdev_export")
+  if ! diff -r -x __pycache__ "$tmp/edge_opt" edge_opt; then
+    echo "FAIL: edge_opt/ differs from what nbdev_export makes of nbs/ (run nbdev_export and commit both)" >&2
+    rm -rf "$tmp"; exit 1
+  fi
+  rm -rf "$tmp"
+  echo "==> edge_opt/ is in sync with nbs/" >&2
+}
+
+case "${1:-}" in
+  test)
+    start=$(date +%s)
+    setup
+    check_sync
+    echo "==> nbdev_test (every notebook, executed)" >&2
+    .venv/bin/nbdev_test --n_workers 2
+    echo "==> pytest" >&2
+    .venv/bin/python -m pytest -q tests
+    echo "==> all tests passed in $(( $(date +%s) - start )) s" >&2
+    ;;
+  run)
+    shift
+    setup
+    .venv/bin/edge-opt "$@"
+    ;;
+  *)
+    echo "usage: bash tools/dev.sh test | run [edge-opt options]" >&2; exit 2 ;;
+esac
