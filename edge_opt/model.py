@@ -30,9 +30,9 @@ class SmallCNN(nn.Module):
         if input_size % 4: raise ValueError(f"input_size must be divisible by 4 (two 2×2 pools), got {input_size}")
         self.in_channels, self.input_size, self.num_classes = in_channels, input_size, num_classes
         self.conv1 = nn.Conv2d(in_channels, conv1_channels, kernel_size=3, padding=1)
-        self.relu1, self.pool1 = nn.ReLU(), nn.MaxPool2d(2)
+        self.relu1, self.pool1 = nn.ReLU(inplace=True), nn.MaxPool2d(2)  # in place: no second copy of the map
         self.conv2 = nn.Conv2d(conv1_channels, conv2_channels, kernel_size=3, padding=1)
-        self.relu2, self.pool2 = nn.ReLU(), nn.MaxPool2d(2)
+        self.relu2, self.pool2 = nn.ReLU(inplace=True), nn.MaxPool2d(2)
         self.classifier = nn.Linear(conv2_channels * self.features_per_channel, num_classes)
 
     @property
