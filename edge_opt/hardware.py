@@ -31,6 +31,11 @@ def _layer_macs(module:nn.Module, output:torch.Tensor) -> int:
         return output.numel() * (module.in_channels // module.groups) * kh * kw
     return output.numel() * module.in_features
 
+def _model_device(model:nn.Module) -> torch.device:
+    "Where `model`'s tensors live (the CPU for a model without any, such as a quantized graph)."
+    for t in model.parameters(): return t.device
+    return torch.device("cpu")
+
 def _is_leaf(module:nn.Module) -> bool:
     return isinstance(module, _CONV + _LINEAR) or not any(True for _ in module.children())
 
@@ -56,7 +61,7 @@ def estimate_layerwise_stats(model:nn.Module, # float, FP16 or INT8 network
         if name and _is_leaf(module) and (all_layers or isinstance(module, _CONV + _LINEAR)):
             hooks.append(module.register_forward_hook(record(name)))
     try:
-        with torch.inference_mode(): model.eval()(torch.zeros(input_shape, dtype=input_dtype))
+        with torch.inference_mode(): model.eval()(torch.zeros(input_shape, dtype=input_dtype, device=_model_device(model)))
     finally:
         for h in hooks: h.remove()
     return pd.DataFrame(rows)

@@ -70,7 +70,7 @@ def plot_tradeoff(df:pd.DataFrame, # sweep rows
     if len(front): ax.step(front[x_col], front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (accepted)")
     if budget_mb is not None and x_col == "memory_mb": ax.axvline(budget_mb, color="crimson", lw=1, label=f"budget {budget_mb:g} MB")
     ax.set(xlabel=COST_LABELS.get(x_col, x_col), ylabel="validation accuracy", title=f"Accuracy vs {COST_LABELS.get(x_col, x_col)}")
-    ax.legend(fontsize=7, loc="lower right"); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best"); ax.grid(alpha=0.3)
     return ax.figure
 
 def plot_layerwise(layers:pd.DataFrame, # `layerwise_table` rows
