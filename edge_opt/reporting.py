@@ -26,7 +26,7 @@ from .metrics import cpu_name
 # %% auto #0
 __all__ = ['PRECISION_ORDER', 'PRECISION_COLORS', 'COST_LABELS', 'results_table', 'layerwise_table', 'hardware_table',
            'plot_tradeoff', 'plot_layerwise', 'plot_precision_tradeoffs', 'summarize_sweep', 'reproducibility_record',
-           'write_reports']
+           'describe_config', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #519dcd98
 PRECISION_ORDER = ["fp32", "fp16", "int8"]
@@ -138,6 +138,21 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         torch_threads=torch.get_num_threads(), quantized_engine=torch.backends.quantized.engine,
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         config=cfgs[0].to_dict())
+
+# %% ../nbs/api/09_reporting.ipynb #cc94776f
+def describe_config(cfg:SweepConfig) -> str:
+    "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
+    subsets = [f"{n:,} {name} examples" for n, name in ((cfg.train_subset, "training"), (cfg.val_subset, "validation")) if n]
+    finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s)" if cfg.finetune_epochs else ", without fine-tuning"
+    return (
+        f"`SmallCNN` trained for {cfg.epochs} epochs (Adam, learning rate {cfg.learning_rate:g}, batch {cfg.batch_size}, "
+        f"seed {cfg.seed}) on {cfg.dataset}{' (' + ', '.join(subsets) + ')' if subsets else ''}; pruning levels "
+        f"{', '.join(f'{l:g}' for l in cfg.pruning_levels)}{finetune}; precisions {', '.join(p.upper() for p in cfg.precisions)}, "
+        f"INT8 calibrated on {cfg.calibration_batches} batches (backend: {cfg.quantization_backend}). Latency of a batch of "
+        f"{cfg.batch_size} over {cfg.benchmark_trials} timed trials and of a single sample over {cfg.benchmark_stream_trials}, "
+        f"after {cfg.benchmark_warmup} warm-up calls each. Memory budgets {', '.join(f'{b:g}' for b in cfg.memory_budgets_mb)} MB "
+        f"(active: {cfg.active_budget_mb:g} MB); energy proxy at {cfg.power_watts:g} W; roofline of a device with "
+        f"{cfg.memory_bandwidth_gbps:g} GB/s and {cfg.peak_gmacs:g} GMAC/s.")
 
 # %% ../nbs/api/09_reporting.ipynb #937e0022
 def write_reports(df:pd.DataFrame, # `run_sweep` rows
