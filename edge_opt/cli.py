@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from .config import ConfigError, SweepConfig, config_from_dict, load_config
 from .data import DatasetUnavailableError
-from .experiments import ROWS_FILE, pareto_frontier, read_rows, run_sweep
+from .experiments import ROWS_FILE, pareto_frontier, run_sweep
 from .hardware import precision_tradeoff_table
 from .reporting import reproducibility_record, write_reports
 
@@ -23,12 +24,10 @@ from .reporting import reproducibility_record, write_reports
 __all__ = ['PARETO_COLUMNS', 'build_parser', 'resolve_config', 'report_text', 'aggregate_seeds', 'run', 'main']
 
 # %% ../nbs/api/10_cli.ipynb #3ba2c118
-# flag -> config key, for the flags that override a config value
-_OVERRIDES = {"pruning_levels": "pruning_levels", "precisions": "precisions", "epochs": "epochs",
-              "dataset": "dataset", "finetune_epochs": "finetune_epochs", "active_budget_mb": "active_budget_mb",
-              "budgets_mb": "memory_budgets_mb", "power_watts": "power_watts", "device": "device",
-              "backend": "quantization_backend", "threads": "threads", "train_subset": "train_subset",
-              "cpu_frequency_scale": "cpu_frequency_scale", "output_dir": "output_dir"}
+# flag -> config key, for the flags that override a config value (most flags are named as their key)
+_OVERRIDES = {**{k: k for k in ("pruning_levels", "precisions", "epochs", "dataset", "finetune_epochs", "active_budget_mb",
+                                "power_watts", "device", "threads", "train_subset", "cpu_frequency_scale", "output_dir")},
+              "budgets_mb": "memory_budgets_mb", "backend": "quantization_backend"}
 
 def build_parser() -> argparse.ArgumentParser:
     "The `edge-opt` argument parser."
@@ -112,7 +111,7 @@ def run(cfg:SweepConfig, seeds:list[int], progress:bool=True, command:list[str]|
     if len(seeds) > 1:
         agg = aggregate_seeds(frames)
         agg.to_csv(out / "aggregate_summary.csv", index=False)
-        (out / "reproducibility.json").write_text(pd.Series(reproducibility_record(cfgs, command)).to_json(indent=2))
+        (out / "reproducibility.json").write_text(json.dumps(reproducibility_record(cfgs, command), indent=2, default=str))
         print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
     return frames
 

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import torch
 import yaml
 
 from .data import DATASETS

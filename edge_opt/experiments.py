@@ -20,11 +20,11 @@ from tqdm import tqdm
 from .config import SweepConfig
 from .data import build_loaders
 from .hardware import estimate_layerwise_stats, is_accepted, memory_violations, summarize_hardware
-from .metrics import Metrics, collect_metrics
+from .metrics import collect_metrics
 from .model import SmallCNN, count_parameters, resolve_device, seed_everything
 from .pruning import structured_channel_prune
 from .quantization import precision_variant
-from .training import train_model
+from .training import input_dtype, train_model
 
 # %% auto #0
 __all__ = ['ROWS_FILE', 'prepare_baseline', 'measure_variant', 'append_row', 'read_rows', 'run_sweep', 'pareto_frontier']
@@ -63,12 +63,12 @@ def measure_variant(pruned:SmallCNN, # the pruned (and fine-tuned) FP32 network
     "Convert `pruned` to `precision`, measure it and judge it against the budgets: one sweep row."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
     variant, inputs = precision_variant(pruned, precision, train_dl, cfg.calibration_batches, backend)
-    device = torch.device("cpu") if precision == "int8" else resolve_device(cfg.device)
-    metrics = collect_metrics(variant.to(device) if precision != "int8" else variant, val_dl, device,
-                              cfg.power_watts, precision, inputs, cfg.benchmark_warmup, cfg.benchmark_trials,
-                              cfg.benchmark_stream_trials, cfg.benchmark_repeats, cfg.cpu_frequency_scale, seed=cfg.seed)
-    dtype = torch.float16 if inputs == "fp16" else torch.float32
-    layers = estimate_layerwise_stats(variant.cpu() if precision != "int8" else variant, (1, 1, 28, 28), dtype)
+    device = torch.device("cpu") if precision == "int8" else resolve_device(cfg.device)  # quantized kernels are CPU kernels
+    variant.to(device)
+    metrics = collect_metrics(variant, val_dl, device, cfg.power_watts, precision, inputs, cfg.benchmark_warmup,
+                              cfg.benchmark_trials, cfg.benchmark_stream_trials, cfg.benchmark_repeats,
+                              cfg.cpu_frequency_scale, seed=cfg.seed)
+    layers = estimate_layerwise_stats(variant, (1, 1, pruned.input_size, pruned.input_size), input_dtype(inputs))
     hw = summarize_hardware(layers, metrics.latency_ms, metrics.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     return {**asdict(metrics), "accepted": is_accepted(metrics.memory_mb, cfg.active_budget_mb),
             **_violation_columns(metrics.memory_mb, cfg.memory_budgets_mb),
@@ -126,17 +126,15 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
     todo = [(l, p) for l in cfg.pruning_levels for p in cfg.precisions if (float(l), p) not in done]
     bar = tqdm(total=len(cfg.pruning_levels) * len(cfg.precisions), initial=len(done), disable=not progress,
                desc="sweep", unit="config")
-    pruned_cache = {}
+    pruned_level, pruned = None, None  # levels run in order: each is pruned (and fine-tuned) once
     for level, precision in todo:
         bar.set_postfix_str(f"pruning {level:g}, {precision}")
         row = {"fingerprint": fingerprint, "seed": cfg.seed, "pruning_level": float(level), "precision": precision}
         try:
-            if level not in pruned_cache:
+            if level != pruned_level:
                 seed_everything(cfg.seed)
-                pruned = structured_channel_prune(model, level)
+                pruned, pruned_level = structured_channel_prune(model, level), level
                 if cfg.finetune_epochs: train_model(pruned, train_dl, cfg.finetune_epochs, cfg.learning_rate, resolve_device(cfg.device), False).cpu()
-                pruned_cache = {level: pruned}  # levels run in order: keep only the current one
-            pruned = pruned_cache[level]
             row.update(conv1_channels=pruned.conv1.out_channels, conv2_channels=pruned.conv2.out_channels,
                        parameters=count_parameters(pruned))
             row.update(measure_variant(pruned, precision, cfg, train_dl, val_dl), error=None)

@@ -5,18 +5,17 @@
 # %% ../nbs/api/05_hardware.ipynb #7ffdc308
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .quantization import QUANTIZED_TYPES, module_storage_bytes
+from .quantization import module_storage_bytes
 
 # %% auto #0
-__all__ = ['MB', 'estimate_layerwise_stats', 'peak_activation_bytes', 'memory_violations', 'is_accepted', 'HardwareSummary',
-           'summarize_hardware', 'precision_tradeoff_table']
+__all__ = ['MB', 'estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',
+           'HardwareSummary', 'summarize_hardware', 'precision_tradeoff_table']
 
 # %% ../nbs/api/05_hardware.ipynb #e3f2c628
 MB = 1_000_000  # bytes in a megabyte: edge_opt reports decimal MB throughout
@@ -67,11 +66,15 @@ def estimate_layerwise_stats(model:nn.Module, # float, FP16 or INT8 network
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/05_hardware.ipynb #7e2ea265
-def peak_activation_bytes(model:nn.Module, input_shape:tuple=(1, 1, 28, 28), input_dtype:torch.dtype=torch.float32) -> int:
-    "Largest input + output bytes of any single layer: the activation memory of sequential execution."
-    stats = estimate_layerwise_stats(model, input_shape, input_dtype, all_layers=True)
+def peak_live_bytes(stats:pd.DataFrame, # `estimate_layerwise_stats(..., all_layers=True)`
+                   ) -> int:
+    "Largest input + output bytes of any single layer (just the output for in-place layers)."
     live = stats.activation_bytes.where(stats.in_place, stats.input_bytes + stats.activation_bytes)
     return int(live.max())
+
+def peak_activation_bytes(model:nn.Module, input_shape:tuple=(1, 1, 28, 28), input_dtype:torch.dtype=torch.float32) -> int:
+    "The activation memory of sequential execution: `peak_live_bytes` of every layer of `model`."
+    return peak_live_bytes(estimate_layerwise_stats(model, input_shape, input_dtype, all_layers=True))
 
 # %% ../nbs/api/05_hardware.ipynb #9350a98c
 def memory_violations(memory_mb:float, # a variant's runtime memory, MB

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .hardware import MB, estimate_layerwise_stats, peak_activation_bytes
+from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
-from .training import predict
+from .training import input_dtype, predict
 
 # %% auto #0
 __all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'measure_latency', 'cpu_name', 'Metrics', 'collect_metrics']
@@ -48,6 +48,10 @@ class LatencyStats:
     p95_ms: float
     p99_ms: float
     trials: int
+
+    def scaled(self, factor:float) -> LatencyStats:
+        "The same statistics with every latency multiplied by `factor` (see `cpu_frequency_scale`)."
+        return replace(self, **{k: getattr(self, k) * factor for k in ("mean_ms", "median_ms", "std_ms", "p95_ms", "p99_ms")})
 
 def measure_latency(model:nn.Module, # network to time (eval mode)
                     example:torch.Tensor, # one input batch, already on the device and in the model's dtype
@@ -137,24 +141,21 @@ def collect_metrics(model:nn.Module, # the variant, as `precision_variant` retur
     if not power_watts > 0: raise ValueError(f"power_watts must be positive, got {power_watts!r}")
     if not cpu_frequency_scale > 0: raise ValueError(f"cpu_frequency_scale must be positive, got {cpu_frequency_scale!r}")
     device = torch.device(device)
-    input_precision = input_precision or ("fp16" if precision == "fp16" else "fp32")
-    dtype = torch.float16 if input_precision == "fp16" else torch.float32
+    input_precision = input_precision or precision
+    dtype = input_dtype(input_precision)
     preds, targets = predict(model, loader, device, input_precision)
     correct = (preds == targets).numpy()
     low, high = bootstrap_accuracy_ci(correct, n_boot, seed=seed)
     batch = next(iter(loader))[0].to(device, dtype)
-    full = measure_latency(model, batch, warmup, trials, repeats)
-    one = measure_latency(model, batch[:1], warmup, stream_trials, repeats)
-    s = cpu_frequency_scale
-    sample_shape = (1, *batch.shape[1:])
-    model_mb = model_storage_bytes(model) / MB
-    act_mb = peak_activation_bytes(model, sample_shape, dtype) / MB
+    full = measure_latency(model, batch, warmup, trials, repeats).scaled(cpu_frequency_scale)
+    one = measure_latency(model, batch[:1], warmup, stream_trials, repeats).scaled(cpu_frequency_scale)
+    layers = estimate_layerwise_stats(model, (1, *batch.shape[1:]), dtype, all_layers=True)  # MACs and activations: one pass
+    model_mb, act_mb = model_storage_bytes(model) / MB, peak_live_bytes(layers) / MB
     return Metrics(
         precision, float(correct.mean()), low, high, full.batch_size,
-        full.mean_ms * s, full.median_ms * s, full.std_ms * s, full.p95_ms * s, full.p99_ms * s,
-        one.mean_ms * s, one.median_ms * s, one.std_ms * s, one.p95_ms * s, one.p99_ms * s,
-        full.batch_size / (full.mean_ms * s / 1e3), 1 / (one.mean_ms * s / 1e3),
+        full.mean_ms, full.median_ms, full.std_ms, full.p95_ms, full.p99_ms,
+        one.mean_ms, one.median_ms, one.std_ms, one.p95_ms, one.p99_ms,
+        full.batch_size / (full.mean_ms / 1e3), 1 / (one.mean_ms / 1e3),
         model_mb, act_mb, model_mb + act_mb,
-        power_watts * full.mean_ms * s / 1e3, power_watts * one.mean_ms * s / 1e3,
-        int(estimate_layerwise_stats(model, sample_shape, dtype).macs.sum()),
-        float(power_watts), float(s), torch.get_num_threads(), cpu_name(), str(device))
+        power_watts * full.mean_ms / 1e3, power_watts * one.mean_ms / 1e3, int(layers.macs.sum()),
+        float(power_watts), float(cpu_frequency_scale), torch.get_num_threads(), cpu_name(), str(device))

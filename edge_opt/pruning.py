@@ -5,7 +5,6 @@
 # %% ../nbs/api/03_pruning.ipynb #c8a84e97
 from __future__ import annotations
 
-import math
 
 import torch
 from torch.utils.data import DataLoader

@@ -15,7 +15,7 @@ from .model import SmallCNN, resolve_device, seed_everything
 from .data import build_loaders
 
 # %% auto #0
-__all__ = ['train_model', 'predict', 'evaluate_accuracy', 'train_baseline']
+__all__ = ['train_model', 'input_dtype', 'predict', 'evaluate_accuracy', 'train_baseline']
 
 # %% ../nbs/api/02_training.ipynb #2acaca11
 def train_model(model:nn.Module, # network to train, in place
@@ -43,6 +43,10 @@ def train_model(model:nn.Module, # network to train, in place
     return model.eval()
 
 # %% ../nbs/api/02_training.ipynb #4473aed8
+def input_dtype(precision:str) -> torch.dtype:
+    "The dtype a model of `precision` takes: half for FP16, float32 otherwise (INT8 quantizes FP32 inputs itself)."
+    return torch.float16 if precision == "fp16" else torch.float32
+
 def predict(model:nn.Module, # trained network
             loader:DataLoader, # batches of `(images, labels)`
             device:str|torch.device="cpu", # where to run
@@ -54,8 +58,7 @@ def predict(model:nn.Module, # trained network
     preds, targets = [], []
     with torch.inference_mode():
         for images, labels in loader:
-            images = images.to(device)
-            if precision == "fp16": images = images.half()
+            images = images.to(device, input_dtype(precision))
             preds.append(model(images).argmax(1).cpu()); targets.append(labels)
     return torch.cat(preds), torch.cat(targets)
 

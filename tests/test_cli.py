@@ -1,6 +1,5 @@
 "The edge-opt command: bad configs, resume after a kill, several seeds."
 import json
-import os
 import signal
 import subprocess
 import sys
