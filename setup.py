@@ -42,7 +42,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
     include_package_data=True,
     install_requires=cfg.get("requirements", "").split(),
-    extras_require={"dev": cfg.get("dev_requirements", "").split()},
+    extras_require={key.removesuffix("_requirements"): cfg[key].split()
+                    for key in cfg if key.endswith("_requirements") and key != "dev_requirements"}
+                   | {"dev": cfg.get("dev_requirements", "").split()},
     python_requires=">=" + cfg["min_python"],
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
