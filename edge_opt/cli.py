@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from .config import ConfigError, SweepConfig, config_from_dict, load_config
+from .constraints import OBJECTIVES, Constraints, recommend
 from .data import DatasetUnavailableError
 from .experiments import ROWS_FILE, measured_rows, run_sweep
 from .hardware import precision_tradeoff_table
@@ -23,7 +24,8 @@ from .reporting import fastest_runtime_table, pareto_by_runtime, reproducibility
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['PARETO_COLUMNS', 'build_parser', 'resolve_config', 'report_text', 'aggregate_seeds', 'run', 'main']
+__all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'build_parser', 'resolve_config', 'report_text', 'aggregate_seeds',
+           'write_recommendation', 'recommend_parser', 'recommend_main', 'run', 'main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 # flag -> config key, for the flags that override a config value (most flags are named as their key)
@@ -32,9 +34,15 @@ _OVERRIDES = {**{k: k for k in ("pruning_levels", "precisions", "epochs", "datas
                                 "runtimes", "benchmark_rounds")},
               "budgets_mb": "memory_budgets_mb", "backend": "quantization_backend"}
 
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line, `edge-opt: error: ...`, with exit status 2."
+    def error(self, message):
+        print(f"edge-opt: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
 def build_parser() -> argparse.ArgumentParser:
     "The `edge-opt` argument parser."
-    p = argparse.ArgumentParser(prog="edge-opt", description="Sweep pruning levels × precisions of a CNN; "
+    p = _Parser(prog="edge-opt", description="Sweep pruning levels × precisions of a CNN; "
                                 "measure accuracy, latency, memory and energy; keep what fits the memory budget.")
     p.add_argument("--config", metavar="FILE", help="YAML file of SweepConfig keys (see --print-config)")
     p.add_argument("--output-dir", metavar="DIR", help="where results go (default: ./outputs)")
@@ -108,6 +116,65 @@ def aggregate_seeds(frames:list[pd.DataFrame]) -> pd.DataFrame:
     agg.columns = [f"{c}_{s}" for c, s in agg.columns]
     return agg.assign(accepted_ratio=groups.accepted.mean(), seeds=groups.seed.nunique()).reset_index()
 
+# %% ../nbs/api/10_cli.ipynb #811b60e6
+NO_VARIANT_EXIT = 3  # `edge-opt recommend` when no variant meets the constraints (a result, not an error)
+_CONSTRAINT_FLAGS = {"max_memory_mb": "max_memory_mb", "memory_on": "memory_on", "max_accuracy_drop": "max_accuracy_drop",
+                     "max_latency_ms": "max_latency_ms", "latency_stat": "latency_stat", "latency_batch": "latency_batch",
+                     "runtimes": "allowed_runtimes", "precisions": "allowed_precisions", "objective": "objective"}
+
+def write_recommendation(df:pd.DataFrame, cfg:SweepConfig, out:Path):
+    "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
+    rec = recommend(df, Constraints.from_config(cfg))
+    (Path(out) / "recommendation.json").write_text(json.dumps(rec.to_json(), indent=2, default=str))
+    return rec
+
+def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> str:
+    "The recommendation after a sweep; a sweep that cannot be judged (no FP32 unpruned baseline) says why instead."
+    try: return write_recommendation(df, cfg, out).text()
+    except ValueError as e: return f"No recommendation: {e} (or set max_accuracy_drop: null)."
+
+def recommend_parser() -> argparse.ArgumentParser:
+    "The `edge-opt recommend` argument parser."
+    p = _Parser(prog="edge-opt recommend", description="The fastest variant of a sweep that meets memory, "
+                                f"accuracy and latency limits. Exit 0: a variant passes; {NO_VARIANT_EXIT}: none does; 2: bad input.")
+    p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory (the sweep runs first if it holds none)")
+    p.add_argument("--config", metavar="FILE", help="YAML config: the sweep to run when DIR holds none, and default constraints")
+    p.add_argument("--max-memory-mb", type=float, metavar="MB", help="memory limit (default: the config's active budget)")
+    p.add_argument("--memory-on", choices=("true_storage", "artifact"), help="what the memory limit reads (default: true_storage)")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS", help="accuracy points below eager FP32 unpruned (default: 1)")
+    p.add_argument("--max-latency-ms", type=float, metavar="MS", help="latency limit (default: none)")
+    p.add_argument("--latency-stat", choices=("median", "p95"), help="statistic the latency limit reads (default: median)")
+    p.add_argument("--latency-batch", choices=("single", "batch"), help="batch the latency limit reads (default: single)")
+    p.add_argument("--runtimes", nargs="+", metavar="R", help=f"runtimes allowed, any of {' '.join(RUNTIMES)}")
+    p.add_argument("--precisions", nargs="+", metavar="P", help=f"precisions allowed, any of {' '.join(PRECISIONS)}")
+    p.add_argument("--objective", metavar="O", help=f"what fastest means: {', '.join(OBJECTIVES)} (default: single_median)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (when the sweep has to run)")
+    return p
+
+# %% ../nbs/api/10_cli.ipynb #23e2ba4a
+def _recommend_config(args:argparse.Namespace) -> SweepConfig:
+    base = load_config(args.config) if args.config else SweepConfig()
+    values = {key: getattr(args, flag) for flag, key in _CONSTRAINT_FLAGS.items() if getattr(args, flag) is not None}
+    out = Path(args.from_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--from '{out}' is not allowed; it is a file, expected a directory holding a sweep or one to run it in")
+    return config_from_dict({**values, "output_dir": str(out)}, base=base)
+
+def recommend_main(argv:list[str]) -> int:
+    "`edge-opt recommend`: judge an existing sweep (or run it first) and print and save the recommendation."
+    args = recommend_parser().parse_args(argv)
+    try: cfg = _recommend_config(args)
+    except ConfigError as e: return _fail(str(e))
+    out = Path(cfg.output_dir)
+    if not (out / "sweep_results.csv").exists():
+        print(f"edge-opt: no sweep in {out}; running it first", flush=True)
+        try: run(cfg, [cfg.seed], not args.no_progress, ["edge-opt", "recommend", *argv])
+        except OSError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
+    try: rec = write_recommendation(pd.read_csv(out / "sweep_results.csv"), cfg, out)
+    except ValueError as e: return _fail(str(e))
+    print(rec.text())
+    return 0 if rec.choice is not None else NO_VARIANT_EXIT
+
 # %% ../nbs/api/10_cli.ipynb #5f3b3fab
 def _fail(message:str) -> int:
     print(f"edge-opt: error: {message}", file=sys.stderr)
@@ -121,7 +188,8 @@ def run(cfg:SweepConfig, seeds:list[int], progress:bool=True, command:list[str]|
         seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
         df = run_sweep(seed_cfg, seed_dir, progress)
         write_reports(df, seed_cfg, seed_dir, command)
-        print(f"\n== seed {seed} ==\n" + report_text(df, seed_cfg) + f"\nFiles: {seed_dir}", flush=True)
+        print(f"\n== seed {seed} ==\n" + report_text(df, seed_cfg) + "\n\n" + _recommendation_text(df, seed_cfg, seed_dir)
+              + f"\nFiles: {seed_dir}", flush=True)
         frames.append(df); cfgs.append(seed_cfg)
     if len(seeds) > 1:
         agg = aggregate_seeds(frames)
@@ -131,7 +199,9 @@ def run(cfg:SweepConfig, seeds:list[int], progress:bool=True, command:list[str]|
     return frames
 
 def main(argv:list[str]|None=None) -> int:
-    "Entry point of the `edge-opt` console script."
+    "Entry point of the `edge-opt` console script (`edge-opt recommend ...` for the recommendation alone)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         cfg = resolve_config(args)
@@ -144,7 +214,7 @@ def main(argv:list[str]|None=None) -> int:
         return 0
     start = time.perf_counter()
     try:
-        run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *(sys.argv[1:] if argv is None else argv)])
+        run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *argv])
     except (ConfigError, DatasetUnavailableError, ValueError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:

@@ -17,14 +17,19 @@ import yaml
 from .data import DATASETS
 from .model import DEVICES
 from .quantization import INT8_BACKENDS, PRECISIONS
+from .constraints import Constraints
 from .runtimes import check_runtimes, default_runtimes
 
 # %% auto #0
-__all__ = ['ConfigError', 'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml']
+__all__ = ['RESULT_NEUTRAL_KEYS', 'ConfigError', 'SweepConfig', 'validate', 'config_from_dict', 'load_config',
+           'default_config_yaml']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
     "A configuration key has a value that is not allowed."
+
+RESULT_NEUTRAL_KEYS = ("output_dir", "max_memory_mb", "memory_on", "max_accuracy_drop", "max_latency_ms", "latency_stat",
+                       "latency_batch", "allowed_runtimes", "allowed_precisions", "objective")  # keys that never change a measurement
 
 @dataclass
 class SweepConfig:
@@ -55,14 +60,24 @@ class SweepConfig:
     device: str = "cpu"                  # "cpu", "cuda", "mps" or "auto" (INT8 always runs on the CPU)
     threads: int|None = None             # intra-op threads for every runtime (None: PyTorch's default count, given to all)
     output_dir: str = "outputs"          # where results, figures and checkpoints go
+    # the recommendation's constraints (they judge results; they never change what is measured)
+    max_memory_mb: float|None = None     # memory limit, MB (None: the active budget)
+    memory_on: str = "true_storage"      # "true_storage" (model + activations, as `accepted`) or "artifact" (the file that ships)
+    max_accuracy_drop: float|None = 1.0  # accuracy points a variant may lose against eager FP32 unpruned (None: no limit)
+    max_latency_ms: float|None = None    # latency limit on `latency_stat` at `latency_batch` (None: no limit)
+    latency_stat: str = "median"         # "median" or "p95" for the latency limit
+    latency_batch: str = "single"        # "single" (batch 1) or "batch" (the batch size) for the latency limit
+    allowed_runtimes: list|None = None   # runtimes a recommendation may use (None: all measured)
+    allowed_precisions: list|None = None # precisions a recommendation may use (None: all measured)
+    objective: str = "single_median"     # what "fastest" means: single_median, batch_median, single_p95 or batch_p95
 
     def __post_init__(self): validate(self)
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        "Hash of every setting that changes results (all but `output_dir`): a sweep resumes only into the same one."
-        d = self.to_dict(); d.pop("output_dir")
+        "Hash of every setting that changes results (not `output_dir` nor the constraints): a sweep resumes only into the same one."
+        d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/api/07_config.ipynb #3fb9dd7e
@@ -91,6 +106,12 @@ def _nonempty_list(cfg, key):
     return v
 
 # %% ../nbs/api/07_config.ipynb #b3cfa26b
+def _constraints(cfg):
+    "The recommendation's keys, checked by the one owner of their rules (`edge_opt.constraints`)."
+    try: Constraints.from_config(cfg)
+    except ValueError as e: raise ConfigError(str(e)) from None
+
+# %% ../nbs/api/07_config.ipynb #e79183d5
 def validate(cfg:SweepConfig) -> SweepConfig:
     "Check every key of `cfg`; raise `ConfigError` naming the first bad key, its value and what is allowed."
     for key in ("seed", "epochs", "finetune_epochs", "benchmark_warmup"): _int(cfg, key, 0)
@@ -106,6 +127,7 @@ def validate(cfg:SweepConfig) -> SweepConfig:
         if p not in PRECISIONS: _fail("precisions", p, f"each precision must be one of {', '.join(PRECISIONS)}")
     try: check_runtimes(cfg.runtimes)
     except ValueError as e: raise ConfigError(str(e)) from None
+    _constraints(cfg)
     for b in _nonempty_list(cfg, "memory_budgets_mb"):
         if not _is_num(b) or b <= 0: _fail("memory_budgets_mb", b, "each budget must be a positive number of MB")
     if not isinstance(cfg.output_dir, (str, Path)) or not str(cfg.output_dir): _fail("output_dir", cfg.output_dir, "expected a directory path")

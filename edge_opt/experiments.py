@@ -22,7 +22,8 @@ from tqdm import tqdm
 from .config import SweepConfig
 from .data import build_loaders
 from .hardware import is_accepted, memory_violations, summarize_hardware
-from .metrics import LatencyStats, deployed_accuracy, footprint, time_interleaved, variant_metrics
+from .metrics import (LatencyStats, bootstrap_accuracy_ci, deployed_correct, footprint, pack_correct, time_interleaved,
+                              variant_metrics)
 from .model import SmallCNN, count_parameters, resolve_device, seed_everything
 from .pruning import structured_channel_prune
 from .quantization import precision_variant
@@ -86,14 +87,15 @@ def _footprints(pruned:SmallCNN, precisions:set, cfg:SweepConfig, calibration:li
         out[p] = footprint(variant, (1, pruned.in_channels, pruned.input_size, pruned.input_size), input_dtype(inputs))
     return out
 
-def _row(deployed, fp, acc, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int) -> dict:
-    "One measured row: metrics, acceptance, budget violations, roofline and layers."
+def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int) -> dict:
+    "One measured row: metrics, acceptance, budget violations, roofline, layers and per-image correctness."
+    acc = (float(correct.mean()), *bootstrap_accuracy_ci(correct, seed=cfg.seed))
     metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     return {**metrics.to_row(), "accepted": is_accepted(metrics.memory_mb, cfg.active_budget_mb),
             **_violation_columns(metrics.memory_mb, cfg.memory_budgets_mb), **{f"hw_{k}": v for k, v in asdict(hw).items()},
             "layers": fp.layers.assign(output_shape=fp.layers.output_shape.map(list)).to_dict("records"),
-            "error": None, "unsupported": None}
+            "correct": pack_correct(correct), "error": None, "unsupported": None}
 
 # %% ../nbs/api/08_experiments.ipynb #8526a5eb
 def measure_variants(pruned:SmallCNN, # the network the artifacts were built from
@@ -112,8 +114,7 @@ def measure_variants(pruned:SmallCNN, # the network the artifacts were built fro
     fps, rows = _footprints(pruned, {p for p, _ in built}, cfg, calibration), {}
     for key, d in built.items():
         try:
-            acc = deployed_accuracy(d, val_dl, seed=cfg.seed)
-            rows[key] = _row(d, fps[key[0]], acc, LatencyStats.from_rounds(len(batch), full[key]),
+            rows[key] = _row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
                              LatencyStats.from_rounds(1, one[key]), cfg, threads)
         except Exception as e: rows[key] = _error_row(e)
     return rows

@@ -5,6 +5,7 @@
 # %% ../nbs/api/06_metrics.ipynb #452ca20e
 from __future__ import annotations
 
+import base64
 import platform
 import time
 from dataclasses import dataclass, fields, replace
@@ -22,7 +23,8 @@ from .training import input_dtype
 
 # %% auto #0
 __all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'cpu_name', 'Metrics', 'Footprint',
-           'footprint', 'deployed_accuracy', 'variant_metrics', 'collect_metrics']
+           'footprint', 'deployed_correct', 'deployed_accuracy', 'pack_correct', 'unpack_correct', 'variant_metrics',
+           'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -50,6 +52,7 @@ class LatencyStats:
     mean_ms: float     # mean of every timed call
     std_ms: float      # standard deviation of every timed call
     p90_ms: float      # 90th percentile of every timed call
+    p95_ms: float      # 95th percentile of every timed call
     p99_ms: float      # 99th percentile of every timed call
     rounds: int        # interleaved rounds
     calls: int         # timed calls per round
@@ -59,13 +62,14 @@ class LatencyStats:
         "Statistics of per-call times (ms) grouped by round."
         calls, medians = np.concatenate(rounds), np.array([np.median(r) for r in rounds])
         low, median, high = np.percentile(medians, [5, 50, 95])
+        p90, p95, p99 = np.percentile(calls, [90, 95, 99])
         return cls(batch_size, float(median), float(low), float(high), float(calls.mean()),
-                   float(calls.std(ddof=1)) if calls.size > 1 else 0.0, float(np.percentile(calls, 90)),
-                   float(np.percentile(calls, 99)), len(rounds), len(rounds[0]))
+                   float(calls.std(ddof=1)) if calls.size > 1 else 0.0, float(p90), float(p95), float(p99),
+                   len(rounds), len(rounds[0]))
 
     def scaled(self, factor:float) -> LatencyStats:
         "The same statistics with every latency multiplied by `factor` (see `cpu_frequency_scale`)."
-        ms = ("median_ms", "low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")
+        ms = ("median_ms", "low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p95_ms", "p99_ms")
         return replace(self, **{k: getattr(self, k) * factor for k in ms})
 
 # %% ../nbs/api/06_metrics.ipynb #ab7641b7
@@ -156,7 +160,7 @@ class Metrics:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("latency", "stream_latency")}
         for prefix, stats in (("latency", self.latency), ("stream_latency", self.stream_latency)):
             row.update({f"{prefix}_ms": stats.median_ms, **{f"{prefix}_{k.removesuffix('_ms')}_ms": getattr(stats, k)
-                        for k in ("low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")},
+                        for k in ("low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p95_ms", "p99_ms")},
                         f"{prefix}_rounds": stats.rounds, f"{prefix}_calls": stats.calls})
         return {**row, "batch_size": self.latency.batch_size, "memory_mb": self.memory_mb,
                 "throughput_sps": self.latency.batch_size / (self.latency.median_ms / 1e3),
@@ -181,16 +185,31 @@ def footprint(variant:nn.Module, # the eager precision variant (`precision_varia
     conv_linear = layers[layers.macs > 0].reset_index(drop=True)
     return Footprint(model_storage_bytes(variant), peak_live_bytes(layers), int(layers.macs.sum()), conv_linear)
 
+def deployed_correct(deployed:Deployed, # the artifact to evaluate
+                     loader:DataLoader, # validation batches of `(images, labels)`, in a fixed order
+                    ) -> np.ndarray:
+    "1 for each validation image the deployed artifact classifies correctly, 0 otherwise (in loader order)."
+    correct = [(deployed.logits(images).argmax(1) == labels).numpy() for images, labels in loader]
+    if not correct: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
+    return np.concatenate(correct).astype(np.uint8)
+
 def deployed_accuracy(deployed:Deployed, # the artifact to evaluate
                       loader:DataLoader, # validation batches of `(images, labels)`
                       n_boot:int=1000, # bootstrap resamples
                       seed:int=0, # seed of the bootstrap
                      ) -> tuple[float, float, float]:
     "Top-1 accuracy of the deployed artifact on `loader`, with its 95% bootstrap interval."
-    correct = [(deployed.logits(images).argmax(1) == labels).numpy() for images, labels in loader]
-    if not correct: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
-    correct = np.concatenate(correct)
+    correct = deployed_correct(deployed, loader)
     return (float(correct.mean()), *bootstrap_accuracy_ci(correct, n_boot, seed=seed))
+
+def pack_correct(correct:np.ndarray) -> str:
+    "Per-image correctness as a compact base64 string (a sweep row keeps it for paired comparisons)."
+    return f"{len(correct)}:" + base64.b64encode(np.packbits(np.asarray(correct, dtype=np.uint8))).decode()
+
+def unpack_correct(packed:str) -> np.ndarray:
+    "The 0/1 vector `pack_correct` stored."
+    n, data = packed.split(":", 1)
+    return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[:int(n)]
 
 # %% ../nbs/api/06_metrics.ipynb #1bc927d4
 def variant_metrics(deployed:Deployed, # the artifact that was measured

@@ -1,0 +1,121 @@
+"The recommendation end to end: a real sweep judged independently from its CSV, the CLI's exit codes and bad input."
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edge_opt.cli import NO_VARIANT_EXIT, main
+from edge_opt.constraints import Constraints, recommend
+from edge_opt.metrics import unpack_correct
+
+EDGE_OPT = str(Path(sys.executable).with_name("edge-opt"))
+SMALL = ["--pruning-levels", "0", "0.5", "--precisions", "fp32", "int8", "--runtimes", "eager", "onnxruntime",
+         "--epochs", "2", "--train-subset", "1000", "--benchmark-rounds", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    assert main(["--output-dir", str(out), *SMALL]) == 0
+    return out
+
+
+def run(*args):
+    return subprocess.run([EDGE_OPT, *args], capture_output=True, text=True, timeout=600)
+
+
+def independent_answer(csv, max_memory_mb, max_drop, objective_col, max_latency_ms=None):
+    "The recommendation recomputed from sweep_results.csv with numpy alone: paired bootstrap of the drop, filter, argmin."
+    rows = pd.read_csv(csv)
+    rows = rows[rows.error.isna() & rows.unsupported.isna()].reset_index(drop=True)
+    base = rows[(rows.pruning_level == 0) & (rows.precision == "fp32") & (rows.runtime == "eager")].iloc[0]
+    b = unpack_correct(base.correct).astype(np.int8)
+    idx = np.random.default_rng(0).integers(0, len(b), size=(1000, len(b)))
+    high = [np.percentile((b - unpack_correct(c).astype(np.int8))[idx].mean(axis=1) * 100, 97.5) for c in rows.correct]
+    ok = rows[(rows.memory_mb <= max_memory_mb) & (np.round(high, 9) <= max_drop)
+              & ((rows.stream_latency_ms <= max_latency_ms) if max_latency_ms else True)]
+    if ok.empty: return None
+    best = ok.sort_values([objective_col, "accuracy", "memory_mb", "pruning_level"], ascending=[True, False, True, True]).iloc[0]
+    return best.pruning_level, best.precision, best.runtime
+
+
+@pytest.mark.parametrize("memory,drop,objective,col", [
+    (0.05, 1.0, "single_median", "stream_latency_ms"),
+    (0.2, 100.0, "batch_median", "latency_ms"),
+    (0.03, 20.0, "batch_p95", "latency_p95_ms"),
+])
+def test_recommendation_matches_an_independent_computation(sweep_dir, memory, drop, objective, col):
+    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", str(memory), "--max-accuracy-drop", str(drop),
+              "--objective", objective)
+    expected = independent_answer(sweep_dir / "sweep_results.csv", memory, drop, col)
+    assert res.returncode == (0 if expected else NO_VARIANT_EXIT), res.stderr
+    rec = json.loads((sweep_dir / "recommendation.json").read_text())
+    assert rec["passed"] == (expected is not None)
+    if expected:
+        assert (rec["pruning_level"], rec["precision"], rec["runtime"]) == expected
+        assert {"accuracy", "memory_mb", col, "constraints"} <= set(rec)
+        assert rec["constraints"]["max_memory_mb"] == memory and rec["constraints"]["objective"] == objective
+        assert f"Ship pruning {expected[0]:g} + {expected[1].upper()} on {expected[2]}" in res.stdout
+
+
+def test_nothing_passes_is_a_result_with_nearest_misses(sweep_dir):
+    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", "0.001")
+    assert res.returncode == NO_VARIANT_EXIT and "Traceback" not in res.stderr
+    assert "No variant of 8 meets every constraint. Nearest misses:" in res.stdout
+    rec = json.loads((sweep_dir / "recommendation.json").read_text())
+    assert rec["passed"] is False and rec["recommendation"] is None and "memory" in rec["nearest_misses"]
+
+
+def test_latency_limit_and_allowed_runtimes(sweep_dir):
+    rows = pd.read_csv(sweep_dir / "sweep_results.csv")
+    rec = recommend(rows, Constraints(max_memory_mb=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",)))
+    assert rec.choice["runtime"] == "eager"
+    assert set(rec.candidates[rec.candidates.passes].runtime) == {"eager"}
+    limit = rec.choice["latency"] * 0.999   # just below the fastest eager variant: it must be excluded
+    tighter = recommend(rows, Constraints(max_memory_mb=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",), max_latency_ms=limit))
+    assert tighter.choice is None or tighter.choice["latency"] <= limit
+
+
+def test_default_run_prints_and_writes_a_recommendation(sweep_dir):
+    rec = json.loads((sweep_dir / "recommendation.json").read_text())   # written by the sweep, then by later calls
+    assert {"passed", "constraints", "baseline"} <= set(rec)
+
+
+def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("pruning_levels: [0.0]\nprecisions: [fp32, int8]\nruntimes: [eager]\nepochs: 1\ntrain_subset: 500\n"
+                   "benchmark_rounds: 1\nmax_accuracy_drop: 100\n")
+    res = run("recommend", "--from", str(tmp_path / "new"), "--config", str(cfg), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "no sweep in" in res.stdout and (tmp_path / "new" / "sweep_results.csv").exists()
+    assert json.loads((tmp_path / "new" / "recommendation.json").read_text())["constraints"]["max_accuracy_drop"] == 100
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--max-memory-mb", "-1"], "config key 'max_memory_mb': -1.0 is not allowed"),
+    (["--max-latency-ms", "fast"], "argument --max-latency-ms: invalid float value: 'fast'"),
+    (["--max-accuracy-drop", "150"], "config key 'max_accuracy_drop': 150.0 is not allowed; expected a non-negative number <= 100"),
+    (["--max-accuracy-drop", "-0.5"], "config key 'max_accuracy_drop': -0.5 is not allowed"),
+    (["--runtimes", "tflite"], "config key 'allowed_runtimes': 'tflite' is not allowed"),
+    (["--precisions", "int4"], "config key 'allowed_precisions': 'int4' is not allowed"),
+    (["--objective", "cheapest"], "config key 'objective': 'cheapest' is not allowed"),
+])
+def test_bad_limits_end_in_one_line(args, needle, sweep_dir):
+    before = (sweep_dir / "sweep_rows.jsonl").read_text()
+    res = run("recommend", "--from", str(sweep_dir), *args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and needle in res.stderr
+    assert (sweep_dir / "sweep_rows.jsonl").read_text() == before
+
+
+def test_a_directory_with_no_sweep_and_no_way_to_run_one(tmp_path):
+    afile = tmp_path / "results.txt"
+    afile.write_text("not a sweep")
+    res = run("recommend", "--from", str(afile))
+    assert res.returncode == 2 and res.stderr.strip() == f"edge-opt: error: --from '{afile}' is not allowed; it is a file, expected a directory holding a sweep or one to run it in"
+    res = run("recommend", "--from", "/proc/edge_opt_cannot_be_here", "--no-progress")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "none can be run there" in res.stderr
