@@ -15,9 +15,10 @@ import pandas as pd
 import yaml
 
 from .config import ConfigError, SweepConfig, config_from_dict, load_config
-from .constraints import OBJECTIVES, Constraints, recommend
+from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, recommend
 from .data import DatasetUnavailableError
-from .experiments import ROWS_FILE, measured_rows, run_sweep
+from .experiments import ROWS_FILE, run_sweep
+from .metrics import measured_rows
 from .hardware import precision_tradeoff_table
 from .quantization import PRECISIONS
 from .reporting import fastest_runtime_table, pareto_by_runtime, reproducibility_record, summarize_sweep, write_reports
@@ -118,9 +119,7 @@ def aggregate_seeds(frames:list[pd.DataFrame]) -> pd.DataFrame:
 
 # %% ../nbs/api/10_cli.ipynb #811b60e6
 NO_VARIANT_EXIT = 3  # `edge-opt recommend` when no variant meets the constraints (a result, not an error)
-_CONSTRAINT_FLAGS = {"max_memory_mb": "max_memory_mb", "memory_on": "memory_on", "max_accuracy_drop": "max_accuracy_drop",
-                     "max_latency_ms": "max_latency_ms", "latency_stat": "latency_stat", "latency_batch": "latency_batch",
-                     "runtimes": "allowed_runtimes", "precisions": "allowed_precisions", "objective": "objective"}
+_CONSTRAINT_FLAGS = {key.removeprefix("allowed_"): key for key in Constraints.__dataclass_fields__}  # --runtimes sets allowed_runtimes
 
 def write_recommendation(df:pd.DataFrame, cfg:SweepConfig, out:Path):
     "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
@@ -140,14 +139,15 @@ def recommend_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory (the sweep runs first if it holds none)")
     p.add_argument("--config", metavar="FILE", help="YAML config: the sweep to run when DIR holds none, and default constraints")
     p.add_argument("--max-memory-mb", type=float, metavar="MB", help="memory limit (default: the config's active budget)")
-    p.add_argument("--memory-on", choices=("true_storage", "artifact"), help="what the memory limit reads (default: true_storage)")
-    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS", help="accuracy points below eager FP32 unpruned (default: 1)")
+    d = Constraints()
+    p.add_argument("--memory-on", choices=MEMORY_ON, help=f"what the memory limit reads (default: {d.memory_on})")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS", help=f"accuracy points below eager FP32 unpruned (default: {d.max_accuracy_drop:g})")
     p.add_argument("--max-latency-ms", type=float, metavar="MS", help="latency limit (default: none)")
-    p.add_argument("--latency-stat", choices=("median", "p95"), help="statistic the latency limit reads (default: median)")
-    p.add_argument("--latency-batch", choices=("single", "batch"), help="batch the latency limit reads (default: single)")
+    p.add_argument("--latency-stat", choices=LATENCY_STATS, help=f"statistic the latency limit reads (default: {d.latency_stat})")
+    p.add_argument("--latency-batch", choices=LATENCY_BATCHES, help=f"batch the latency limit reads (default: {d.latency_batch})")
     p.add_argument("--runtimes", nargs="+", metavar="R", help=f"runtimes allowed, any of {' '.join(RUNTIMES)}")
     p.add_argument("--precisions", nargs="+", metavar="P", help=f"precisions allowed, any of {' '.join(PRECISIONS)}")
-    p.add_argument("--objective", metavar="O", help=f"what fastest means: {', '.join(OBJECTIVES)} (default: single_median)")
+    p.add_argument("--objective", metavar="O", help=f"what fastest means: {', '.join(OBJECTIVES)} (default: {d.objective})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (when the sweep has to run)")
     return p
 

@@ -28,8 +28,7 @@ __all__ = ['RESULT_NEUTRAL_KEYS', 'ConfigError', 'SweepConfig', 'validate', 'con
 class ConfigError(ValueError):
     "A configuration key has a value that is not allowed."
 
-RESULT_NEUTRAL_KEYS = ("output_dir", "max_memory_mb", "memory_on", "max_accuracy_drop", "max_latency_ms", "latency_stat",
-                       "latency_batch", "allowed_runtimes", "allowed_precisions", "objective")  # keys that never change a measurement
+RESULT_NEUTRAL_KEYS = ("output_dir", *Constraints.__dataclass_fields__)  # keys that never change a measurement
 
 @dataclass
 class SweepConfig:
@@ -61,15 +60,16 @@ class SweepConfig:
     threads: int|None = None             # intra-op threads for every runtime (None: PyTorch's default count, given to all)
     output_dir: str = "outputs"          # where results, figures and checkpoints go
     # the recommendation's constraints (they judge results; they never change what is measured)
+    # (defaults and rules come from `Constraints`, the one owner of these keys)
     max_memory_mb: float|None = None     # memory limit, MB (None: the active budget)
-    memory_on: str = "true_storage"      # "true_storage" (model + activations, as `accepted`) or "artifact" (the file that ships)
-    max_accuracy_drop: float|None = 1.0  # accuracy points a variant may lose against eager FP32 unpruned (None: no limit)
-    max_latency_ms: float|None = None    # latency limit on `latency_stat` at `latency_batch` (None: no limit)
-    latency_stat: str = "median"         # "median" or "p95" for the latency limit
-    latency_batch: str = "single"        # "single" (batch 1) or "batch" (the batch size) for the latency limit
+    memory_on: str = Constraints.memory_on            # "true_storage" (model + activations, as `accepted`) or "artifact" (the file that ships)
+    max_accuracy_drop: float|None = Constraints.max_accuracy_drop  # accuracy points a variant may lose against eager FP32 unpruned (None: no limit)
+    max_latency_ms: float|None = Constraints.max_latency_ms  # latency limit on `latency_stat` at `latency_batch` (None: no limit)
+    latency_stat: str = Constraints.latency_stat      # "median" or "p95" for the latency limit
+    latency_batch: str = Constraints.latency_batch    # "single" (batch 1) or "batch" (the batch size) for the latency limit
     allowed_runtimes: list|None = None   # runtimes a recommendation may use (None: all measured)
     allowed_precisions: list|None = None # precisions a recommendation may use (None: all measured)
-    objective: str = "single_median"     # what "fastest" means: single_median, batch_median, single_p95 or batch_p95
+    objective: str = Constraints.objective            # what "fastest" means: single_median, batch_median, single_p95 or batch_p95
 
     def __post_init__(self): validate(self)
 

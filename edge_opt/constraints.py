@@ -5,23 +5,26 @@
 # %% ../nbs/api/06a_constraints.ipynb #bf98b270
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from .metrics import unpack_correct
+from .metrics import measured_rows, unpack_correct
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'KEY', 'Constraints', 'accuracy_drops', 'candidate_table', 'Recommendation', 'recommend']
+__all__ = ['OBJECTIVES', 'MEMORY_ON', 'LATENCY_STATS', 'LATENCY_BATCHES', 'KEY', 'Constraints', 'accuracy_drops',
+           'candidate_table', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
               "single_p95": "stream_latency_p95_ms", "batch_p95": "latency_p95_ms"}  # objective -> row column
+MEMORY_ON = ("true_storage", "artifact")   # what `max_memory_mb` reads
+LATENCY_STATS = ("median", "p95")          # what `max_latency_ms` reads ...
+LATENCY_BATCHES = ("single", "batch")      # ... at which batch
 
 def _bad(key, value, allowed): raise ValueError(f"config key '{key}': {value!r} is not allowed; {allowed}")
 
@@ -54,8 +57,8 @@ class Constraints:
     def __post_init__(self):
         _limit("max_memory_mb", self.max_memory_mb, positive=True); _limit("max_latency_ms", self.max_latency_ms)
         _limit("max_accuracy_drop", self.max_accuracy_drop, high=100)
-        for key, allowed in (("memory_on", ("true_storage", "artifact")), ("latency_stat", ("median", "p95")),
-                             ("latency_batch", ("single", "batch")), ("objective", tuple(OBJECTIVES))):
+        for key, allowed in (("memory_on", MEMORY_ON), ("latency_stat", LATENCY_STATS), ("latency_batch", LATENCY_BATCHES),
+                             ("objective", tuple(OBJECTIVES))):
             if getattr(self, key) not in allowed: _bad(key, getattr(self, key), f"expected one of {', '.join(allowed)}")
         _subset("allowed_runtimes", self.allowed_runtimes, RUNTIMES); _subset("allowed_precisions", self.allowed_precisions, PRECISIONS)
 
@@ -74,6 +77,8 @@ class Constraints:
         return cls(max_memory_mb=cfg.max_memory_mb if cfg.max_memory_mb is not None else cfg.active_budget_mb, **values)
 
 # %% ../nbs/api/06a_constraints.ipynb #631ba35d
+def _has_baseline(rows:pd.DataFrame) -> bool: return bool(((rows.pruning_level == 0) & (rows.precision == "fp32")).any())
+
 def _baseline(rows:pd.DataFrame) -> pd.Series:
     "The eager FP32 unpruned row (else FP32 unpruned on another runtime): the accuracy reference."
     base = rows[(rows.pruning_level == 0) & (rows.precision == "fp32")]
@@ -123,9 +128,8 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_resul
                     c:Constraints, # the constraints
                    ) -> pd.DataFrame:
     "Every measured variant with its objective, memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first."
-    ok = rows[rows.get("error", pd.Series(None, index=rows.index)).isna() & rows.get("unsupported", pd.Series(None, index=rows.index)).isna()]
-    ok = ok.reset_index(drop=True)
-    no_limit = c.max_accuracy_drop is None and not ((ok.pruning_level == 0) & (ok.precision == "fp32")).any()
+    ok = measured_rows(rows).reset_index(drop=True)
+    no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
@@ -208,9 +212,7 @@ def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv
              ) -> Recommendation:
     "The fastest variant meeting every constraint; nothing passing is a result (`choice` None, `nearest_misses` filled)."
     t = candidate_table(rows, constraints)
-    ok = rows[rows.get("error", pd.Series(None, index=rows.index)).isna() & rows.get("unsupported", pd.Series(None, index=rows.index)).isna()]
-    has_base = ((ok.pruning_level == 0) & (ok.precision == "fp32")).any()
-    base = _brief(_baseline(ok)[KEY + ["accuracy"]]) if has_base else None
+    base = _brief(_baseline(t)[KEY + ["accuracy"]]) if _has_baseline(t) else None   # the table keeps every measured row
     passing = t[t.passes]
     brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "memory", "drop_points", "drop_high", "latency"]])
     return Recommendation(constraints, t, base, brief(passing.iloc[0]) if len(passing) else None,

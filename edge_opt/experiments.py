@@ -22,8 +22,8 @@ from tqdm import tqdm
 from .config import SweepConfig
 from .data import build_loaders
 from .hardware import is_accepted, memory_violations, summarize_hardware
-from .metrics import (LatencyStats, bootstrap_accuracy_ci, deployed_correct, footprint, pack_correct, time_interleaved,
-                              variant_metrics)
+from .metrics import (LatencyStats, accuracy_with_ci, deployed_correct, footprint, measured_rows, pack_correct,
+                              time_interleaved, variant_metrics)
 from .model import SmallCNN, count_parameters, resolve_device, seed_everything
 from .pruning import structured_channel_prune
 from .quantization import precision_variant
@@ -32,7 +32,7 @@ from .training import input_dtype, train_model
 
 # %% auto #0
 __all__ = ['ROWS_FILE', 'prepare_baseline', 'build_variants', 'measure_variants', 'append_row', 'read_rows', 'row_key',
-           'run_sweep', 'code_version', 'cache_root', 'cached_sweep', 'measured_rows', 'pareto_frontier']
+           'run_sweep', 'code_version', 'cache_root', 'cached_sweep', 'pareto_frontier']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
@@ -78,18 +78,19 @@ def build_variants(pruned:SmallCNN, # the pruned (and fine-tuned) FP32 network
 def _violation_columns(memory_mb:float, budgets:list) -> dict:
     return {f"violates_{b:g}mb": v for b, v in memory_violations(memory_mb, budgets).items()}
 
-def _footprints(pruned:SmallCNN, precisions:set, cfg:SweepConfig, calibration:list) -> dict:
-    "Storage, activations and MACs of each precision variant (from the eager module, whatever the runtime)."
+def _footprints(pruned:SmallCNN, built:dict, cfg:SweepConfig, calibration:list) -> dict:
+    "Storage, activations and MACs of each precision variant, from its eager module (the eager artifact's when it was built)."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
     out = {}
-    for p in precisions:
-        variant, inputs = precision_variant(pruned, p, calibration, len(calibration), backend)
-        out[p] = footprint(variant, (1, pruned.in_channels, pruned.input_size, pruned.input_size), input_dtype(inputs))
+    for p in {p for p, _ in built}:
+        eager = built.get((p, "eager"))
+        variant = eager.module if eager else precision_variant(pruned, p, calibration, len(calibration), backend)[0]
+        out[p] = footprint(variant, (1, pruned.in_channels, pruned.input_size, pruned.input_size), input_dtype(p))
     return out
 
 def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int) -> dict:
     "One measured row: metrics, acceptance, budget violations, roofline, layers and per-image correctness."
-    acc = (float(correct.mean()), *bootstrap_accuracy_ci(correct, seed=cfg.seed))
+    acc = accuracy_with_ci(correct, seed=cfg.seed)
     metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     return {**metrics.to_row(), "accepted": is_accepted(metrics.memory_mb, cfg.active_budget_mb),
@@ -111,7 +112,7 @@ def measure_variants(pruned:SmallCNN, # the network the artifacts were built fro
     r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
     full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
     one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
-    fps, rows = _footprints(pruned, {p for p, _ in built}, cfg, calibration), {}
+    fps, rows = _footprints(pruned, built, cfg, calibration), {}
     for key, d in built.items():
         try:
             rows[key] = _row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
@@ -232,17 +233,6 @@ def cached_sweep(cfg:SweepConfig, # the sweep's settings
     out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}"
     with _locked(out.with_suffix(".lock")):
         return run_sweep(cfg, out, progress=False), out
-
-# %% ../nbs/api/08_experiments.ipynb #4375e4ba
-def measured_rows(df:pd.DataFrame, # sweep rows
-                  accepted:bool=False, # keep only the rows that fit the active budget
-                 ) -> pd.DataFrame:
-    "The rows that were really measured: no error and not unsupported (and accepted, when asked)."
-    keep = pd.Series(True, index=df.index)
-    for col in ("error", "unsupported"):
-        if col in df: keep &= df[col].isna()
-    if accepted: keep &= df["accepted"].astype(bool)
-    return df[keep]
 
 # %% ../nbs/api/08_experiments.ipynb #167f910c
 def pareto_frontier(df:pd.DataFrame, # sweep rows

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -23,8 +24,8 @@ from .training import input_dtype
 
 # %% auto #0
 __all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'cpu_name', 'Metrics', 'Footprint',
-           'footprint', 'deployed_correct', 'deployed_accuracy', 'pack_correct', 'unpack_correct', 'variant_metrics',
-           'collect_metrics']
+           'footprint', 'deployed_correct', 'accuracy_with_ci', 'deployed_accuracy', 'pack_correct', 'unpack_correct',
+           'variant_metrics', 'collect_metrics', 'measured_rows']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -193,14 +194,20 @@ def deployed_correct(deployed:Deployed, # the artifact to evaluate
     if not correct: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
     return np.concatenate(correct).astype(np.uint8)
 
+def accuracy_with_ci(correct:np.ndarray, # per-image 0/1 correctness
+                     n_boot:int=1000, # bootstrap resamples
+                     seed:int=0, # seed of the bootstrap
+                    ) -> tuple[float, float, float]:
+    "Accuracy and its 95% bootstrap interval: `(accuracy, low, high)`."
+    return (float(np.mean(correct)), *bootstrap_accuracy_ci(correct, n_boot, seed=seed))
+
 def deployed_accuracy(deployed:Deployed, # the artifact to evaluate
                       loader:DataLoader, # validation batches of `(images, labels)`
                       n_boot:int=1000, # bootstrap resamples
                       seed:int=0, # seed of the bootstrap
                      ) -> tuple[float, float, float]:
     "Top-1 accuracy of the deployed artifact on `loader`, with its 95% bootstrap interval."
-    correct = deployed_correct(deployed, loader)
-    return (float(correct.mean()), *bootstrap_accuracy_ci(correct, n_boot, seed=seed))
+    return accuracy_with_ci(deployed_correct(deployed, loader), n_boot, seed)
 
 def pack_correct(correct:np.ndarray) -> str:
     "Per-image correctness as a compact base64 string (a sweep row keeps it for paired comparisons)."
@@ -256,3 +263,14 @@ def collect_metrics(model:nn.Module, # the variant, as `precision_variant` retur
     fp = footprint(model, (1, *batch.shape[1:]), input_dtype(input_precision or precision))
     return variant_metrics(deployed, fp, deployed_accuracy(deployed, loader, n_boot, seed), latency, stream,
                            power_watts, cpu_frequency_scale)
+
+# %% ../nbs/api/06_metrics.ipynb #da4372f1
+def measured_rows(df:pd.DataFrame, # sweep rows
+                  accepted:bool=False, # keep only the rows that fit the active budget
+                 ) -> pd.DataFrame:
+    "The rows that were really measured: no error and not unsupported (and accepted, when asked)."
+    keep = pd.Series(True, index=df.index)
+    for col in ("error", "unsupported"):
+        if col in df: keep &= df[col].isna()
+    if accepted: keep &= df["accepted"].astype(bool)
+    return df[keep]

@@ -19,7 +19,8 @@ import seaborn as sns
 import torch
 
 from .config import SweepConfig
-from .experiments import measured_rows, pareto_frontier
+from .experiments import pareto_frontier
+from .metrics import measured_rows
 from .hardware import precision_tradeoff_table
 from .metrics import cpu_name
 from .quantization import PRECISIONS

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .quantization import PRECISIONS, model_storage_bytes, precision_variant
+from .quantization import PRECISIONS, precision_variant
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ORT_FP16_REASON', 'DEPLOYERS', 'RuntimeUnavailableError',
+__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ORT_FP16_REASON', 'DEPLOYERS',
            'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit',
            'take_batches', 'Deployed', 'eager_deployed', 'deploy_eager', 'deploy_executorch', 'deploy_onnxruntime',
            'openvino_capabilities', 'deploy_openvino', 'deploy']
@@ -36,9 +36,6 @@ RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
 RUNTIME_PACKAGES = {"eager": "torch", "executorch": "executorch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 RUNTIME_LABELS = {"eager": "PyTorch eager", "executorch": "ExecuTorch (XNNPACK)", "onnxruntime": "ONNX Runtime (CPU)",
                   "openvino": "OpenVINO (CPU)"}
-
-class RuntimeUnavailableError(ImportError):
-    "A runtime whose package is not installed."
 
 class UnsupportedPrecisionError(ValueError):
     "A runtime that cannot really run a precision; the message says why."
@@ -152,6 +149,10 @@ class Deployed:
         "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`)."
         return torch.cat([_as_tensor(self.run(self.to_input(c))) for c in x.split(self.max_batch)])
 
+COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
+
+def _numpy_input(x:torch.Tensor) -> np.ndarray: return np.ascontiguousarray(x.numpy())
+
 def _as_tensor(out) -> torch.Tensor:
     "A runtime's output as a float32 CPU tensor that owns its memory (runtimes may reuse their output buffers)."
     return out.detach().float().cpu().clone() if isinstance(out, torch.Tensor) else torch.from_numpy(np.array(out, dtype=np.float32))
@@ -174,7 +175,7 @@ def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_v
     def run(x):
         out = variant(x); sync()
         return out
-    names = {"fp32": "float32", "fp16": "float16", "int8": f"int8 ({getattr(variant, 'qbackend', '')} kernels)"}
+    names = {**COMPUTES_IN, "int8": f"int8 ({getattr(variant, 'qbackend', '')} kernels)"}
     return Deployed("eager", precision, run, lambda x: x.to(device, dtype).contiguous(), _state_dict_bytes(variant),
                     max_batch, names[precision], device=str(device), module=variant.eval())
 
@@ -228,7 +229,7 @@ def deploy_executorch(model:nn.Module, precision:str, calibration:list, max_batc
         program = Runtime.get().load_program(buffer)
         method = program.load_method("forward")
     if threads: _executorch_threads(threads)
-    names = {"fp32": "float32", "fp16": "float16", "int8": "int8 (QS8 per-channel)"}
+    names = {**COMPUTES_IN, "int8": "int8 (QS8 per-channel)"}
     return Deployed("executorch", precision, lambda x: method.execute([x])[0], lambda x: x.to(dtype).contiguous(),
                     len(buffer), max_batch, names[precision], _outside_delegate(edge), keep=(buffer, program, method))
 
@@ -270,8 +271,8 @@ def deploy_onnxruntime(model:nn.Module, precision:str, calibration:list, max_bat
             path = Path(tmp) / "int8.onnx"
         session, size = _ort_session(path, threads), sum(p.stat().st_size for p in Path(tmp).glob(f"{path.stem}.onnx*"))
     name = session.get_inputs()[0].name
-    return Deployed("onnxruntime", precision, lambda x: session.run(None, {name: x})[0], lambda x: np.ascontiguousarray(x.numpy()),
-                    size, max_batch, {"fp32": "float32", "int8": "int8 (QDQ, per-channel)"}[precision], keep=(session,))
+    return Deployed("onnxruntime", precision, lambda x: session.run(None, {name: x})[0], _numpy_input,
+                    size, max_batch, {**COMPUTES_IN, "int8": "int8 (QDQ, per-channel)"}[precision], keep=(session,))
 
 # %% ../nbs/api/04a_runtimes.ipynb #e377774d
 def _openvino_precision(compiled) -> str:
@@ -320,8 +321,8 @@ def deploy_openvino(model:nn.Module, precision:str, calibration:list, max_batch:
     if _openvino_precision(compiled) != hint:
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin would compute in {_openvino_precision(compiled)}, not {hint}")
     request = compiled.create_infer_request()
-    label = {"f32": "float32", "f16": "float16"}[hint] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
-    return Deployed("openvino", precision, lambda x: request.infer({0: x})[0], lambda x: np.ascontiguousarray(x.numpy()),
+    label = COMPUTES_IN["fp16" if hint == "f16" else "fp32"] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
+    return Deployed("openvino", precision, lambda x: request.infer({0: x})[0], _numpy_input,
                     _ir_bytes(ov_model, precision == "fp16"), max_batch, label, keep=(compiled, request))
 
 # %% ../nbs/api/04a_runtimes.ipynb #d928ba86

@@ -6,7 +6,8 @@ import pytest
 
 import edge_opt.runtimes as runtimes
 from edge_opt.config import SweepConfig
-from edge_opt.experiments import ROWS_FILE, cached_sweep, measured_rows, pareto_frontier, read_rows, run_sweep
+from edge_opt.experiments import ROWS_FILE, cached_sweep, pareto_frontier, read_rows, run_sweep
+from edge_opt.metrics import measured_rows
 from edge_opt.reporting import write_reports
 
 FAST = dict(benchmark_rounds=2, benchmark_trials=2, benchmark_stream_trials=5)
