@@ -20,6 +20,8 @@ from .data import DatasetUnavailableError
 from .experiments import ROWS_FILE, run_sweep
 from .metrics import measured_rows
 from .hardware import precision_tradeoff_table
+from .model import MODELS
+from .pruning import IMPORTANCES
 from .quantization import PRECISIONS
 from .reporting import fastest_runtime_table, pareto_by_runtime, reproducibility_record, summarize_sweep, write_reports
 from .runtimes import RUNTIMES
@@ -32,8 +34,8 @@ __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'build_parser', 'resolve_config'
 # flag -> config key, for the flags that override a config value (most flags are named as their key)
 _OVERRIDES = {**{k: k for k in ("pruning_levels", "precisions", "epochs", "dataset", "finetune_epochs", "active_budget_mb",
                                 "power_watts", "device", "threads", "train_subset", "cpu_frequency_scale", "output_dir",
-                                "runtimes", "benchmark_rounds")},
-              "budgets_mb": "memory_budgets_mb", "backend": "quantization_backend"}
+                                "runtimes", "benchmark_rounds", "model", "pretrained", "input_size", "input_channels", "round_to")},
+              "budgets_mb": "memory_budgets_mb", "backend": "quantization_backend", "importance": "pruning_importance"}
 
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose errors are one line, `edge-opt: error: ...`, with exit status 2."
@@ -47,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "measure accuracy, latency, memory and energy; keep what fits the memory budget.")
     p.add_argument("--config", metavar="FILE", help="YAML file of SweepConfig keys (see --print-config)")
     p.add_argument("--output-dir", metavar="DIR", help="where results go (default: ./outputs)")
+    p.add_argument("--model", metavar="NAME", help=f"{', '.join(MODELS)} or package.module:factory (default: smallcnn)")
+    p.add_argument("--pretrained", action="store_true", default=None, help="torchvision models: start from ImageNet weights")
+    p.add_argument("--input-size", type=int, metavar="PX", help="image size the model takes (images are resized; default 28)")
+    p.add_argument("--input-channels", type=int, metavar="C", help="image channels the model takes (grey repeated; default 1)")
     p.add_argument("--pruning-levels", nargs="+", type=float, metavar="L", help="fractions of channels removed, in [0, 1)")
+    p.add_argument("--importance", metavar="I", help=f"channel importance: {', '.join(IMPORTANCES)} (default: l1)")
+    p.add_argument("--round-to", type=int, metavar="N", help="keep pruned channel counts multiples of N")
     p.add_argument("--precisions", nargs="+", metavar="P", help=f"any of {' '.join(PRECISIONS)}")
     p.add_argument("--runtimes", nargs="+", metavar="R", help=f"any of {' '.join(RUNTIMES)} (default: all installed)")
     p.add_argument("--benchmark-rounds", type=int, metavar="N", help="interleaved timing rounds per pruning level")

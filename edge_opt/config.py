@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from .data import DATASETS
-from .model import DEVICES
+from .model import DEVICES, MODELS, ModelError, resolve_factory
+from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import Constraints
 from .runtimes import check_runtimes, default_runtimes
@@ -35,6 +36,10 @@ class SweepConfig:
     "Every setting of a pruning × precision × runtime sweep."
     seed: int = 0                        # seeds the data split, initial weights, shuffling and bootstrap
     dataset: str = "mnist-5k"            # one of DATASETS
+    model: str = "smallcnn"              # one of MODELS (smallcnn, resnet18, mobilenet_v2) or package.module:factory
+    pretrained: bool = False             # torchvision models: start from ImageNet weights (needs internet once)
+    input_size: int|None = None          # image height and width the model takes (None: the dataset's 28; images are resized)
+    input_channels: int = 1              # image channels the model takes (the grey digits are repeated)
     train_subset: int|None = None        # training examples to keep (None: all)
     val_subset: int|None = None          # validation examples to keep (None: all)
     batch_size: int = 128                # training, evaluation and batch-latency batch size
@@ -45,6 +50,8 @@ class SweepConfig:
     runtimes: list = field(default_factory=default_runtimes)  # subset of RUNTIMES (default: eager, executorch, onnxruntime, + openvino when installed)
     calibration_batches: int = 10        # INT8 calibration batches
     finetune_epochs: int = 0             # fine-tuning epochs after pruning (0: none)
+    pruning_importance: str = "l1"       # channel importance criterion: one of IMPORTANCES (l1, l2, taylor, random)
+    round_to: int|None = None            # keep pruned channel counts multiples of this (None: any count)
     power_watts: float = 5.0             # assumed device power for the energy proxy, W
     memory_budgets_mb: list = field(default_factory=lambda: [0.05, 0.1, 0.2])  # budgets to report violations for, MB
     active_budget_mb: float = 0.05       # the budget that decides `accepted`, MB
@@ -106,6 +113,13 @@ def _nonempty_list(cfg, key):
     return v
 
 # %% ../nbs/api/07_config.ipynb #b3cfa26b
+def _model(cfg):
+    "A built-in model name, or a `package.module:factory` that imports (what it returns is checked when it is built)."
+    if not isinstance(cfg.model, str): _fail("model", cfg.model, f"expected one of {', '.join(MODELS)} or package.module:factory")
+    if cfg.model in MODELS: return
+    try: resolve_factory(cfg.model)
+    except ModelError as e: raise ConfigError(str(e)) from None
+
 def _constraints(cfg):
     "The recommendation's keys, checked by the one owner of their rules (`edge_opt.constraints`)."
     try: Constraints.from_config(cfg)
@@ -116,9 +130,13 @@ def validate(cfg:SweepConfig) -> SweepConfig:
     "Check every key of `cfg`; raise `ConfigError` naming the first bad key, its value and what is allowed."
     for key in ("seed", "epochs", "finetune_epochs", "benchmark_warmup"): _int(cfg, key, 0)
     for key in ("batch_size", "calibration_batches", "benchmark_trials", "benchmark_stream_trials", "benchmark_rounds"): _int(cfg, key, 1)
-    for key in ("train_subset", "val_subset", "threads"): _int(cfg, key, 1, optional=True)
+    for key in ("train_subset", "val_subset", "threads", "input_size", "round_to"): _int(cfg, key, 1, optional=True)
+    _int(cfg, "input_channels", 1)
     for key in ("learning_rate", "power_watts", "active_budget_mb", "cpu_frequency_scale", "memory_bandwidth_gbps", "peak_gmacs"): _positive(cfg, key)
     _choice(cfg, "dataset", DATASETS)
+    _model(cfg)
+    _choice(cfg, "pruning_importance", IMPORTANCES)
+    if not isinstance(cfg.pretrained, bool): _fail("pretrained", cfg.pretrained, "expected true or false")
     _choice(cfg, "quantization_backend", ("auto",) + INT8_BACKENDS)
     if str(cfg.device).split(":")[0] not in DEVICES: _fail("device", cfg.device, f"expected one of {', '.join(DEVICES)}")
     for level in _nonempty_list(cfg, "pruning_levels"):

@@ -13,10 +13,12 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 # %% auto #0
-__all__ = ['DATASETS', 'NORMALIZATION', 'stratified_split', 'DatasetUnavailableError', 'build_loaders']
+__all__ = ['DATASETS', 'IMAGE_SIZE', 'IMAGE_CHANNELS', 'NUM_CLASSES', 'NORMALIZATION', 'stratified_split',
+           'DatasetUnavailableError', 'build_loaders']
 
 # %% ../nbs/api/01_data.ipynb #8761abfe
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "kmnist")
+IMAGE_SIZE, IMAGE_CHANNELS, NUM_CLASSES = 28, 1, 10  # every dataset above: 28×28 grey images of 10 classes
 
 # Per-dataset pixel mean and std (of images scaled to [0, 1]) used to normalise inputs.
 NORMALIZATION = {"mnist-5k": (0.1307, 0.3081), "mnist": (0.1307, 0.3081),
@@ -85,9 +87,13 @@ def _take(images, labels, n:int|None, generator:torch.Generator):
     idx = torch.randperm(len(labels), generator=generator)[:n].sort().values
     return images[idx], labels[idx]
 
-def _normalise(images:torch.Tensor, dataset:str) -> torch.Tensor:
+def _normalise(images:torch.Tensor, dataset:str, input_size:int|None=None, in_channels:int=1) -> torch.Tensor:
+    "Scaled to [0, 1], normalised, resized to `input_size` (bilinear) and repeated on `in_channels` channels."
     mean, std = NORMALIZATION[dataset]
-    return ((images / 255.0 - mean) / std).unsqueeze(1)
+    x = ((images / 255.0 - mean) / std).unsqueeze(1)
+    if input_size is not None and input_size != x.shape[-1]:
+        x = torch.nn.functional.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    return x.repeat(1, in_channels, 1, 1) if in_channels > 1 else x
 
 # %% ../nbs/api/01_data.ipynb #a4741d1d
 def build_loaders(dataset:str="mnist-5k", # one of `DATASETS`
@@ -97,8 +103,10 @@ def build_loaders(dataset:str="mnist-5k", # one of `DATASETS`
                   seed:int=0, # seed of the split, the subsets and the training shuffle
                   num_workers:int=0, # DataLoader worker processes
                   data_dir:str|Path="data", # where torchvision datasets are downloaded
+                  input_size:int|None=None, # resize images to this height and width (None: the dataset's 28)
+                  in_channels:int=1, # repeat the grey channel this many times (3 for RGB networks)
                  ) -> tuple[DataLoader, DataLoader]:
-    "Train and validation `DataLoader`s of normalised `(N, 1, 28, 28)` images and integer labels."
+    "Train and validation `DataLoader`s of normalised `(N, in_channels, input_size, input_size)` images and integer labels."
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset '{dataset}'; choose one of {', '.join(DATASETS)}")
     _check_count("batch_size", batch_size)
@@ -106,13 +114,14 @@ def build_loaders(dataset:str="mnist-5k", # one of `DATASETS`
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
     _check_count("train_subset", train_subset); _check_count("val_subset", val_subset)
+    _check_count("input_size", input_size); _check_count("in_channels", in_channels)
     arrays = _mnist5k_arrays(seed) if dataset == "mnist-5k" else _torchvision_arrays(dataset, data_dir)
     x_train, y_train, x_val, y_val = arrays
     _check_count("train_subset", train_subset, len(y_train)); _check_count("val_subset", val_subset, len(y_val))
     generator = torch.Generator().manual_seed(seed)
     x_train, y_train = _take(x_train, y_train, train_subset, generator)
     x_val, y_val = _take(x_val, y_val, val_subset, generator)
-    train_ds = TensorDataset(_normalise(x_train, dataset), y_train)
-    val_ds = TensorDataset(_normalise(x_val, dataset), y_val)
+    train_ds = TensorDataset(_normalise(x_train, dataset, input_size, in_channels), y_train)
+    val_ds = TensorDataset(_normalise(x_val, dataset, input_size, in_channels), y_val)
     return (DataLoader(train_ds, batch_size=batch_size, shuffle=True, num_workers=num_workers, generator=generator),
             DataLoader(val_ds, batch_size=batch_size, shuffle=False, num_workers=num_workers))

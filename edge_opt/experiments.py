@@ -16,33 +16,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .config import SweepConfig
-from .data import build_loaders
+from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
 from .hardware import is_accepted, memory_violations, summarize_hardware
 from .metrics import (LatencyStats, accuracy_with_ci, deployed_correct, footprint, measured_rows, pack_correct,
                               time_interleaved, variant_metrics)
-from .model import SmallCNN, count_parameters, resolve_device, seed_everything
-from .pruning import structured_channel_prune
+from .model import ModelError, build_model, check_model, count_parameters, resolve_device, seed_everything
+from .pruning import channel_summary, prune_and_finetune
 from .quantization import precision_variant
 from .runtimes import UnsupportedPrecisionError, deploy, take_batches, thread_limit
 from .training import input_dtype, train_model
 
 # %% auto #0
-__all__ = ['ROWS_FILE', 'prepare_baseline', 'build_variants', 'measure_variants', 'append_row', 'read_rows', 'row_key',
-           'run_sweep', 'code_version', 'cache_root', 'cached_sweep', 'pareto_frontier']
+__all__ = ['ROWS_FILE', 'sweep_model', 'prepare_baseline', 'build_variants', 'measure_variants', 'append_row', 'read_rows',
+           'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep', 'pareto_frontier']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
+def sweep_model(cfg:SweepConfig) -> nn.Module:
+    "The untrained network `cfg.model` names, built for the data's shape and checked to return one logit per class."
+    size = cfg.input_size or IMAGE_SIZE
+    try: model = build_model(cfg.model, NUM_CLASSES, cfg.input_channels, size, cfg.pretrained)
+    except ModelError: raise
+    except Exception as e:
+        raise ModelError(f"config key 'model': {cfg.model!r} could not be built for {cfg.input_channels}×{size}×{size} inputs "
+                         f"and {NUM_CLASSES} classes: {type(e).__name__}: {e}") from None
+    return check_model(model, (2, cfg.input_channels, size, size), NUM_CLASSES, cfg.model)
+
+# %% ../nbs/api/08_experiments.ipynb #5511fbe3
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
                      progress:bool=False, # show training progress
-                    ) -> tuple[SmallCNN, DataLoader, DataLoader]:
-    "Seed, build the loaders and train (or reload) the FP32 baseline for `cfg`."
+                    ) -> tuple[nn.Module, DataLoader, DataLoader]:
+    "Seed, build the loaders and train (or reload) the FP32 baseline for `cfg` (`cfg.model`, checked against the input shape first)."
     seed_everything(cfg.seed)
-    train_dl, val_dl = build_loaders(cfg.dataset, cfg.batch_size, cfg.train_subset, cfg.val_subset, cfg.seed)
-    model = SmallCNN()
+    train_dl, val_dl = build_loaders(cfg.dataset, cfg.batch_size, cfg.train_subset, cfg.val_subset, cfg.seed,
+                                     input_size=cfg.input_size, in_channels=cfg.input_channels)
+    model = sweep_model(cfg)
     checkpoint = Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt" if output_dir else None
     if checkpoint and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
@@ -58,7 +71,7 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
 def _error_row(error:Exception) -> dict:
     return {"error": f"{type(error).__name__}: {error}", "unsupported": None, "accepted": False}
 
-def build_variants(pruned:SmallCNN, # the pruned (and fine-tuned) FP32 network
+def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
                    cfg:SweepConfig, # the sweep's settings
                    calibration:list, # `take_batches` of the training data
@@ -78,14 +91,14 @@ def build_variants(pruned:SmallCNN, # the pruned (and fine-tuned) FP32 network
 def _violation_columns(memory_mb:float, budgets:list) -> dict:
     return {f"violates_{b:g}mb": v for b, v in memory_violations(memory_mb, budgets).items()}
 
-def _footprints(pruned:SmallCNN, built:dict, cfg:SweepConfig, calibration:list) -> dict:
-    "Storage, activations and MACs of each precision variant, from its eager module (the eager artifact's when it was built)."
+def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple) -> dict:
+    "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (the eager artifact's when built)."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
     out = {}
     for p in {p for p, _ in built}:
         eager = built.get((p, "eager"))
         variant = eager.module if eager else precision_variant(pruned, p, calibration, len(calibration), backend)[0]
-        out[p] = footprint(variant, (1, pruned.in_channels, pruned.input_size, pruned.input_size), input_dtype(p))
+        out[p] = footprint(variant, sample_shape, input_dtype(p))
     return out
 
 def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int) -> dict:
@@ -99,7 +112,7 @@ def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepC
             "correct": pack_correct(correct), "error": None, "unsupported": None}
 
 # %% ../nbs/api/08_experiments.ipynb #8526a5eb
-def measure_variants(pruned:SmallCNN, # the network the artifacts were built from
+def measure_variants(pruned:nn.Module, # the network the artifacts were built from
                      built:dict, # `{(precision, runtime): Deployed}` from `build_variants`
                      cfg:SweepConfig, # the sweep's settings
                      calibration:list, # the calibration batches (for the INT8 footprint)
@@ -112,7 +125,7 @@ def measure_variants(pruned:SmallCNN, # the network the artifacts were built fro
     r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
     full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
     one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
-    fps, rows = _footprints(pruned, built, cfg, calibration), {}
+    fps, rows = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}
     for key, d in built.items():
         try:
             rows[key] = _row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
@@ -155,12 +168,13 @@ def _resume_rows(path:Path, fingerprint:str) -> list[dict]:
     return [r for r in rows if not r.get("error") and "runtime" in r]
 
 # %% ../nbs/api/08_experiments.ipynb #2ce0765e
-def _prune(model:SmallCNN, level:float, cfg:SweepConfig, train_dl:DataLoader) -> SmallCNN:
-    "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded for reproducibility."
+def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader) -> nn.Module:
+    "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one."
     seed_everything(cfg.seed)
-    pruned = structured_channel_prune(model, level)
-    if cfg.finetune_epochs: train_model(pruned, train_dl, cfg.finetune_epochs, cfg.learning_rate, resolve_device(cfg.device), False)
-    return pruned.cpu().eval()
+    if train_dl.generator is not None: train_dl.generator.manual_seed(cfg.seed)  # the same shuffle whichever levels ran before
+    pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs, cfg.learning_rate, resolve_device(cfg.device),
+                                importance=cfg.pruning_importance, round_to=cfg.round_to)
+    return pruned.eval()
 
 def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads) -> dict:
     "Every `(precision, runtime)` row of one pruning level."
@@ -168,7 +182,7 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
     except Exception as e: return {key: _error_row(e) for key in todo}
     built, rows = build_variants(pruned, todo, cfg, calibration, threads)
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
-    shape = dict(conv1_channels=pruned.conv1.out_channels, conv2_channels=pruned.conv2.out_channels, parameters=count_parameters(pruned))
+    shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned))
     return {key: {**shape, **rows[key]} for key in todo}
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
@@ -195,7 +209,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
             if not todo: continue
             bar.set_postfix_str(f"pruning {level:g}")
             for (precision, runtime), values in _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads).items():
-                row = {"fingerprint": fingerprint, "seed": cfg.seed, "pruning_level": float(level), "precision": precision,
+                row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": float(level), "precision": precision,
                        "runtime": runtime, "threads": threads, **values}
                 append_row(rows_path, row); done[row_key(row)] = row; bar.update()
     bar.close()

@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from .data import IMAGE_SIZE
 from .config import SweepConfig
 from .experiments import pareto_frontier
 from .metrics import measured_rows
@@ -214,10 +215,13 @@ def describe_config(cfg:SweepConfig) -> str:
     subsets = [f"{n:,} {name} examples" for n, name in ((cfg.train_subset, "training"), (cfg.val_subset, "validation")) if n]
     finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s)" if cfg.finetune_epochs else ", without fine-tuning"
     threads = f"{cfg.threads} threads" if cfg.threads else f"{torch.get_num_threads()} threads (PyTorch's default)"
+    size = cfg.input_size or IMAGE_SIZE
+    shape = f", images resized to {cfg.input_channels}×{size}×{size}" if cfg.input_size or cfg.input_channels != 1 else ""
     return (
-        f"`SmallCNN` trained for {cfg.epochs} epochs (Adam, learning rate {cfg.learning_rate:g}, batch {cfg.batch_size}, "
-        f"seed {cfg.seed}) on {cfg.dataset}{' (' + ', '.join(subsets) + ')' if subsets else ''}; pruning levels "
-        f"{', '.join(f'{l:g}' for l in cfg.pruning_levels)}{finetune}; precisions {', '.join(p.upper() for p in cfg.precisions)}, "
+        f"`{cfg.model}`{' (ImageNet weights)' if cfg.pretrained else ''} trained for {cfg.epochs} epochs (Adam, learning rate "
+        f"{cfg.learning_rate:g}, batch {cfg.batch_size}, seed {cfg.seed}) on {cfg.dataset}{' (' + ', '.join(subsets) + ')' if subsets else ''}"
+        f"{shape}; pruning levels {', '.join(f'{l:g}' for l in cfg.pruning_levels)} by {cfg.pruning_importance.upper()} channel "
+        f"importance{f' (widths rounded to multiples of {cfg.round_to})' if cfg.round_to else ''}{finetune}; precisions {', '.join(p.upper() for p in cfg.precisions)}, "
         f"INT8 calibrated on {cfg.calibration_batches} batches (eager backend: {cfg.quantization_backend}); runtimes "
         f"{', '.join(RUNTIME_LABELS[r] for r in cfg.runtimes)}, each with {threads}. Latency of a batch of {cfg.batch_size} "
         f"and of a single sample, timed in {cfg.benchmark_rounds} interleaved rounds of {cfg.benchmark_trials} and "
