@@ -9,26 +9,29 @@ import argparse
 import json
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from .config import ConfigError, SweepConfig, config_from_dict, load_config
+from .config import MAX_SEED, ConfigError, SweepConfig, config_from_dict, load_config
 from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, recommend
 from .data import DatasetUnavailableError
-from .experiments import ROWS_FILE, run_sweep
+from .experiments import run_sweep
 from .metrics import measured_rows
 from .hardware import precision_tradeoff_table
 from .model import MODELS
 from .pruning import IMPORTANCES
 from .quantization import PRECISIONS
+from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
 from .reporting import fastest_runtime_table, pareto_by_runtime, reproducibility_record, summarize_sweep, write_reports
 from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'build_parser', 'resolve_config', 'report_text', 'aggregate_seeds',
-           'write_recommendation', 'recommend_parser', 'recommend_main', 'run', 'main']
+           'write_recommendation', 'recommend_parser', 'recommend_main', 'publish_reports', 'run', 'main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 # flag -> config key, for the flags that override a config value (most flags are named as their key)
@@ -132,7 +135,7 @@ _CONSTRAINT_FLAGS = {key.removeprefix("allowed_"): key for key in Constraints.__
 def write_recommendation(df:pd.DataFrame, cfg:SweepConfig, out:Path):
     "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
     rec = recommend(df, Constraints.from_config(cfg))
-    (Path(out) / "recommendation.json").write_text(json.dumps(rec.to_json(), indent=2, default=str))
+    write_json(Path(out) / "recommendation.json", rec.to_json())
     return rec
 
 def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> str:
@@ -178,6 +181,7 @@ def recommend_main(argv:list[str]) -> int:
         print(f"edge-opt: no sweep in {out}; running it first", flush=True)
         try: run(cfg, [cfg.seed], not args.no_progress, ["edge-opt", "recommend", *argv])
         except OSError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
+        except ValueError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
     try: rec = write_recommendation(pd.read_csv(out / "sweep_results.csv"), cfg, out)
     except ValueError as e: return _fail(str(e))
     print(rec.text())
@@ -188,33 +192,58 @@ def _fail(message:str) -> int:
     print(f"edge-opt: error: {message}", file=sys.stderr)
     return 2
 
+def publish_reports(df:pd.DataFrame, cfg:SweepConfig, out:Path, command:list[str]|None=None) -> str:
+    "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`; returns the recommendation text."
+    fp, pointer = cfg.fingerprint(), Path(out) / LATEST_FILE
+    previous = pointer.read_text().strip() if pointer.exists() else None
+    if previous and previous != fp:
+        print(f"edge-opt: the reports at the top of {out} now describe configuration {fp}; those of configuration "
+              f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
+    for where in (run_dir(out, fp), Path(out)):
+        write_reports(df, cfg, where, command)
+        text = _recommendation_text(df, cfg, where)
+    write_text(pointer, fp)
+    return text
+
 def run(cfg:SweepConfig, seeds:list[int], progress:bool=True, command:list[str]|None=None) -> list[pd.DataFrame]:
-    "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate."
+    "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
     out, frames, cfgs = Path(cfg.output_dir), [], []
-    for seed in seeds:
-        seed_cfg = config_from_dict({"seed": seed}, base=cfg)
-        seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
-        df = run_sweep(seed_cfg, seed_dir, progress)
-        write_reports(df, seed_cfg, seed_dir, command)
-        print(f"\n== seed {seed} ==\n" + report_text(df, seed_cfg) + "\n\n" + _recommendation_text(df, seed_cfg, seed_dir)
-              + f"\nFiles: {seed_dir}", flush=True)
-        frames.append(df); cfgs.append(seed_cfg)
-    if len(seeds) > 1:
-        agg = aggregate_seeds(frames)
-        agg.to_csv(out / "aggregate_summary.csv", index=False)
-        (out / "reproducibility.json").write_text(json.dumps(reproducibility_record(cfgs, command), indent=2, default=str))
-        print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
+    with output_lock(out):
+        for seed in seeds:
+            seed_cfg = config_from_dict({"seed": seed}, base=cfg)
+            seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
+            df = run_sweep(seed_cfg, seed_dir, progress)
+            rec = publish_reports(df, seed_cfg, seed_dir, command)
+            print(f"\n== seed {seed} ==\n" + report_text(df, seed_cfg) + "\n\n" + rec + f"\nFiles: {seed_dir}", flush=True)
+            frames.append(df); cfgs.append(seed_cfg)
+        if len(seeds) > 1:
+            agg = aggregate_seeds(frames)
+            atomic_write(out / "aggregate_summary.csv", lambda tmp: agg.to_csv(tmp, index=False))
+            write_json(out / "reproducibility.json", reproducibility_record(cfgs, command))
+            print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
     return frames
+
+@contextmanager
+def _one_line_warnings():
+    "Warnings as one line each (`edge-opt: warning: ...`, no source lines) for the length of a command."
+    before = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: print(f"edge-opt: warning: {message}", file=sys.stderr)
+    try: yield
+    finally: warnings.showwarning = before
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `edge-opt` console script (`edge-opt recommend ...` for the recommendation alone)."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
+    with _one_line_warnings():
+        if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
+        return _sweep_main(argv)
+
+def _sweep_main(argv:list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = resolve_config(args)
-        if args.seeds is not None and (not args.seeds or len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0):
-            raise ConfigError(f"--seeds {args.seeds} is not allowed; expected distinct non-negative integers")
+        if args.seeds is not None and (not args.seeds or len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0 or max(args.seeds) > MAX_SEED):
+            raise ConfigError(f"--seeds {args.seeds} is not allowed; expected distinct integers in [0, {MAX_SEED}]")
     except ConfigError as e:
         return _fail(str(e))
     if args.print_config:
@@ -225,8 +254,10 @@ def main(argv:list[str]|None=None) -> int:
         run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *argv])
     except (ConfigError, DatasetUnavailableError, ValueError) as e:
         return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{e.strerror or e}: '{e.filename}'; measured rows are kept in {Path(cfg.output_dir) / RUNS_DIR}")
     except KeyboardInterrupt:
-        print(f"\nedge-opt: interrupted; measured rows are kept in {Path(cfg.output_dir).resolve()} "
+        print(f"\nedge-opt: interrupted; measured rows are kept in {run_dir(cfg.output_dir, cfg.fingerprint())} "
               f"({ROWS_FILE}); run the same command again to resume", file=sys.stderr)
         return 130
     print(f"Done in {time.perf_counter() - start:.1f} s")

@@ -22,8 +22,8 @@ from .constraints import Constraints
 from .runtimes import check_runtimes, default_runtimes
 
 # %% auto #0
-__all__ = ['RESULT_NEUTRAL_KEYS', 'ConfigError', 'SweepConfig', 'validate', 'config_from_dict', 'load_config',
-           'default_config_yaml']
+__all__ = ['RESULT_NEUTRAL_KEYS', 'MAX_INT', 'MAX_SEED', 'ConfigError', 'SweepConfig', 'validate', 'config_from_dict',
+           'load_config', 'default_config_yaml']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -93,10 +93,13 @@ def _fail(key, value, allowed): raise ConfigError(f"config key '{key}': {value!r
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-def _int(cfg, key, low, optional=False):
+MAX_INT = 2**31 - 1   # counts beyond this overflow torch or numpy long before they mean anything
+MAX_SEED = 2**32 - 1  # NumPy's seed range (torch's is wider)
+
+def _int(cfg, key, low, optional=False, high=MAX_INT):
     v = getattr(cfg, key)
     if optional and v is None: return
-    if not _is_int(v) or v < low: _fail(key, v, f"expected an integer >= {low}" + (" or null" if optional else ""))
+    if not _is_int(v) or not low <= v <= high: _fail(key, v, f"expected an integer in [{low}, {high}]" + (" or null" if optional else ""))
 
 def _positive(cfg, key):
     v = getattr(cfg, key)
@@ -128,9 +131,11 @@ def _constraints(cfg):
 # %% ../nbs/api/07_config.ipynb #e79183d5
 def validate(cfg:SweepConfig) -> SweepConfig:
     "Check every key of `cfg`; raise `ConfigError` naming the first bad key, its value and what is allowed."
-    for key in ("seed", "epochs", "finetune_epochs", "benchmark_warmup"): _int(cfg, key, 0)
+    _int(cfg, "seed", 0, high=MAX_SEED)
+    for key in ("epochs", "finetune_epochs", "benchmark_warmup"): _int(cfg, key, 0)
     for key in ("batch_size", "calibration_batches", "benchmark_trials", "benchmark_stream_trials", "benchmark_rounds"): _int(cfg, key, 1)
-    for key in ("train_subset", "val_subset", "threads", "input_size", "round_to"): _int(cfg, key, 1, optional=True)
+    for key in ("train_subset", "val_subset", "input_size", "round_to"): _int(cfg, key, 1, optional=True)
+    _int(cfg, "threads", 1, optional=True, high=4096)  # a thread pool that size would take the machine down, not measure it
     _int(cfg, "input_channels", 1)
     for key in ("learning_rate", "power_watts", "active_budget_mb", "cpu_frequency_scale", "memory_bandwidth_gbps", "peak_gmacs"): _positive(cfg, key)
     _choice(cfg, "dataset", DATASETS)
@@ -166,8 +171,12 @@ def config_from_dict(values:dict, # keys of `SweepConfig`; missing keys keep the
 def load_config(path:str|Path) -> SweepConfig:
     "Read a YAML config file (keys it leaves out keep their defaults)."
     path = Path(path)
-    if not path.is_file(): raise ConfigError(f"config file '{path}' does not exist")
-    try: values = yaml.safe_load(path.read_text()) or {}
+    try: text = path.read_text(encoding="utf-8")
+    except FileNotFoundError: raise ConfigError(f"config file '{path}' does not exist") from None
+    except IsADirectoryError: raise ConfigError(f"config file '{path}' is a directory; expected a YAML file") from None
+    except UnicodeDecodeError: raise ConfigError(f"config file '{path}' is not text (not UTF-8); expected a YAML file") from None
+    except OSError as e: raise ConfigError(f"config file '{path}' cannot be read ({e.strerror or e})") from None
+    try: values = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1}: {getattr(e, 'problem', '')})" if mark else ""

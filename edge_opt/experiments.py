@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import hashlib
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -29,11 +30,12 @@ from .model import ModelError, build_model, check_model, count_parameters, resol
 from .pruning import channel_summary, prune_and_finetune
 from .quantization import precision_variant
 from .runtimes import UnsupportedPrecisionError, deploy, take_batches, thread_limit
+from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, train_model
 
 # %% auto #0
-__all__ = ['ROWS_FILE', 'sweep_model', 'prepare_baseline', 'build_variants', 'measure_variants', 'append_row', 'read_rows',
-           'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep', 'pareto_frontier']
+__all__ = ['sweep_model', 'prepare_baseline', 'build_variants', 'measure_variants', 'row_key', 'run_sweep', 'code_version',
+           'cache_root', 'cached_sweep', 'pareto_frontier']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_model(cfg:SweepConfig) -> nn.Module:
@@ -50,6 +52,7 @@ def sweep_model(cfg:SweepConfig) -> nn.Module:
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
                      progress:bool=False, # show training progress
+                     device:torch.device|None=None, # where to train (None: `resolve_device(cfg.device)`)
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
     "Seed, build the loaders and train (or reload) the FP32 baseline for `cfg` (`cfg.model`, checked against the input shape first)."
     seed_everything(cfg.seed)
@@ -57,15 +60,23 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                                      input_size=cfg.input_size, in_channels=cfg.input_channels)
     model = sweep_model(cfg)
     checkpoint = Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt" if output_dir else None
-    if checkpoint and checkpoint.exists():
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        return model.eval(), train_dl, val_dl
-    train_model(model, train_dl, cfg.epochs, cfg.learning_rate, resolve_device(cfg.device), progress)
+    if checkpoint and _load_checkpoint(model, checkpoint): return model.eval(), train_dl, val_dl
+    train_model(model, train_dl, cfg.epochs, cfg.learning_rate, device or resolve_device(cfg.device), progress)
     model.cpu().eval()
     if checkpoint:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), checkpoint)
+        atomic_write(checkpoint, lambda tmp: torch.save(model.state_dict(), tmp))
     return model, train_dl, val_dl
+
+def _load_checkpoint(model:nn.Module, checkpoint:Path) -> bool:
+    "Load saved baseline weights; a checkpoint that does not load is set aside (never deleted) and the baseline retrained."
+    if not checkpoint.exists(): return False
+    try: model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)); return True
+    except Exception as e:
+        aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+        os.replace(checkpoint, aside)
+        print(f"edge-opt: the baseline checkpoint {checkpoint} does not load ({type(e).__name__}); set aside as {aside.name}, retraining", file=sys.stderr)
+        return False
 
 # %% ../nbs/api/08_experiments.ipynb #2f3f6c65
 def _error_row(error:Exception) -> dict:
@@ -76,13 +87,14 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    cfg:SweepConfig, # the sweep's settings
                    calibration:list, # `take_batches` of the training data
                    threads:int, # intra-op threads for every runtime
+                   device:torch.device|None=None, # where eager variants run (None: `resolve_device(cfg.device)`)
                   ) -> tuple[dict, dict]:
     "Deploy every pair: `(built artifacts, finished rows of the pairs that could not be built)`."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
     built, finished = {}, {}
     for precision, runtime in todo:
-        device = resolve_device(cfg.device) if runtime == "eager" else "cpu"
-        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, backend, device)
+        where = (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
+        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, backend, where)
         except UnsupportedPrecisionError as e: finished[precision, runtime] = {"unsupported": str(e), "error": None, "accepted": False}
         except Exception as e: finished[precision, runtime] = _error_row(e)  # one failed variant must not cost the others
     return built, finished
@@ -134,53 +146,33 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
     return rows
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
-ROWS_FILE = "sweep_rows.jsonl"
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)): return int(o)
-    if isinstance(o, (np.floating,)): return float(o)
-    if isinstance(o, (np.bool_,)): return bool(o)
-    return str(o)
-
-def append_row(path:Path, row:dict):
-    "Append one row to a JSON-lines file and make sure it reached the disk."
-    with open(path, "a") as f:
-        f.write(json.dumps(row, default=_json_default) + "\n")
-        f.flush(); os.fsync(f.fileno())
-
-def read_rows(path:Path) -> list[dict]:
-    "Every complete row of a JSON-lines file (an unfinished last line is skipped)."
-    if not Path(path).exists(): return []
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try: rows.append(json.loads(line))
-        except json.JSONDecodeError: pass
-    return rows
-
-# %% ../nbs/api/08_experiments.ipynb #514904b9
-def _resume_rows(path:Path, fingerprint:str) -> list[dict]:
-    "Rows of an earlier run with the same settings; a file from other settings is moved aside, never deleted."
-    rows = read_rows(path)
-    if rows and any(r.get("fingerprint") != fingerprint for r in rows):
-        old = rows[0].get("fingerprint", "unknown")
-        path.rename(path.with_name(f"sweep_rows.{old}.jsonl"))
-        return []
-    return [r for r in rows if not r.get("error") and "runtime" in r]
+def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
+    "The finished rows of this configuration (repairing a torn file first), adopting an old top-level rows file."
+    legacy, path = out / ROWS_FILE, here / ROWS_FILE
+    if legacy.exists():
+        old = (read_rows(legacy) or [{}])[0].get("fingerprint", "unknown")
+        target = run_dir(out, old) / ROWS_FILE
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True); os.replace(legacy, target)
+            print(f"edge-opt: moved the rows of configuration {old} into {target.parent}", file=sys.stderr)
+    rows, torn = repair_rows(path)
+    if torn: print(f"edge-opt: set aside {torn} unfinished row(s) of {path} in {path.name}.torn; they will be measured again", file=sys.stderr)
+    return [r for r in rows if r.get("fingerprint") == fingerprint and not r.get("error") and "runtime" in r]
 
 # %% ../nbs/api/08_experiments.ipynb #2ce0765e
-def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader) -> nn.Module:
+def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, device:torch.device) -> nn.Module:
     "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one."
     seed_everything(cfg.seed)
     if train_dl.generator is not None: train_dl.generator.manual_seed(cfg.seed)  # the same shuffle whichever levels ran before
-    pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs, cfg.learning_rate, resolve_device(cfg.device),
+    pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs, cfg.learning_rate, device,
                                 importance=cfg.pruning_importance, round_to=cfg.round_to)
     return pruned.eval()
 
-def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads) -> dict:
+def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device) -> dict:
     "Every `(precision, runtime)` row of one pruning level."
-    try: pruned = _prune(model, level, cfg, train_dl)
+    try: pruned = _prune(model, level, cfg, train_dl, device)
     except Exception as e: return {key: _error_row(e) for key in todo}
-    built, rows = build_variants(pruned, todo, cfg, calibration, threads)
+    built, rows = build_variants(pruned, todo, cfg, calibration, threads, device)
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
     shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned))
     return {key: {**shape, **rows[key]} for key in todo}
@@ -195,24 +187,26 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
               progress:bool=True, # show a progress bar over variants
               baseline:tuple|None=None, # `(model, train_loader, val_loader)` to use instead of training one
              ) -> pd.DataFrame:
-    "Measure every pruning level × precision × runtime of the baseline; one row per variant, resumable."
-    out = Path(output_dir or cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
-    rows_path, fingerprint = out / ROWS_FILE, cfg.fingerprint()
-    grid = [(float(l), p, r) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
-    done = {row_key(r): r for r in _resume_rows(rows_path, fingerprint)}
-    model, train_dl, val_dl = baseline or prepare_baseline(cfg, out, progress)
-    bar = tqdm(total=len(grid), initial=sum(k in done for k in grid), disable=not progress, desc="sweep", unit="variant")
-    with thread_limit(cfg.threads) as threads:
-        calibration = take_batches(train_dl, cfg.calibration_batches)
-        for level in cfg.pruning_levels:
-            todo = [(p, r) for l, p, r in grid if l == float(level) and (l, p, r) not in done]
-            if not todo: continue
-            bar.set_postfix_str(f"pruning {level:g}")
-            for (precision, runtime), values in _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads).items():
-                row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": float(level), "precision": precision,
-                       "runtime": runtime, "threads": threads, **values}
-                append_row(rows_path, row); done[row_key(row)] = row; bar.update()
-    bar.close()
+    "Measure every pruning level × precision × runtime of the baseline; one row per variant, resumable (rows in `run_dir`)."
+    out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
+    with output_lock(out):
+        here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
+        grid = [(float(l), p, r) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
+        done = {row_key(r): r for r in _resume_rows(out, here, fingerprint)}
+        device = resolve_device(cfg.device)  # resolved (and a fallback warned about) once
+        model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)
+        bar = tqdm(total=len(grid), initial=sum(k in done for k in grid), disable=not progress, desc="sweep", unit="variant")
+        with thread_limit(cfg.threads) as threads:
+            calibration = take_batches(train_dl, cfg.calibration_batches)
+            for level in cfg.pruning_levels:
+                todo = [(p, r) for l, p, r in grid if l == float(level) and (l, p, r) not in done]
+                if not todo: continue
+                bar.set_postfix_str(f"pruning {level:g}")
+                for (precision, runtime), values in _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device).items():
+                    row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": float(level),
+                           "precision": precision, "runtime": runtime, "threads": threads, "requested_device": cfg.device, **values}
+                    append_row(here / ROWS_FILE, row); done[row_key(row)] = row; bar.update()
+        bar.close()
     return pd.DataFrame([done[k] for k in grid])
 
 # %% ../nbs/api/08_experiments.ipynb #c089f7ca

@@ -17,8 +17,9 @@ from .model import SmallCNN, count_parameters
 from .training import train_model
 
 # %% auto #0
-__all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'keep_count', 'prune_channels', 'structured_channel_prune',
-           'random_channel_prune', 'prune_model', 'channel_summary', 'prune_and_finetune', 'compare_criteria']
+__all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
+           'structured_channel_prune', 'random_channel_prune', 'prune_model', 'channel_summary', 'prune_and_finetune',
+           'compare_criteria']
 
 # %% ../nbs/api/03_pruning.ipynb #1d1637b8
 def channel_l1_scores(weight:torch.Tensor, # conv weight `[C_out, C_in, kH, kW]`
@@ -28,6 +29,14 @@ def channel_l1_scores(weight:torch.Tensor, # conv weight `[C_out, C_in, kH, kW]`
 
 class PruningError(ValueError):
     "A model, level or argument that cannot be pruned as asked."
+
+class NotSmallCNNError(PruningError, TypeError):
+    "The design document's pruners were given another network."
+
+def _check_smallcnn(model, fn:str):
+    if not isinstance(model, SmallCNN):
+        raise NotSmallCNNError(f"{fn} prunes the design document's SmallCNN (conv1, conv2, classifier), got {type(model).__name__}; "
+                               "use prune_model for any other network")
 
 def _check_level(pruning_level:float):
     if isinstance(pruning_level, bool) or not isinstance(pruning_level, (int, float)) or not 0.0 <= pruning_level < 1.0:
@@ -55,7 +64,7 @@ def prune_channels(model:SmallCNN, # trained network; never modified
                    keep2:torch.Tensor, # sorted indices of `conv2` output channels to keep
                   ) -> SmallCNN:
     "A new `SmallCNN` holding only the given channels of `model`, with `conv2` inputs and classifier columns remapped."
-    if not isinstance(model, SmallCNN): raise TypeError(f"expected a SmallCNN, got {type(model).__name__}")
+    _check_smallcnn(model, "prune_channels")
     keep1, keep2 = torch.as_tensor(keep1, dtype=torch.long), torch.as_tensor(keep2, dtype=torch.long)
     pruned = SmallCNN(len(keep1), len(keep2), model.num_classes, model.in_channels, model.input_size)
     per_channel = model.features_per_channel
@@ -75,7 +84,7 @@ def structured_channel_prune(model:SmallCNN, # trained network; never modified
                              pruning_level:float, # fraction of channels to remove from `conv1` and `conv2`, in [0, 1)
                             ) -> SmallCNN:
     "Remove the lowest-L1 `pruning_level` share of channels from `conv1` and `conv2`; returns a new model."
-    _check_level(pruning_level)
+    _check_smallcnn(model, "structured_channel_prune"); _check_level(pruning_level)
     keep1 = _topk_indices(channel_l1_scores(model.conv1.weight), pruning_level)
     keep2 = _topk_indices(channel_l1_scores(model.conv2.weight), pruning_level)
     return prune_channels(model, keep1, keep2)
@@ -86,7 +95,7 @@ def random_channel_prune(model:SmallCNN, # trained network; never modified
                          seed:int=0, # seed of the random choice
                         ) -> SmallCNN:
     "Remove the same number of channels as `structured_channel_prune`, chosen at random: the baseline L1 must beat."
-    _check_level(pruning_level)
+    _check_smallcnn(model, "random_channel_prune"); _check_level(pruning_level)
     g = torch.Generator().manual_seed(seed)
     def pick(n): return torch.randperm(n, generator=g)[:max(1, keep_count(n, pruning_level))].sort().values
     return prune_channels(model, pick(model.conv1.out_channels), pick(model.conv2.out_channels))

@@ -70,9 +70,11 @@ def to_int8(model:nn.Module, # FP32 network; never modified
         raise ValueError(f"calibration_batches must be a positive integer, got {calibration_batches!r}")
     backend = _check_backend(backend or default_backend())
     float_model = deepcopy(model).cpu().float().eval()
+    first = next(iter(calibration_loader), None)
+    if first is None: raise ValueError("the calibration loader is empty: INT8 needs at least one batch of images")
     torch.backends.quantized.engine = backend  # the kernels that run the converted model
     try:
-        example_inputs, _ = next(iter(calibration_loader))
+        example_inputs = first[0]
         with warnings.catch_warnings():
             # torch.ao.quantization's own deprecation notices; anything else still reaches the user
             warnings.filterwarnings("ignore", message=r"(?s).*(deprecated|reduce_range)")

@@ -26,6 +26,7 @@ from .hardware import precision_tradeoff_table
 from .metrics import cpu_name
 from .quantization import PRECISIONS
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
+from .storage import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'results_table', 'layerwise_table',
@@ -198,8 +199,9 @@ def _version(pkg:str) -> str|None:
 
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
                            command:list[str]|None=None, # the command line (default: `sys.argv`)
+                           devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
                           ) -> dict:
-    "What ran where: package and runtime versions, CPU, platform, threads, git commit, seeds, command and config."
+    "What ran where: package and runtime versions, CPU, platform, threads, git commit, seeds, command, config, devices requested and used."
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
@@ -207,7 +209,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         threads=cfgs[0].threads or torch.get_num_threads(), quantized_engine=torch.backends.quantized.engine,
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
-        config=cfgs[0].to_dict())
+        device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
 def describe_config(cfg:SweepConfig) -> str:
@@ -236,7 +238,7 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
                   output_dir:str|Path, # where the files go
                   command:list[str]|None=None, # recorded in `reproducibility.json`
                  ) -> dict[str, Path]:
-    "Write every table, figure, `summary.json` and `reproducibility.json`; returns their paths by file name."
+    "Write every table, figure, `summary.json` and `reproducibility.json` (each atomically); returns their paths by file name."
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     ok = measured_rows(df)
     layers = layerwise_table(ok)
@@ -247,18 +249,17 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
               "layerwise_breakdown": layers, "hardware_summary": hardware_table(ok)}
     paths = {}
     for name, table in tables.items():
-        path = paths[f"{name}.csv"] = out / f"{name}.csv"
-        table.to_csv(path, index=False)
+        path = paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     figures = {"accuracy_vs_latency": lambda: plot_tradeoff(ok, "latency_ms"),
                "accuracy_vs_energy": lambda: plot_tradeoff(ok, "energy_proxy_j"),
                "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", cfg.active_budget_mb),
                "latency_by_runtime": lambda: plot_latency_by_runtime(ok),
                "layerwise": lambda: plot_layerwise(layers, ok.precision.iloc[0])}
     for name, draw in (figures.items() if len(ok) else []):
-        fig, path = draw(), out / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight"); plt.close(fig)
-        paths[path.name] = path
-    for name, record in (("summary", summarize_sweep(df, cfg)), ("reproducibility", reproducibility_record([cfg], command))):
-        path = paths[f"{name}.json"] = out / f"{name}.json"
-        path.write_text(json.dumps(record, indent=2, default=str))
+        fig = draw()
+        paths[f"{name}.png"] = atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+        plt.close(fig)
+    used = sorted(set(df["device"].dropna())) if "device" in df else None
+    for name, record in (("summary", summarize_sweep(df, cfg)), ("reproducibility", reproducibility_record([cfg], command, used))):
+        paths[f"{name}.json"] = write_json(out / f"{name}.json", record)
     return paths

@@ -60,6 +60,7 @@ def predict(model:nn.Module, # trained network
         for images, labels in loader:
             images = images.to(device, input_dtype(precision))
             preds.append(model(images).argmax(1).cpu()); targets.append(labels)
+    if not preds: raise ValueError("the loader is empty: there is nothing to predict or evaluate")
     return torch.cat(preds), torch.cat(targets)
 
 def evaluate_accuracy(model:nn.Module, loader:DataLoader, device:str|torch.device="cpu", precision:str="fp32") -> float:

@@ -86,12 +86,13 @@ def test_killed_sweep_keeps_rows_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = EDGE_OPT + ["--output-dir", str(out), *SMALL]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows_file = out / "sweep_rows.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if rows_file.exists() and len(rows_file.read_text().splitlines()) >= 1:
+        found = list(out.glob("runs/*/sweep_rows.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 1:
             break
         time.sleep(0.02)
+    rows_file = found[0]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = [json.loads(line) for line in rows_file.read_text().splitlines() if line.endswith("}")]
@@ -105,7 +106,7 @@ def test_killed_sweep_keeps_rows_and_resumes(tmp_path):
         again = results[(results.pruning_level == row["pruning_level"]) & (results.precision == row["precision"])
                         & (results.runtime == row["runtime"])]
         assert again.latency_ms.item() == pytest.approx(row["latency_ms"], rel=1e-12)
-    assert len((out / "sweep_rows.jsonl").read_text().splitlines()) == 8
+    assert len(rows_file.read_text().splitlines()) == 8
 
 
 def test_several_seeds_and_aggregate(tmp_path):

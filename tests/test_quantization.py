@@ -80,6 +80,6 @@ def test_bad_backend_and_calibration(trained):
         to_int8(model, train_dl, backend="tensorrt")
     with pytest.raises(ValueError, match="calibration_batches must be a positive integer, got -3"):
         to_int8(model, train_dl, calibration_batches=-3)
-    with pytest.raises(QuantizationError, match="failed"):
+    with pytest.raises(ValueError, match="the calibration loader is empty"):   # said before any torch internals run
         to_int8(model, [], 1)
     assert PRECISIONS == ("fp32", "fp16", "int8")

@@ -105,11 +105,12 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
     (["--objective", "cheapest"], "config key 'objective': 'cheapest' is not allowed"),
 ])
 def test_bad_limits_end_in_one_line(args, needle, sweep_dir):
-    before = (sweep_dir / "sweep_rows.jsonl").read_text()
+    rows_file = next(sweep_dir.glob("runs/*/sweep_rows.jsonl"))
+    before = rows_file.read_text()
     res = run("recommend", "--from", str(sweep_dir), *args)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and needle in res.stderr
-    assert (sweep_dir / "sweep_rows.jsonl").read_text() == before
+    assert rows_file.read_text() == before
 
 
 def test_a_directory_with_no_sweep_and_no_way_to_run_one(tmp_path):

@@ -132,9 +132,10 @@ def test_bad_runtime_flag_keeps_measured_rows(args, needle, tmp_path):
     small = ["--output-dir", str(out), "--pruning-levels", "0", "--precisions", "fp32", "--runtimes", "eager",
              "--epochs", "1", "--train-subset", "256", "--benchmark-rounds", "1", "--no-progress"]
     assert main(small) == 0
-    rows = (out / "sweep_rows.jsonl").read_text()
+    rows_file = next(out.glob("runs/*/sweep_rows.jsonl"))
+    rows = rows_file.read_text()
     res = subprocess.run([str(Path(sys.executable).with_name("edge-opt")), "--output-dir", str(out), *args],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and needle in res.stderr
-    assert (out / "sweep_rows.jsonl").read_text() == rows and json.loads(rows.splitlines()[0])["runtime"] == "eager"
+    assert rows_file.read_text() == rows and json.loads(rows.splitlines()[0])["runtime"] == "eager"

@@ -6,7 +6,8 @@ import pytest
 
 import edge_opt.runtimes as runtimes
 from edge_opt.config import SweepConfig
-from edge_opt.experiments import ROWS_FILE, cached_sweep, pareto_frontier, read_rows, run_sweep
+from edge_opt.experiments import cached_sweep, pareto_frontier, run_sweep
+from edge_opt.storage import ROWS_FILE, read_rows, run_dir
 from edge_opt.metrics import measured_rows
 from edge_opt.reporting import write_reports
 
@@ -128,16 +129,20 @@ def test_unsupported_combination_is_a_row_not_a_crash(tmp_path):
     ort = df.set_index("runtime").loc["onnxruntime"]
     assert ort.unsupported == runtimes.ORT_FP16_REASON and pd.isna(ort.error) and pd.isna(ort.accuracy) and not ort.accepted
     assert df.set_index("runtime").loc["eager"].accuracy > 0.1   # eager FP16 still measured (above chance): no fallback, no crash
-    assert len(read_rows(tmp_path / ROWS_FILE)) == 2
-    assert len(run_sweep(cfg, tmp_path, progress=False)) == 2 and len(read_rows(tmp_path / ROWS_FILE)) == 2  # not retried
+    rows_file = run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE
+    assert len(read_rows(rows_file)) == 2
+    assert len(run_sweep(cfg, tmp_path, progress=False)) == 2 and len(read_rows(rows_file)) == 2  # not retried
 
 
 def test_other_settings_never_overwrite_rows(tmp_path):
+    "A -> B -> A: each configuration keeps its rows in its own run directory, and returning to A resumes it."
     cfg = SweepConfig(**{**SMALL, "precisions": ["fp32"]})
-    run_sweep(cfg, tmp_path, progress=False)
-    first = read_rows(tmp_path / ROWS_FILE)
+    a = run_sweep(cfg, tmp_path, progress=False)
+    first = read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE)
     other = SweepConfig(**{**SMALL, "precisions": ["fp32"], "seed": 1})
     run_sweep(other, tmp_path, progress=False)
-    moved = tmp_path / f"sweep_rows.{cfg.fingerprint()}.jsonl"
-    assert read_rows(moved) == first
-    assert {r["seed"] for r in read_rows(tmp_path / ROWS_FILE)} == {1}
+    assert read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE) == first
+    assert {r["seed"] for r in read_rows(run_dir(tmp_path, other.fingerprint()) / ROWS_FILE)} == {1}
+    again = run_sweep(cfg, tmp_path, progress=False)     # back to A: resumed, nothing measured again
+    assert again.latency_ms.tolist() == a.latency_ms.tolist()
+    assert read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE) == first

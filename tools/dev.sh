@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # edge_opt's everyday jobs, each doing its own set-up (a .venv with `pip install -e ".[dev]"`).
-#   bash tools/dev.sh test          edge_opt/ in sync with nbs/, then nbdev_test and pytest
+#   bash tools/dev.sh test          edge_opt/ in sync with nbs/, then nbdev_test and pytest (side by side)
 #   bash tools/dev.sh run [ARGS]    the main job (see README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +35,17 @@ case "${1:-}" in
     start=$(date +%s)
     setup
     check_sync
-    echo "==> nbdev_test (every notebook, executed)" >&2
-    .venv/bin/nbdev_test --n_workers 2
-    echo "==> pytest" >&2
-    .venv/bin/python -m pytest -q tests
+    # side by side: nbdev_test's workers idle while pages wait for the shared cached sweep, and pytest's
+    # subprocess tests spend seconds importing on one core; together they keep both cores busy.
+    echo "==> nbdev_test (every notebook, executed) and pytest, side by side" >&2
+    log=$(mktemp)
+    .venv/bin/python -m pytest -q tests > "$log" 2>&1 &
+    pytest_pid=$!
+    nb_status=0; .venv/bin/nbdev_test --n_workers 2 || nb_status=$?
+    py_status=0; wait "$pytest_pid" || py_status=$?
+    echo "==> pytest" >&2; cat "$log"; rm -f "$log"
+    [ "$nb_status" -eq 0 ] || { echo "FAIL: nbdev_test" >&2; exit 1; }
+    [ "$py_status" -eq 0 ] || { echo "FAIL: pytest" >&2; exit 1; }
     echo "==> all tests passed in $(( $(date +%s) - start )) s" >&2
     ;;
   run)
