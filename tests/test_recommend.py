@@ -24,6 +24,13 @@ def sweep_dir(tmp_path_factory):
     return out
 
 
+class _no_exit:
+    "A stand-in for `pytest.raises` when the call returns its exit code instead of raising."
+    value = None
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+
+
 def run(*args):
     return subprocess.run([EDGE_OPT, *args], capture_output=True, text=True, timeout=600)
 
@@ -104,13 +111,23 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
     (["--precisions", "int4"], "config key 'allowed_precisions': 'int4' is not allowed"),
     (["--objective", "cheapest"], "config key 'objective': 'cheapest' is not allowed"),
 ])
-def test_bad_limits_end_in_one_line(args, needle, sweep_dir):
+def test_bad_limits_end_in_one_line(args, needle, sweep_dir, capsys):
+    "In process (the shell's view of the same parser is checked once below): one line, exit 2, rows untouched."
     rows_file = next(sweep_dir.glob("runs/*/sweep_rows.jsonl"))
     before = rows_file.read_text()
-    res = run("recommend", "--from", str(sweep_dir), *args)
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and needle in res.stderr
+    with pytest.raises(SystemExit) if "invalid float" in needle else _no_exit() as stop:
+        code = main(["recommend", "--from", str(sweep_dir), *args])
+    code = stop.value.code if "invalid float" in needle else code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.splitlines() == [err] and needle in err
     assert rows_file.read_text() == before
+
+
+def test_a_bad_limit_from_the_shell(sweep_dir):
+    res = run("recommend", "--from", str(sweep_dir), "--max-accuracy-drop", "150")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert res.stderr.startswith("edge-opt: error: config key 'max_accuracy_drop': 150.0 is not allowed; expected a non-negative number <= 100")
 
 
 def test_a_directory_with_no_sweep_and_no_way_to_run_one(tmp_path):

@@ -1,10 +1,11 @@
-"""Kill-at-random-moments loop (issue 10): run a sweep, SIGKILL it at a random time, resume, repeat; then finish it.
+"""Kill-at-random-moments loop (issue 10): run the sweep, SIGKILL it at a random moment, resume it, and again,
+until it finishes; then start a fresh sweep, until `--kills` kills have landed on running sweeps.
 
-After every kill the rows file is read; at the end it is compared with everything seen before:
-- lost: a row that was on disk after some kill and is missing (or changed) later,
+After every run the rows on disk are compared with everything seen before in that sweep:
+- lost: a row that was on disk after some run and is missing (or changed) later,
 - duplicated: a `(pruning_level, precision, runtime)` key on disk more than once,
 - failed resumes: a run that exited by itself with a non-zero status (not by our kill),
-- lines set aside as torn.
+- lines set aside as torn (a kill during a row write), which are measured again.
 
     .venv/bin/python tools/kill_loop.py [--kills 20] [--max-seconds 45] [--out /tmp/kill_loop] [-- extra edge-opt flags]
 """
@@ -36,23 +37,25 @@ if __name__ == "__main__":
     ap.add_argument("extra", nargs="*")
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
-    rng, seen, failed, duplicated = random.Random(args.seed), {}, 0, 0
-    cmd = [EDGE_OPT, "--output-dir", args.out, "--no-progress", *args.extra]
-    for i in range(args.kills):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        delay = rng.uniform(0.5, args.max_seconds)
-        try: proc.wait(timeout=delay); killed = False
-        except subprocess.TimeoutExpired: proc.send_signal(signal.SIGKILL); proc.wait(); killed = True
-        err = proc.stderr.read()
-        if not killed and proc.returncode != 0: failed += 1; print(f"run {i} failed ({proc.returncode}): {err.strip()[-300:]}")
-        rows, n = rows_on_disk(args.out)
-        duplicated += n - len(rows)
-        for k, r in rows.items(): seen.setdefault(k, r)
-        print(f"kill {i + 1:2d} after {delay:5.1f} s: {'killed' if killed else 'finished'}, {len(rows)} rows on disk", flush=True)
-    final = subprocess.run(cmd, capture_output=True, text=True)
-    failed += final.returncode != 0
-    rows, n = rows_on_disk(args.out)
-    lost = sum(1 for k, r in seen.items() if rows.get(k) != r)
-    torn = sum(len(f.read_text().splitlines()) for f in Path(args.out).glob("runs/*/*.torn"))
-    print(f"\nfinal run exit {final.returncode}; rows {len(rows)}; lost {lost}; duplicated {duplicated + n - len(rows)}; "
-          f"failed resumes {failed}; torn lines set aside {torn}")
+    rng, runs, kills, failed, duplicated, lost, cycle = random.Random(args.seed), 0, 0, 0, 0, 0, 0
+    while kills < args.kills:
+        # one cycle: a fresh sweep, killed at random moments and resumed until it finishes by itself
+        out, seen, done = f"{args.out}/cycle_{cycle}", {}, False
+        cmd = [EDGE_OPT, "--output-dir", out, "--no-progress", *args.extra]
+        while not done:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            delay = rng.uniform(0.5, args.max_seconds) if kills < args.kills else None
+            try: proc.wait(timeout=delay); done = True
+            except subprocess.TimeoutExpired: proc.send_signal(signal.SIGKILL); proc.wait(); kills += 1
+            runs += 1
+            err = proc.stderr.read()
+            if done and proc.returncode != 0: failed += 1; print(f"run {runs} failed ({proc.returncode}): {err.strip()[-300:]}")
+            rows, n = rows_on_disk(out)
+            duplicated += n - len(rows)
+            lost += sum(1 for k, r in seen.items() if rows.get(k) != r)   # a row seen earlier must stay exactly as it was
+            seen.update(rows)
+            print(f"cycle {cycle} run {runs:2d}: {'finished' if done else f'killed after {delay:4.1f} s'}, {len(rows)} rows on disk", flush=True)
+        cycle += 1
+    torn = sum(len(f.read_text().splitlines()) for f in Path(args.out).glob("cycle_*/runs/*/*.torn"))
+    print(f"\n{kills} kills over {cycle} sweep(s), {runs} runs: rows lost {lost}; rows duplicated {duplicated}; "
+          f"failed resumes {failed}; torn lines set aside (and measured again) {torn}")
