@@ -133,19 +133,22 @@ def plot_latency_by_runtime(df:pd.DataFrame, # sweep rows
     ok = measured_rows(df)
     level = ok.pruning_level.min() if level is None else level
     part = ok[ok.pruning_level == level]
+    swept = [p for p in PRECISIONS if p in set(df.precision)]   # the precisions this sweep asked for
+    width = 0.8 / len(swept)
+    refused = "unsupported" in df and df[(df.pruning_level == level)].unsupported.notna().any()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     for ax, col, title in zip(axes, ("latency_ms", "stream_latency_ms"), (f"batch {int(part.batch_size.iloc[0])}", "one sample")):
         runtimes = [r for r in RUNTIMES if r in set(part.runtime)]
-        for i, p in enumerate(PRECISIONS):
+        for i, p in enumerate(swept):
             sel = part[part.precision == p].set_index("runtime").reindex(runtimes)
-            x = np.arange(len(runtimes)) + (i - 1) * 0.27
+            x = np.arange(len(runtimes)) + (i - (len(swept) - 1) / 2) * width
             err = [sel[col] - sel[col.replace("_ms", "_low_ms")], sel[col.replace("_ms", "_high_ms")] - sel[col]]
-            ax.bar(x, sel[col], width=0.27, color=PRECISION_COLORS[p], label=p.upper(), yerr=err, capsize=2)
+            ax.bar(x, sel[col], width=width, color=PRECISION_COLORS[p], label=p.upper(), yerr=err, capsize=2)
         ax.set_xticks(range(len(runtimes)), [RUNTIME_SHORT[r] for r in runtimes], fontsize=8)
         ax.set_yscale("log"); _plain_log_ticks(ax.yaxis)
         ax.set(ylabel="median latency (ms, log scale)", title=f"{title}, pruning {level:g}")
         ax.grid(alpha=0.3, axis="y", which="both")
-    axes[0].legend(fontsize=7, title="error bar: 5–95% of rounds\nno bar: unsupported", title_fontsize=7)
+    axes[0].legend(fontsize=7, title="error bar: 5–95% of rounds" + ("\nno bar: unsupported" if refused else ""), title_fontsize=7)
     fig.tight_layout()
     return fig
 
