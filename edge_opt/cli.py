@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -18,7 +19,7 @@ import yaml
 
 from .config import MAX_SEED, ConfigError, SweepConfig, config_from_dict, load_config
 from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, recommend
-from .data import DatasetUnavailableError
+from .data import IMAGE_SIZE, DatasetUnavailableError
 from .experiments import run_sweep
 from .metrics import measured_rows
 from .hardware import precision_tradeoff_table
@@ -52,12 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "measure accuracy, latency, memory and energy; keep what fits the memory budget.")
     p.add_argument("--config", metavar="FILE", help="YAML file of SweepConfig keys (see --print-config)")
     p.add_argument("--output-dir", metavar="DIR", help="where results go (default: ./outputs)")
-    p.add_argument("--model", metavar="NAME", help=f"{', '.join(MODELS)} or package.module:factory (default: smallcnn)")
+    d = SweepConfig.__dataclass_fields__   # defaults come from the config, the one owner of every setting
+    p.add_argument("--model", metavar="NAME", help=f"{', '.join(MODELS)} or package.module:factory (default: {d['model'].default})")
     p.add_argument("--pretrained", action="store_true", default=None, help="torchvision models: start from ImageNet weights")
-    p.add_argument("--input-size", type=int, metavar="PX", help="image size the model takes (images are resized; default 28)")
-    p.add_argument("--input-channels", type=int, metavar="C", help="image channels the model takes (grey repeated; default 1)")
+    p.add_argument("--input-size", type=int, metavar="PX", help=f"image size the model takes (images are resized; default {IMAGE_SIZE})")
+    p.add_argument("--input-channels", type=int, metavar="C", help=f"image channels the model takes (grey repeated; default {d['input_channels'].default})")
     p.add_argument("--pruning-levels", nargs="+", type=float, metavar="L", help="fractions of channels removed, in [0, 1)")
-    p.add_argument("--importance", metavar="I", help=f"channel importance: {', '.join(IMPORTANCES)} (default: l1)")
+    p.add_argument("--importance", metavar="I", help=f"channel importance: {', '.join(IMPORTANCES)} (default: {d['pruning_importance'].default})")
     p.add_argument("--round-to", type=int, metavar="N", help="keep pruned channel counts multiples of N")
     p.add_argument("--precisions", nargs="+", metavar="P", help=f"any of {' '.join(PRECISIONS)}")
     p.add_argument("--runtimes", nargs="+", metavar="R", help=f"any of {' '.join(RUNTIMES)} (default: all installed)")
@@ -199,9 +201,11 @@ def publish_reports(df:pd.DataFrame, cfg:SweepConfig, out:Path, command:list[str
     if previous and previous != fp:
         print(f"edge-opt: the reports at the top of {out} now describe configuration {fp}; those of configuration "
               f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
-    for where in (run_dir(out, fp), Path(out)):
-        write_reports(df, cfg, where, command)
-        text = _recommendation_text(df, cfg, where)
+    here = run_dir(out, fp)
+    written = write_reports(df, cfg, here, command)
+    text = _recommendation_text(df, cfg, here)
+    for name in [*written, "recommendation.json"]:   # the latest, copied rather than computed and drawn twice
+        if (here / name).exists(): atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
     write_text(pointer, fp)
     return text
 

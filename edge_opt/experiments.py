@@ -162,10 +162,8 @@ def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
 # %% ../nbs/api/08_experiments.ipynb #2ce0765e
 def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, device:torch.device) -> nn.Module:
     "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one."
-    seed_everything(cfg.seed)
-    if train_dl.generator is not None: train_dl.generator.manual_seed(cfg.seed)  # the same shuffle whichever levels ran before
     pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs, cfg.learning_rate, device,
-                                importance=cfg.pruning_importance, round_to=cfg.round_to)
+                                importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed)
     return pruned.eval()
 
 def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device) -> dict:

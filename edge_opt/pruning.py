@@ -13,13 +13,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 import pandas as pd
 
-from .model import SmallCNN, count_parameters
+from .model import SmallCNN, count_parameters, seed_everything
 from .training import train_model
 
 # %% auto #0
 __all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
            'structured_channel_prune', 'random_channel_prune', 'prune_model', 'channel_summary', 'prune_and_finetune',
-           'compare_criteria']
+           'reseed', 'compare_criteria', 'torch_pruning_pipeline']
 
 # %% ../nbs/api/03_pruning.ipynb #1d1637b8
 def channel_l1_scores(weight:torch.Tensor, # conv weight `[C_out, C_in, kH, kW]`
@@ -219,19 +219,26 @@ def prune_and_finetune(model:nn.Module, # trained network; never modified
                        importance:str="l1", # one of `IMPORTANCES`
                        round_to:int|None=None, # keep channel counts multiples of this
                        importance_batches:int=4, # training batches the `taylor` criterion reads
+                       seed:int|None=None, # reseed everything and the loader's shuffle first, so the result does not depend on what ran before
                       ) -> nn.Module:
     "Prune with `prune_model` (on `SmallCNN` with `l1`: the design document's pruner), then fine-tune for `epochs`."
+    if seed is not None: reseed(train_loader, seed)
     batches = [b for b, _ in zip(train_loader, range(importance_batches))]
     if not batches: raise PruningError("the training loader is empty: pruning needs at least one batch to trace the network")
     pruned = prune_model(model, pruning_level, batches[0][0][:1], importance, round_to, data=batches)
     return train_model(pruned, train_loader, epochs, lr, device, progress).cpu()
 
+def reseed(train_loader:DataLoader, # its shuffle generator is reseeded too
+           seed:int, # the seed
+          ):
+    "`seed_everything(seed)` and the same batch order from `train_loader`, whatever iterated it before."
+    seed_everything(seed)
+    if train_loader.generator is not None: train_loader.generator.manual_seed(seed)
+
 # %% ../nbs/api/03_pruning.ipynb #55447780
 def _finetuned(pruned:nn.Module, train_loader:DataLoader, epochs:int, lr:float, seed:int) -> nn.Module:
     "Fine-tune a copy with a fixed seed and batch order, so every criterion gets the same training."
-    from edge_opt.model import seed_everything
-    seed_everything(seed)
-    if train_loader.generator is not None: train_loader.generator.manual_seed(seed)
+    reseed(train_loader, seed)
     return train_model(deepcopy(pruned), train_loader, epochs, lr, "cpu", False)
 
 def compare_criteria(model:nn.Module, # trained network; never modified
@@ -249,14 +256,28 @@ def compare_criteria(model:nn.Module, # trained network; never modified
     from edge_opt.training import evaluate_accuracy
     batches = [b for b, _ in zip(train_loader, range(4))]
     x = batches[0][0][:1]
-    pruners = {imp: (lambda m, l, x, imp=imp, s=0: prune_model(m, l, x, imp, data=batches, seed=seed + s)) for imp in importances}
-    pruners.update(reference or {})
+    def ours(imp, run): return lambda m, l, x: prune_model(m, l, x, imp, data=batches, seed=seed + run)
+    runs = [(imp, run, ours(imp, run)) for imp in importances for run in range(random_seeds if imp == "random" else 1)]
+    runs += [(name, 0, f) for name, f in (reference or {}).items()]
     rows = [dict(criterion="unpruned (control)", pruning_level=0.0, run=0, model=model)]
-    rows += [dict(criterion=name, pruning_level=float(level), run=run, model=pruner(model, level, x) if name != "random" else pruner(model, level, x, s=run))
-             for level in levels for name, pruner in pruners.items() for run in range(random_seeds if name == "random" else 1)]
+    rows += [dict(criterion=name, pruning_level=float(level), run=run, model=f(model, level, x)) for level in levels for name, run, f in runs]
     for r in rows:
         net = r.pop("model")
         r.update(parameters=count_parameters(net), accuracy=evaluate_accuracy(net, val_loader),
                  accuracy_finetuned=evaluate_accuracy(_finetuned(net, train_loader, finetune_epochs, lr, seed), val_loader))
     table = pd.DataFrame(rows).groupby(["criterion", "pruning_level"], as_index=False, sort=False).mean().drop(columns="run")
     return table.assign(recovered=table.accuracy_finetuned - table.accuracy)
+
+# %% ../nbs/api/03_pruning.ipynb #aa0b0a6c
+def torch_pruning_pipeline(model:nn.Module, # trained network; never modified
+                           pruning_level:float, # Torch-Pruning's `pruning_ratio`
+                           example_inputs:torch.Tensor, # one input batch, to trace the network
+                          ) -> nn.Module:
+    "A copy pruned by Torch-Pruning's default pipeline (`MetaPruner`, `GroupMagnitudeImportance`), the classifier ignored."
+    import torch_pruning as tp
+    _check_level(pruning_level)
+    pruned = deepcopy(model).cpu().eval()
+    head = _run_order(pruned, example_inputs)[0][-1]
+    tp.pruner.MetaPruner(pruned, example_inputs, importance=tp.importance.GroupMagnitudeImportance(),
+                         pruning_ratio=pruning_level, ignored_layers=[head]).step()
+    return pruned.train(model.training)

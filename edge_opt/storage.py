@@ -134,8 +134,8 @@ def output_lock(path:str|Path, # the output directory (created if missing)
     "Hold the output directory's writer lock for a block; raise `OutputDirError` naming the holder if another process has it."
     try: import fcntl
     except ImportError: yield; return
-    path = prepare_output_dir(path)
-    lock = (path / LOCK_FILE).resolve()
+    lock = (Path(path) / LOCK_FILE).resolve()
+    if str(lock) not in _HELD: path = prepare_output_dir(path)   # checked once, by the outermost holder
     if str(lock) in _HELD:
         f, depth = _HELD[str(lock)]; _HELD[str(lock)] = (f, depth + 1)
         try: yield

@@ -1,5 +1,7 @@
 import pytest
 
+from edge_opt.cli import main
+
 from edge_opt.training import train_baseline
 
 
@@ -7,3 +9,14 @@ from edge_opt.training import train_baseline
 def trained():
     "The default baseline on mnist-5k: (model, train_loader, val_loader)."
     return train_baseline(seed=0)
+
+
+@pytest.fixture
+def cli_error(capsys):
+    "Run `edge-opt ARGS` in process and check it ends in exit 2 and one line `edge-opt: error: ...`; returns that line."
+    def run(args):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("edge-opt: error: "), err
+        return err
+    return run

@@ -109,12 +109,10 @@ def test_a_users_factory_runs_a_whole_sweep(tmp_path, monkeypatch):
     assert (df.accuracy > 0).all() and (df.latency_ms > 0).all()
 
 
-def cli_error(args, tmp_path, capsys):
-    assert main(["--output-dir", str(tmp_path / "out"), "--no-progress", "--epochs", "1", "--train-subset", "128",
-                 "--pruning-levels", "0", "--precisions", "fp32", "--runtimes", "eager", *args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("edge-opt: error: "), err
-    return err
+def small_run_error(args, tmp_path, cli_error):
+    "The one error line of a one-variant run with `args`."
+    return cli_error(["--output-dir", str(tmp_path / "out"), "--no-progress", "--epochs", "1", "--train-subset", "128",
+                      "--pruning-levels", "0", "--precisions", "fp32", "--runtimes", "eager", *args])
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -127,9 +125,9 @@ def cli_error(args, tmp_path, capsys):
     (["--importance", "l7"], "config key 'pruning_importance': 'l7'"),
     (["--round-to", "0"], "config key 'round_to': 0"),
 ])
-def test_bad_models_end_in_one_line(args, needle, tmp_path, capsys, monkeypatch):
+def test_bad_models_end_in_one_line(args, needle, tmp_path, cli_error, monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
-    assert needle in cli_error(args, tmp_path, capsys)
+    assert needle in small_run_error(args, tmp_path, cli_error)
 
 
 def test_the_input_shape_keys_make_an_rgb_network_fit(tmp_path, monkeypatch):
@@ -149,14 +147,14 @@ def test_factory_from_the_shell(tmp_path):
         "edge-opt: error: config key 'model': 'user_nets:not_a_network' returned a dict, not a torch.nn.Module"]
 
 
-def test_pretrained_weights_load_or_say_why_in_one_line(tmp_path, capsys, monkeypatch):
+def test_pretrained_weights_load_or_say_why_in_one_line(tmp_path, cli_error, monkeypatch):
     "With internet the ImageNet weights load; without, one line names the key and the way out."
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))   # no cached weights
     try:
         net = build_model("resnet18", pretrained=True)
     except ValueError as e:
         assert "config key 'pretrained'" in str(e) and "set pretrained: false" in str(e)
-        err = cli_error(["--model", "resnet18", "--pretrained"], tmp_path, capsys)
+        err = small_run_error(["--model", "resnet18", "--pretrained"], tmp_path, cli_error)
         assert "config key 'pretrained'" in err
     else:
         assert net(X).shape == (1, 10)

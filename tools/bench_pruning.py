@@ -13,7 +13,6 @@ pruner, MAC reduction on ImageNet-shaped torchvision networks, and whether `roun
     .venv/bin/python tools/bench_pruning.py [--threads 2] [--resnet-epochs 2] [--rounds 15]
 """
 import argparse
-from copy import deepcopy
 
 import pandas as pd
 import torch
@@ -24,21 +23,13 @@ from edge_opt.hardware import estimate_layerwise_stats
 from edge_opt.metrics import LatencyStats, cpu_name, time_interleaved
 from edge_opt.model import build_model, seed_everything
 from edge_opt.data import build_loaders
-from edge_opt.pruning import compare_criteria, prune_model, _run_order
+from edge_opt.pruning import compare_criteria, prune_model, torch_pruning_pipeline
 from edge_opt.runtimes import default_runtimes, deploy, thread_limit
 from edge_opt.training import train_baseline, train_model
 
 
-def torch_pruning_default(model, level, x):
-    "Torch-Pruning's default pipeline: MetaPruner, GroupMagnitudeImportance (group L2), the classifier ignored."
-    m = deepcopy(model).eval()
-    head = _run_order(m, x)[0][-1]
-    tp.pruner.MetaPruner(m, x, importance=tp.importance.GroupMagnitudeImportance(), pruning_ratio=level, ignored_layers=[head]).step()
-    return m
-
-
 def accuracy_tables(resnet_epochs):
-    ref = {"torch-pruning default (MetaPruner, group L2)": torch_pruning_default}
+    ref = {"torch-pruning default (MetaPruner, group L2)": torch_pruning_pipeline}
     model, train_dl, val_dl = train_baseline(seed=0)
     yield "SmallCNN (5 epochs)", compare_criteria(model, train_dl, val_dl, [0.5, 0.7], reference=ref)
     seed_everything(0)
