@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -15,77 +14,84 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from .config import MAX_SEED, ConfigError, SweepConfig, config_from_dict, load_config
-from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, recommend
-from .data import IMAGE_SIZE, DatasetUnavailableError
+from dataclasses import fields
+
+from .config import (KINDS, MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_reference,
+                             load_config, setting)
+from .constraints import Constraints, recommend
+from .data import DatasetUnavailableError
 from .experiments import run_sweep
-from .metrics import measured_rows
-from .hardware import precision_tradeoff_table
-from .model import MODELS
-from .pruning import IMPORTANCES
-from .quantization import PRECISIONS
+from .analysis import aggregate_seeds, fastest_runtime_table, measured_rows, pareto_by_runtime, precision_tradeoff_table
 from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
-from .reporting import fastest_runtime_table, pareto_by_runtime, reproducibility_record, summarize_sweep, write_reports
-from .runtimes import RUNTIMES
+from .reporting import reproducibility_record, summarize_sweep, write_reports
 
 # %% auto #0
-__all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'build_parser', 'resolve_config', 'report_text', 'aggregate_seeds',
-           'write_recommendation', 'recommend_parser', 'recommend_main', 'publish_reports', 'run', 'main']
+__all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'add_config_flags', 'flag_values', 'build_parser',
+           'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'recommend_main',
+           'publish_reports', 'run', 'main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
-# flag -> config key, for the flags that override a config value (most flags are named as their key)
-_OVERRIDES = {**{k: k for k in ("pruning_levels", "precisions", "epochs", "dataset", "finetune_epochs", "active_budget_mb",
-                                "power_watts", "device", "threads", "train_subset", "cpu_frequency_scale", "output_dir",
-                                "runtimes", "benchmark_rounds", "model", "pretrained", "input_size", "input_channels", "round_to")},
-              "budgets_mb": "memory_budgets_mb", "backend": "quantization_backend", "importance": "pruning_importance"}
-
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose errors are one line, `edge-opt: error: ...`, with exit status 2."
     def error(self, message):
         print(f"edge-opt: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `edge-opt` argument parser."
-    p = _Parser(prog="edge-opt", description="Sweep pruning levels × precisions of a CNN; "
-                                "measure accuracy, latency, memory and energy; keep what fits the memory budget.")
-    p.add_argument("--config", metavar="FILE", help="YAML file of SweepConfig keys (see --print-config)")
-    p.add_argument("--output-dir", metavar="DIR", help="where results go (default: ./outputs)")
-    d = SweepConfig.__dataclass_fields__   # defaults come from the config, the one owner of every setting
-    p.add_argument("--model", metavar="NAME", help=f"{', '.join(MODELS)} or package.module:factory (default: {d['model'].default})")
-    p.add_argument("--pretrained", action="store_true", default=None, help="torchvision models: start from ImageNet weights")
-    p.add_argument("--input-size", type=int, metavar="PX", help=f"image size the model takes (images are resized; default {IMAGE_SIZE})")
-    p.add_argument("--input-channels", type=int, metavar="C", help=f"image channels the model takes (grey repeated; default {d['input_channels'].default})")
-    p.add_argument("--pruning-levels", nargs="+", type=float, metavar="L", help="fractions of channels removed, in [0, 1)")
-    p.add_argument("--importance", metavar="I", help=f"channel importance: {', '.join(IMPORTANCES)} (default: {d['pruning_importance'].default})")
-    p.add_argument("--round-to", type=int, metavar="N", help="keep pruned channel counts multiples of N")
-    p.add_argument("--precisions", nargs="+", metavar="P", help=f"any of {' '.join(PRECISIONS)}")
-    p.add_argument("--runtimes", nargs="+", metavar="R", help=f"any of {' '.join(RUNTIMES)} (default: all installed)")
-    p.add_argument("--benchmark-rounds", type=int, metavar="N", help="interleaved timing rounds per pruning level")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="S", help="one sweep per seed, plus an aggregate")
-    p.add_argument("--epochs", type=int, help="baseline training epochs")
-    p.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after pruning")
-    p.add_argument("--dataset", help="mnist-5k (offline), mnist, fashion-mnist or kmnist")
-    p.add_argument("--train-subset", type=int, metavar="N", help="training examples to keep")
-    p.add_argument("--active-budget-mb", type=float, metavar="MB", help="memory budget that decides acceptance")
-    p.add_argument("--budgets-mb", nargs="+", type=float, metavar="MB", help="budgets to report violations for")
-    p.add_argument("--power-watts", type=float, metavar="W", help="device power for the energy proxy")
-    p.add_argument("--cpu-frequency-scale", type=float, metavar="X", help="latency multiplier emulating a slower CPU")
-    p.add_argument("--device", help="cpu, cuda, mps or auto")
-    p.add_argument("--backend", help="INT8 backend: auto, x86, fbgemm or qnnpack")
-    p.add_argument("--threads", type=int, help="intra-op threads for every runtime (default: PyTorch's)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--print-config", action="store_true", help="print the effective configuration (defaults + file + flags) as YAML and exit")
-    return p
+def _cli_type(s:Setting):
+    "Parse one command-line word as the key's kind (`none` or `null` for a key that allows null)."
+    def parse(text:str):
+        if s.optional and text.lower() in ("none", "null"): return None
+        return s.kind(text)
+    parse.__name__ = s.kind.__name__   # argparse says "invalid int value: 'x'"
+    return parse
+
+def _shown(value) -> str: return "null" if value is None else " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+def _flag_kwargs(s:Setting, row) -> dict:
+    "The `add_argument` keywords of a config key's flag."
+    help = f"{row.help} [{row.allowed}; default: {_shown(row.default)}]".replace("%", "%%")
+    if s.kind is bool: return dict(action=argparse.BooleanOptionalAction, help=help)
+    word = row.key.split("_")[-1].upper()
+    metavar = s.unit.upper().replace("/", "") or {int: "N", float: "X"}.get(s.kind) or (word[:-1] if s.many else word)
+    return dict(type=_cli_type(s), nargs="+" if s.many else None, metavar=metavar, help=help)
 
 # %% ../nbs/api/10_cli.ipynb #f488f7d4
-def resolve_config(args:argparse.Namespace) -> SweepConfig:
+def add_config_flags(parser:argparse.ArgumentParser, # the parser to extend
+                     keys:list[str]|None=None, # config keys to give a flag (None: every key)
+                     rename:dict|None=None, # key -> flag, where this parser names it otherwise
+                    ):
+    "One flag per config key, grouped as the config is, each writing its key (`dest`) only when given."
+    groups = {}
+    for row in config_reference().itertuples():
+        if keys is not None and row.key not in keys: continue
+        if row.group not in groups: groups[row.group] = parser.add_argument_group(f"{row.group} keys")
+        flag = (rename or {}).get(row.key, row.flag)
+        groups[row.group].add_argument(flag, dest=row.key, default=argparse.SUPPRESS, **_flag_kwargs(setting(row.key), row))
+    return parser
+
+def flag_values(args:argparse.Namespace, # parsed command line
+               ) -> dict:
+    "The config keys the command line set, with their values (`none` given to a list key is null)."
+    known = {f.name for f in fields(SweepConfig)}
+    return {k: None if v == [None] else v for k, v in vars(args).items() if k in known}
+
+# %% ../nbs/api/10_cli.ipynb #fbddbc6c
+def build_parser() -> argparse.ArgumentParser:
+    "The `edge-opt` argument parser: a few flags of its own, then one flag per config key."
+    p = _Parser(prog="edge-opt", description="Sweep pruning levels × precisions × runtimes of a CNN; measure accuracy, "
+                "latency, memory and energy; keep what fits the memory budget and recommend what to ship.")
+    p.add_argument("--config", metavar="FILE", help="YAML file of config keys (see --print-config); flags override it")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="S", help="one sweep per seed (in seed_S/), plus an aggregate")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--print-config", action="store_true", help="print the effective configuration (defaults + file + flags) as YAML and exit")
+    return add_config_flags(p)
+
+def resolve_config(args:argparse.Namespace, # parsed `edge-opt` command line
+                  ) -> SweepConfig:
     "Defaults, then the config file, then the flags: one validated `SweepConfig`."
     base = load_config(args.config) if args.config else SweepConfig()
-    overrides = {key: getattr(args, flag) for flag, key in _OVERRIDES.items() if getattr(args, flag) is not None}
-    return config_from_dict(overrides, base=base)
+    return config_from_dict(flag_values(args), base=base)
 
 # %% ../nbs/api/10_cli.ipynb #5f0acdd5
 PARETO_COLUMNS = ["runtime", "pruning_level", "precision", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "latency_ms",
@@ -100,7 +106,10 @@ def _pick_line(name:str, r:dict|None) -> str:
             f"batch {r['latency_ms']:.3g} ms ({r['latency_low_ms']:.3g}–{r['latency_high_ms']:.3g}), one sample "
             f"{r['stream_latency_ms']:.3g} ms ({r['stream_latency_low_ms']:.3g}–{r['stream_latency_high_ms']:.3g}), {r['memory_mb']:.3g} MB")
 
-def report_text(df:pd.DataFrame, cfg:SweepConfig) -> str:
+# %% ../nbs/api/10_cli.ipynb #99f73a6d
+def report_text(df:pd.DataFrame, # the sweep's rows
+                cfg:SweepConfig, # the sweep's settings
+               ) -> str:
     "The closing console report: trade-offs per runtime, fastest runtime per variant, Pareto per runtime, the fastest accepted variant."
     ok, summary = measured_rows(df), summarize_sweep(df, cfg)
     lines = [f"{len(df)} variants: {summary['accepted']} accepted under {cfg.active_budget_mb:g} MB, {summary['rejected']} rejected, "
@@ -120,21 +129,15 @@ def report_text(df:pd.DataFrame, cfg:SweepConfig) -> str:
     lines += [f"FAILED pruning {r.pruning_level:g} {r.precision} on {r.runtime}: {r.error}" for r in df[df["error"].notna()].itertuples()]
     return "\n".join(lines)
 
-# %% ../nbs/api/10_cli.ipynb #565f35b3
-def aggregate_seeds(frames:list[pd.DataFrame]) -> pd.DataFrame:
-    "Mean and standard deviation over seeds per pruning level, precision and runtime."
-    rows = measured_rows(pd.concat(frames, ignore_index=True))
-    cols, keys = ["accuracy", "latency_ms", "stream_latency_ms", "memory_mb", "energy_proxy_j"], ["pruning_level", "precision", "runtime"]
-    groups = rows.groupby(keys, sort=False)
-    agg = groups[cols].agg(["mean", "std"])
-    agg.columns = [f"{c}_{s}" for c, s in agg.columns]
-    return agg.assign(accepted_ratio=groups.accepted.mean(), seeds=groups.seed.nunique()).reset_index()
-
 # %% ../nbs/api/10_cli.ipynb #811b60e6
 NO_VARIANT_EXIT = 3  # `edge-opt recommend` when no variant meets the constraints (a result, not an error)
-_CONSTRAINT_FLAGS = {key.removeprefix("allowed_"): key for key in Constraints.__dataclass_fields__}  # --runtimes sets allowed_runtimes
+CONSTRAINT_KEYS = list(Constraints.__dataclass_fields__)   # the keys `edge-opt recommend` takes as flags
+_RECOMMEND_FLAGS = {"allowed_runtimes": "--runtimes", "allowed_precisions": "--precisions"}  # recommend's own names
 
-def write_recommendation(df:pd.DataFrame, cfg:SweepConfig, out:Path):
+def write_recommendation(df:pd.DataFrame, # sweep rows
+                         cfg:SweepConfig, # settings whose constraint keys judge the rows
+                         out:Path, # directory for `recommendation.json`
+                        ):
     "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
     rec = recommend(df, Constraints.from_config(cfg))
     write_json(Path(out) / "recommendation.json", rec.to_json())
@@ -151,29 +154,20 @@ def recommend_parser() -> argparse.ArgumentParser:
                                 f"accuracy and latency limits. Exit 0: a variant passes; {NO_VARIANT_EXIT}: none does; 2: bad input.")
     p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory (the sweep runs first if it holds none)")
     p.add_argument("--config", metavar="FILE", help="YAML config: the sweep to run when DIR holds none, and default constraints")
-    p.add_argument("--max-memory-mb", type=float, metavar="MB", help="memory limit (default: the config's active budget)")
-    d = Constraints()
-    p.add_argument("--memory-on", choices=MEMORY_ON, help=f"what the memory limit reads (default: {d.memory_on})")
-    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS", help=f"accuracy points below eager FP32 unpruned (default: {d.max_accuracy_drop:g})")
-    p.add_argument("--max-latency-ms", type=float, metavar="MS", help="latency limit (default: none)")
-    p.add_argument("--latency-stat", choices=LATENCY_STATS, help=f"statistic the latency limit reads (default: {d.latency_stat})")
-    p.add_argument("--latency-batch", choices=LATENCY_BATCHES, help=f"batch the latency limit reads (default: {d.latency_batch})")
-    p.add_argument("--runtimes", nargs="+", metavar="R", help=f"runtimes allowed, any of {' '.join(RUNTIMES)}")
-    p.add_argument("--precisions", nargs="+", metavar="P", help=f"precisions allowed, any of {' '.join(PRECISIONS)}")
-    p.add_argument("--objective", metavar="O", help=f"what fastest means: {', '.join(OBJECTIVES)} (default: {d.objective})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (when the sweep has to run)")
-    return p
+    return add_config_flags(p, CONSTRAINT_KEYS, rename=_RECOMMEND_FLAGS)
 
 # %% ../nbs/api/10_cli.ipynb #23e2ba4a
 def _recommend_config(args:argparse.Namespace) -> SweepConfig:
     base = load_config(args.config) if args.config else SweepConfig()
-    values = {key: getattr(args, flag) for flag, key in _CONSTRAINT_FLAGS.items() if getattr(args, flag) is not None}
+    values = flag_values(args)
     out = Path(args.from_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--from '{out}' is not allowed; it is a file, expected a directory holding a sweep or one to run it in")
     return config_from_dict({**values, "output_dir": str(out)}, base=base)
 
-def recommend_main(argv:list[str]) -> int:
+def recommend_main(argv:list[str], # the arguments after `edge-opt recommend`
+                  ) -> int:
     "`edge-opt recommend`: judge an existing sweep (or run it first) and print and save the recommendation."
     args = recommend_parser().parse_args(argv)
     try: cfg = _recommend_config(args)
@@ -194,7 +188,11 @@ def _fail(message:str) -> int:
     print(f"edge-opt: error: {message}", file=sys.stderr)
     return 2
 
-def publish_reports(df:pd.DataFrame, cfg:SweepConfig, out:Path, command:list[str]|None=None) -> str:
+def publish_reports(df:pd.DataFrame, # the sweep's rows
+                    cfg:SweepConfig, # the sweep's settings
+                    out:Path, # the output directory
+                    command:list[str]|None=None, # the command line, recorded in `reproducibility.json`
+                   ) -> str:
     "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`; returns the recommendation text."
     fp, pointer = cfg.fingerprint(), Path(out) / LATEST_FILE
     previous = pointer.read_text().strip() if pointer.exists() else None
@@ -209,7 +207,12 @@ def publish_reports(df:pd.DataFrame, cfg:SweepConfig, out:Path, command:list[str
     write_text(pointer, fp)
     return text
 
-def run(cfg:SweepConfig, seeds:list[int], progress:bool=True, command:list[str]|None=None) -> list[pd.DataFrame]:
+# %% ../nbs/api/10_cli.ipynb #64b82126
+def run(cfg:SweepConfig, # the sweep's settings
+        seeds:list[int], # one sweep per seed
+        progress:bool=True, # show progress bars
+        command:list[str]|None=None, # the command line, recorded in `reproducibility.json`
+       ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
     out, frames, cfgs = Path(cfg.output_dir), [], []
     with output_lock(out):
@@ -235,13 +238,16 @@ def _one_line_warnings():
     try: yield
     finally: warnings.showwarning = before
 
-def main(argv:list[str]|None=None) -> int:
+# %% ../nbs/api/10_cli.ipynb #63227af9
+def main(argv:list[str]|None=None, # command-line arguments (None: `sys.argv[1:]`)
+        ) -> int:
     "Entry point of the `edge-opt` console script (`edge-opt recommend ...` for the recommendation alone)."
     argv = sys.argv[1:] if argv is None else list(argv)
     with _one_line_warnings():
         if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
         return _sweep_main(argv)
 
+# %% ../nbs/api/10_cli.ipynb #225efa7a
 def _sweep_main(argv:list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -251,7 +257,7 @@ def _sweep_main(argv:list[str]) -> int:
     except ConfigError as e:
         return _fail(str(e))
     if args.print_config:
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        print(cfg.to_yaml(), end="")
         return 0
     start = time.perf_counter()
     try:

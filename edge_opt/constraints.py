@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .metrics import measured_rows, unpack_correct
+from .metrics import unpack_correct
+from .analysis import measured_rows
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
@@ -40,6 +41,16 @@ def _subset(key, values, allowed):
     for v in values:
         if v not in allowed: _bad(key, v, f"each value must be one of {', '.join(allowed)}")
 
+# %% ../nbs/api/06a_constraints.ipynb #40cf177c
+def _check_constraints(c):
+    "Raise `ValueError` naming the first constraint of `c` that is not allowed."
+    _limit("max_memory_mb", c.max_memory_mb, positive=True); _limit("max_latency_ms", c.max_latency_ms)
+    _limit("max_accuracy_drop", c.max_accuracy_drop, high=100)
+    for key, allowed in (("memory_on", MEMORY_ON), ("latency_stat", LATENCY_STATS), ("latency_batch", LATENCY_BATCHES),
+                         ("objective", tuple(OBJECTIVES))):
+        if getattr(c, key) not in allowed: _bad(key, getattr(c, key), f"expected one of {', '.join(allowed)}")
+    _subset("allowed_runtimes", c.allowed_runtimes, RUNTIMES); _subset("allowed_precisions", c.allowed_precisions, PRECISIONS)
+
 # %% ../nbs/api/06a_constraints.ipynb #b4f8e01c
 @dataclass(frozen=True)
 class Constraints:
@@ -54,13 +65,7 @@ class Constraints:
     allowed_precisions: tuple|None = None # None: every precision measured
     objective: str = "single_median"     # one of OBJECTIVES
 
-    def __post_init__(self):
-        _limit("max_memory_mb", self.max_memory_mb, positive=True); _limit("max_latency_ms", self.max_latency_ms)
-        _limit("max_accuracy_drop", self.max_accuracy_drop, high=100)
-        for key, allowed in (("memory_on", MEMORY_ON), ("latency_stat", LATENCY_STATS), ("latency_batch", LATENCY_BATCHES),
-                             ("objective", tuple(OBJECTIVES))):
-            if getattr(self, key) not in allowed: _bad(key, getattr(self, key), f"expected one of {', '.join(allowed)}")
-        _subset("allowed_runtimes", self.allowed_runtimes, RUNTIMES); _subset("allowed_precisions", self.allowed_precisions, PRECISIONS)
+    def __post_init__(self): _check_constraints(self)
 
     @property
     def latency_column(self) -> str:
@@ -68,7 +73,9 @@ class Constraints:
         return {"single": "stream_latency", "batch": "latency"}[self.latency_batch] + ("_ms" if self.latency_stat == "median" else "_p95_ms")
 
     @classmethod
-    def from_config(cls, cfg) -> Constraints:
+    def from_config(cls,
+                    cfg, # a `SweepConfig` (or anything with its constraint keys)
+                   ) -> Constraints:
         "The constraints a `SweepConfig` carries (`max_memory_mb` None means its active budget)."
         keys = [f for f in cls.__dataclass_fields__ if f != "max_memory_mb"]
         values = {k: getattr(cfg, k) for k in keys}
@@ -187,24 +194,30 @@ class Recommendation:
 
     def text(self) -> str:
         "The answer in a few lines, with why."
-        c, k = self.choice, self.constraints
-        limits = [f"memory ≤ {k.max_memory_mb:g} MB ({k.memory_on.replace('_', ' ')})" if k.max_memory_mb is not None else None,
-                  f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
-                  f"{k.latency_column} ≤ {k.max_latency_ms:g} ms" if k.max_latency_ms is not None else None,
-                  f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
-                  f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
-        head = f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]})."
-        if c is None:
-            lines = [head, f"No variant of {len(self.candidates)} meets every constraint. Nearest misses:"]
-            return "\n".join(lines + [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
-                                      for name, m in self.nearest_misses.items()])
-        lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {c['objective_ms']:.4g} ms "
-                 f"({OBJECTIVES[k.objective]}), accuracy {c['accuracy']:.3f}"
-                 + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
-                 + f", {c['memory']:.4g} MB. {int(self.candidates.passes.sum())} of {len(self.candidates)} variants pass."]
-        lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {r['objective_ms']:.4g} ms, "
-                  f"accuracy {r['accuracy']:.3f}" for r in self.runners_up]
-        return "\n".join(lines)
+        return _recommendation_text(self)
+
+
+# %% ../nbs/api/06a_constraints.ipynb #edefc688
+def _recommendation_text(rec:Recommendation) -> str:
+    "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses."
+    c, k = rec.choice, rec.constraints
+    limits = [f"memory ≤ {k.max_memory_mb:g} MB ({k.memory_on.replace('_', ' ')})" if k.max_memory_mb is not None else None,
+              f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
+              f"{k.latency_column} ≤ {k.max_latency_ms:g} ms" if k.max_latency_ms is not None else None,
+              f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
+              f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
+    head = f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]})."
+    if c is None:
+        lines = [head, f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
+        return "\n".join(lines + [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
+                                  for name, m in rec.nearest_misses.items()])
+    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {c['objective_ms']:.4g} ms "
+             f"({OBJECTIVES[k.objective]}), accuracy {c['accuracy']:.3f}"
+             + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
+             + f", {c['memory']:.4g} MB. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."]
+    lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {r['objective_ms']:.4g} ms, "
+              f"accuracy {r['accuracy']:.3f}" for r in rec.runners_up]
+    return "\n".join(lines)
 
 # %% ../nbs/api/06a_constraints.ipynb #d8cc7900
 def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)

@@ -5,8 +5,6 @@
 # %% ../nbs/api/08_experiments.ipynb #a264ea1a
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 import hashlib
@@ -14,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -22,23 +19,23 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .config import SweepConfig
-from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
+from .data import IMAGE_SIZE, NUM_CLASSES
 from .hardware import is_accepted, memory_violations, summarize_hardware
-from .metrics import (LatencyStats, accuracy_with_ci, deployed_correct, footprint, measured_rows, pack_correct,
-                              time_interleaved, variant_metrics)
-from .model import ModelError, build_model, check_model, count_parameters, resolve_device, seed_everything
+from .metrics import LatencyStats, accuracy_with_ci, deployed_correct, footprint, pack_correct, time_interleaved, variant_metrics
+from .model import ModelError, build_model, check_model, count_parameters, resolve_device
 from .pruning import channel_summary, prune_and_finetune
 from .quantization import precision_variant
 from .runtimes import UnsupportedPrecisionError, deploy, take_batches, thread_limit
-from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
-from .training import input_dtype, train_model
+from .storage import ROWS_FILE, append_row, output_lock, read_rows, repair_rows, run_dir
+from .training import input_dtype, train_baseline
 
 # %% auto #0
 __all__ = ['sweep_model', 'prepare_baseline', 'build_variants', 'measure_variants', 'row_key', 'run_sweep', 'code_version',
-           'cache_root', 'cached_sweep', 'pareto_frontier']
+           'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
-def sweep_model(cfg:SweepConfig) -> nn.Module:
+def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `input_size`, `input_channels`, `pretrained`)
+               ) -> nn.Module:
     "The untrained network `cfg.model` names, built for the data's shape and checked to return one logit per class."
     size = cfg.input_size or IMAGE_SIZE
     try: model = build_model(cfg.model, NUM_CLASSES, cfg.input_channels, size, cfg.pretrained)
@@ -54,29 +51,11 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      progress:bool=False, # show training progress
                      device:torch.device|None=None, # where to train (None: `resolve_device(cfg.device)`)
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
-    "Seed, build the loaders and train (or reload) the FP32 baseline for `cfg` (`cfg.model`, checked against the input shape first)."
-    seed_everything(cfg.seed)
-    train_dl, val_dl = build_loaders(cfg.dataset, cfg.batch_size, cfg.train_subset, cfg.val_subset, cfg.seed,
-                                     input_size=cfg.input_size, in_channels=cfg.input_channels)
-    model = sweep_model(cfg)
+    "`train_baseline` for `cfg`: `cfg.model`, built and checked against the input shape, trained once and cached in `output_dir`."
     checkpoint = Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt" if output_dir else None
-    if checkpoint and _load_checkpoint(model, checkpoint): return model.eval(), train_dl, val_dl
-    train_model(model, train_dl, cfg.epochs, cfg.learning_rate, device or resolve_device(cfg.device), progress)
-    model.cpu().eval()
-    if checkpoint:
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(checkpoint, lambda tmp: torch.save(model.state_dict(), tmp))
-    return model, train_dl, val_dl
-
-def _load_checkpoint(model:nn.Module, checkpoint:Path) -> bool:
-    "Load saved baseline weights; a checkpoint that does not load is set aside (never deleted) and the baseline retrained."
-    if not checkpoint.exists(): return False
-    try: model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)); return True
-    except Exception as e:
-        aside = checkpoint.with_name(checkpoint.name + ".corrupt")
-        os.replace(checkpoint, aside)
-        print(f"edge-opt: the baseline checkpoint {checkpoint} does not load ({type(e).__name__}); set aside as {aside.name}, retraining", file=sys.stderr)
-        return False
+    return train_baseline(cfg.dataset, cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.seed, train_subset=cfg.train_subset,
+                          val_subset=cfg.val_subset, device=device or resolve_device(cfg.device), progress=progress,
+                          build=lambda: sweep_model(cfg), input_size=cfg.input_size, in_channels=cfg.input_channels, checkpoint=checkpoint)
 
 # %% ../nbs/api/08_experiments.ipynb #2f3f6c65
 def _error_row(error:Exception) -> dict:
@@ -176,10 +155,12 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
     return {key: {**shape, **rows[key]} for key in todo}
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
-def row_key(row:dict) -> tuple[float, str, str]:
+def row_key(row:dict, # a sweep row
+           ) -> tuple[float, str, str]:
     "The resume key of a row: `(pruning_level, precision, runtime)`."
     return float(row["pruning_level"]), row["precision"], row["runtime"]
 
+# %% ../nbs/api/08_experiments.ipynb #546107a2
 def run_sweep(cfg:SweepConfig, # the sweep's settings
               output_dir:str|Path|None=None, # rows, checkpoint and resume state go here (None: `cfg.output_dir`)
               progress:bool=True, # show a progress bar over variants
@@ -232,6 +213,7 @@ def _locked(path:Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+# %% ../nbs/api/08_experiments.ipynb #1768b3fe
 def cached_sweep(cfg:SweepConfig, # the sweep's settings
                  cache_dir:str|Path|None=None, # parent of the cached runs (None: `cache_root()`)
                 ) -> tuple[pd.DataFrame, Path]:
@@ -239,17 +221,3 @@ def cached_sweep(cfg:SweepConfig, # the sweep's settings
     out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}"
     with _locked(out.with_suffix(".lock")):
         return run_sweep(cfg, out, progress=False), out
-
-# %% ../nbs/api/08_experiments.ipynb #167f910c
-def pareto_frontier(df:pd.DataFrame, # sweep rows
-                    x_col:str="latency_ms", # the cost to minimise: "latency_ms", "energy_proxy_j", "memory_mb", ...
-                    use_ci:bool=False, # rank accuracy by its CI lower bound
-                   ) -> pd.DataFrame:
-    "Accepted, error-free rows that no other accepted row beats on both cost and accuracy; cheapest first."
-    if x_col not in df.columns: raise ValueError(f"unknown cost column '{x_col}'; columns: {', '.join(df.columns)}")
-    y_col = "accuracy_ci_low" if use_ci else "accuracy"
-    ok = measured_rows(df, accepted=True).sort_values([x_col, y_col], ascending=[True, False])
-    keep, best = [], -math.inf
-    for idx, y in ok[y_col].items():
-        if y > best: keep.append(idx); best = y
-    return ok.loc[keep].reset_index(drop=True)

@@ -15,7 +15,7 @@ from .quantization import module_storage_bytes
 
 # %% auto #0
 __all__ = ['MB', 'estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',
-           'HardwareSummary', 'summarize_hardware', 'precision_tradeoff_table']
+           'HardwareSummary', 'summarize_hardware']
 
 # %% ../nbs/api/05_hardware.ipynb #88db5aba
 MB = 1_000_000  # bytes in a megabyte: edge_opt reports decimal MB throughout
@@ -72,7 +72,10 @@ def peak_live_bytes(stats:pd.DataFrame, # `estimate_layerwise_stats(..., all_lay
     live = stats.activation_bytes.where(stats.in_place, stats.input_bytes + stats.activation_bytes)
     return int(live.max())
 
-def peak_activation_bytes(model:nn.Module, input_shape:tuple=(1, 1, 28, 28), input_dtype:torch.dtype=torch.float32) -> int:
+def peak_activation_bytes(model:nn.Module, # float, FP16 or INT8 network
+                          input_shape:tuple=(1, 1, 28, 28), # one sample's shape, batch first
+                          input_dtype:torch.dtype=torch.float32, # the input's dtype
+                         ) -> int:
     "The activation memory of sequential execution: `peak_live_bytes` of every layer of `model`."
     return peak_live_bytes(estimate_layerwise_stats(model, input_shape, input_dtype, all_layers=True))
 
@@ -83,7 +86,9 @@ def memory_violations(memory_mb:float, # a variant's runtime memory, MB
     "For each budget, whether `memory_mb` exceeds it."
     return {float(b): memory_mb > b for b in budgets_mb}
 
-def is_accepted(memory_mb:float, active_budget_mb:float) -> bool:
+def is_accepted(memory_mb:float, # a variant's runtime memory, MB
+                active_budget_mb:float, # the budget that decides acceptance, MB
+               ) -> bool:
     "A variant is accepted when its memory fits the active budget."
     return memory_mb <= active_budget_mb
 
@@ -91,7 +96,7 @@ def is_accepted(memory_mb:float, active_budget_mb:float) -> bool:
 @dataclass
 class HardwareSummary:
     "Where one measured batch sits on the configured device's roofline."
-    batch_size: int
+    batch_size: int                  # samples in the measured batch
     macs: int                        # multiply-accumulates for the whole batch
     bytes_moved: int                 # parameters once + every layer's input and output activations
     arithmetic_intensity: float      # MACs per byte moved
@@ -103,6 +108,7 @@ class HardwareSummary:
     attainable_gmacs: float          # min(peak, intensity × bandwidth)
     bound: str                       # "memory" below the knee, "compute" above it
 
+# %% ../nbs/api/05_hardware.ipynb #abc90cb7
 def summarize_hardware(layer_stats:pd.DataFrame, # `estimate_layerwise_stats` of one sample
                        latency_ms:float, # measured latency of one batch
                        batch_size:int, # samples in that batch
@@ -116,19 +122,8 @@ def summarize_hardware(layer_stats:pd.DataFrame, # `estimate_layerwise_stats` of
     seconds = latency_ms / 1e3
     intensity, knee = macs / bytes_moved, peak_gmacs / memory_bandwidth_gbps
     achieved_gmacs, achieved_gbps = macs / seconds / 1e9, bytes_moved / seconds / 1e9
-    return HardwareSummary(batch_size, macs, bytes_moved, intensity, achieved_gmacs, achieved_gbps,
-                           achieved_gmacs / peak_gmacs, achieved_gbps / memory_bandwidth_gbps, knee,
-                           min(peak_gmacs, intensity * memory_bandwidth_gbps),
-                           "memory" if intensity < knee else "compute")
-
-# %% ../nbs/api/05_hardware.ipynb #60114e65
-def precision_tradeoff_table(sweep_df:pd.DataFrame, # measured rows, as `run_sweep` returns them
-                            ) -> pd.DataFrame:
-    "Per runtime and precision: mean accuracy, median latencies, memory, artifact size and energy over pruning levels, and the accepted share."
-    keys = ["runtime", "precision"] if "runtime" in sweep_df else ["precision"]
-    cols = dict(accuracy_mean=("accuracy", "mean"), latency_ms_mean=("latency_ms", "mean"),
-                memory_mb_mean=("memory_mb", "mean"), energy_proxy_j_mean=("energy_proxy_j", "mean"), accepted_ratio=("accepted", "mean"))
-    if "stream_latency_ms" in sweep_df: cols["stream_latency_ms_mean"] = ("stream_latency_ms", "mean")
-    if "artifact_bytes" in sweep_df: cols["artifact_bytes_mean"] = ("artifact_bytes", "mean")
-    grouped = sweep_df.groupby(keys, as_index=False).agg(**cols)
-    return grouped.sort_values(keys[:-1] + ["latency_ms_mean"]).reset_index(drop=True)
+    return HardwareSummary(batch_size=batch_size, macs=macs, bytes_moved=bytes_moved, arithmetic_intensity=intensity,
+                           achieved_gmacs=achieved_gmacs, achieved_bandwidth_gbps=achieved_gbps,
+                           compute_utilization=achieved_gmacs / peak_gmacs, bandwidth_utilization=achieved_gbps / memory_bandwidth_gbps,
+                           roofline_knee=knee, attainable_gmacs=min(peak_gmacs, intensity * memory_bandwidth_gbps),
+                           bound="memory" if intensity < knee else "compute")

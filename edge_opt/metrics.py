@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -23,9 +22,9 @@ from .runtimes import Deployed, eager_deployed
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'cpu_name', 'Metrics', 'Footprint',
-           'footprint', 'deployed_correct', 'accuracy_with_ci', 'deployed_accuracy', 'pack_correct', 'unpack_correct',
-           'variant_metrics', 'collect_metrics', 'measured_rows']
+__all__ = ['CPU_FEATURES', 'bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'cpu_name',
+           'cpu_features', 'describe_cpu', 'Metrics', 'Footprint', 'footprint', 'deployed_correct', 'accuracy_with_ci',
+           'deployed_accuracy', 'pack_correct', 'unpack_correct', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -41,6 +40,18 @@ def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+# %% ../nbs/api/06_metrics.ipynb #d083a526
+_MS_FIELDS = ("median_ms", "low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p95_ms", "p99_ms")  # the latencies of `LatencyStats`
+
+def _round_stats(rounds:list[list[float]]) -> dict:
+    "The `LatencyStats` fields of per-call times (ms) grouped by round."
+    calls, medians = np.concatenate(rounds), np.array([np.median(r) for r in rounds])
+    low, median, high = np.percentile(medians, [5, 50, 95])
+    p90, p95, p99 = np.percentile(calls, [90, 95, 99])
+    return dict(median_ms=float(median), low_ms=float(low), high_ms=float(high), mean_ms=float(calls.mean()),
+                std_ms=float(calls.std(ddof=1)) if calls.size > 1 else 0.0, p90_ms=float(p90), p95_ms=float(p95), p99_ms=float(p99),
+                rounds=len(rounds), calls=len(rounds[0]))
 
 # %% ../nbs/api/06_metrics.ipynb #ac22b47c
 @dataclass(frozen=True)
@@ -59,19 +70,18 @@ class LatencyStats:
     calls: int         # timed calls per round
 
     @classmethod
-    def from_rounds(cls, batch_size:int, rounds:list[list[float]]) -> LatencyStats:
+    def from_rounds(cls,
+                    batch_size:int, # samples per call
+                    rounds:list[list[float]], # per-call times (ms), one list per round
+                   ) -> LatencyStats:
         "Statistics of per-call times (ms) grouped by round."
-        calls, medians = np.concatenate(rounds), np.array([np.median(r) for r in rounds])
-        low, median, high = np.percentile(medians, [5, 50, 95])
-        p90, p95, p99 = np.percentile(calls, [90, 95, 99])
-        return cls(batch_size, float(median), float(low), float(high), float(calls.mean()),
-                   float(calls.std(ddof=1)) if calls.size > 1 else 0.0, float(p90), float(p95), float(p99),
-                   len(rounds), len(rounds[0]))
+        return cls(batch_size=batch_size, **_round_stats(rounds))
 
-    def scaled(self, factor:float) -> LatencyStats:
+    def scaled(self,
+               factor:float, # latency multiplier (`cpu_frequency_scale`)
+              ) -> LatencyStats:
         "The same statistics with every latency multiplied by `factor` (see `cpu_frequency_scale`)."
-        ms = ("median_ms", "low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p95_ms", "p99_ms")
-        return replace(self, **{k: getattr(self, k) * factor for k in ms})
+        return replace(self, **{k: getattr(self, k) * factor for k in _MS_FIELDS})
 
 # %% ../nbs/api/06_metrics.ipynb #ab7641b7
 def _check_count(name:str, value, low:int):
@@ -116,15 +126,41 @@ def measure_latency(model:nn.Module, # network to time (eval mode)
     return LatencyStats.from_rounds(len(example), times)
 
 # %% ../nbs/api/06_metrics.ipynb #b582e01b
+def _cpuinfo() -> str:
+    try: return open("/proc/cpuinfo").read()
+    except OSError: return ""
+
 @lru_cache(maxsize=1)
 def cpu_name() -> str:
     "The CPU model, as the OS names it."
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
+    for line in _cpuinfo().splitlines():
+        if line.startswith(("model name", "Model name", "Hardware")): return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+# %% ../nbs/api/06_metrics.ipynb #86274e83
+CPU_FEATURES = {  # /proc/cpuinfo flag -> what it gives the precisions
+    "avx2": "AVX2", "f16c": "F16C (FP16 conversion only)", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI (INT8 dot products)",
+    "avx_vnni": "AVX-VNNI (INT8 dot products)", "avx512_bf16": "AVX-512 BF16", "avx512_fp16": "AVX-512 FP16 (FP16 arithmetic)",
+    "amx_int8": "AMX INT8", "amx_bf16": "AMX BF16", "amx_fp16": "AMX FP16",
+    "asimd": "NEON", "asimddp": "NEON dot product (INT8)", "asimdhp": "NEON FP16 arithmetic", "i8mm": "INT8 matrix multiply", "sve": "SVE", "bf16": "BF16"}
+_X86, _ARM = list(CPU_FEATURES)[:10], list(CPU_FEATURES)[10:]
+
+@lru_cache(maxsize=1)
+def cpu_features() -> dict:
+    "Which of `CPU_FEATURES` this CPU reports (those of its architecture), and PyTorch's kernel level (`torch_capability`)."
+    flags = set()
+    for line in _cpuinfo().splitlines():
+        if line.lower().startswith(("flags", "features")): flags |= set(line.split(":", 1)[1].split())
+    arm = platform.machine().lower() in ("arm64", "aarch64") or "asimd" in flags
+    return {**{f: f in flags for f in (_ARM if arm else _X86)}, "torch_capability": torch.backends.cpu.get_cpu_capability()}
+
+def describe_cpu(threads:int|None=None, # threads the runtimes were given (None: leave out)
+                ) -> str:
+    "The CPU in one line: its name, threads and which precision-relevant features it has and lacks."
+    feats = {k: v for k, v in cpu_features().items() if k != "torch_capability"}
+    has, lacks = [CPU_FEATURES[k] for k, v in feats.items() if v], [CPU_FEATURES[k].split(" (")[0] for k, v in feats.items() if not v]
+    return (f"{cpu_name()}" + (f", {threads} threads" if threads else "") + f"; has {', '.join(has) or 'none of them'}"
+            + (f"; lacks {', '.join(lacks)}" if lacks else "") + f" (PyTorch kernels: {cpu_features()['torch_capability']})")
 
 # %% ../nbs/api/06_metrics.ipynb #034c37ac
 @dataclass(frozen=True)
@@ -133,8 +169,8 @@ class Metrics:
     runtime: str                 # where it ran: one of RUNTIMES
     precision: str               # one of PRECISIONS
     accuracy: float              # top-1 on the validation set, classified by the deployed artifact
-    accuracy_ci_low: float       # 95% bootstrap interval of `accuracy`
-    accuracy_ci_high: float
+    accuracy_ci_low: float       # lower end of the 95% bootstrap interval of `accuracy`
+    accuracy_ci_high: float      # upper end of that interval
     latency: LatencyStats        # one full batch
     stream_latency: LatencyStats # one sample (batch 1): what a streaming device sees
     model_memory_mb: float       # true storage: weights, biases and quantization parameters
@@ -148,25 +184,26 @@ class Metrics:
     device: str                  # where the kernels ran
     inference_precision: str     # what the kernels computed in, as the runtime reports it
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate
-
     @property
     def memory_mb(self) -> float: return self.model_memory_mb + self.activation_memory_mb
     @property
     def energy_proxy_j(self) -> float: return self.power_watts * self.latency.median_ms / 1e3
     @property
     def stream_energy_proxy_j(self) -> float: return self.power_watts * self.stream_latency.median_ms / 1e3
-
     def to_row(self) -> dict:
         "Flat columns for a sweep row (latency statistics prefixed `latency_` and `stream_latency_`)."
-        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("latency", "stream_latency")}
-        for prefix, stats in (("latency", self.latency), ("stream_latency", self.stream_latency)):
-            row.update({f"{prefix}_ms": stats.median_ms, **{f"{prefix}_{k.removesuffix('_ms')}_ms": getattr(stats, k)
-                        for k in ("low_ms", "high_ms", "mean_ms", "std_ms", "p90_ms", "p95_ms", "p99_ms")},
-                        f"{prefix}_rounds": stats.rounds, f"{prefix}_calls": stats.calls})
-        return {**row, "batch_size": self.latency.batch_size, "memory_mb": self.memory_mb,
-                "throughput_sps": self.latency.batch_size / (self.latency.median_ms / 1e3),
-                "stream_throughput_sps": 1e3 / self.stream_latency.median_ms,
-                "energy_proxy_j": self.energy_proxy_j, "stream_energy_proxy_j": self.stream_energy_proxy_j}
+        return _flat_row(self)
+
+# %% ../nbs/api/06_metrics.ipynb #7c0ce8e3
+def _flat_row(m:Metrics) -> dict:
+    "`Metrics.to_row`: the fields, each latency statistic as its own column, and the derived throughput, memory and energy."
+    row = {f.name: getattr(m, f.name) for f in fields(m) if f.name not in ("latency", "stream_latency")}
+    for prefix, stats in (("latency", m.latency), ("stream_latency", m.stream_latency)):
+        row.update({f"{prefix}_ms": stats.median_ms, **{f"{prefix}_{k.removesuffix('_ms')}_ms": getattr(stats, k) for k in _MS_FIELDS[1:]},
+                    f"{prefix}_rounds": stats.rounds, f"{prefix}_calls": stats.calls})
+    return {**row, "batch_size": m.latency.batch_size, "memory_mb": m.memory_mb,
+            "throughput_sps": m.latency.batch_size / (m.latency.median_ms / 1e3), "stream_throughput_sps": 1e3 / m.stream_latency.median_ms,
+            "energy_proxy_j": m.energy_proxy_j, "stream_energy_proxy_j": m.stream_energy_proxy_j}
 
 # %% ../nbs/api/06_metrics.ipynb #dd0d830c
 @dataclass(frozen=True)
@@ -194,6 +231,7 @@ def deployed_correct(deployed:Deployed, # the artifact to evaluate
     if not correct: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
     return np.concatenate(correct).astype(np.uint8)
 
+# %% ../nbs/api/06_metrics.ipynb #f0763dbd
 def accuracy_with_ci(correct:np.ndarray, # per-image 0/1 correctness
                      n_boot:int=1000, # bootstrap resamples
                      seed:int=0, # seed of the bootstrap
@@ -209,11 +247,13 @@ def deployed_accuracy(deployed:Deployed, # the artifact to evaluate
     "Top-1 accuracy of the deployed artifact on `loader`, with its 95% bootstrap interval."
     return accuracy_with_ci(deployed_correct(deployed, loader), n_boot, seed)
 
-def pack_correct(correct:np.ndarray) -> str:
+def pack_correct(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
+                ) -> str:
     "Per-image correctness as a compact base64 string (a sweep row keeps it for paired comparisons)."
     return f"{len(correct)}:" + base64.b64encode(np.packbits(np.asarray(correct, dtype=np.uint8))).decode()
 
-def unpack_correct(packed:str) -> np.ndarray:
+def unpack_correct(packed:str, # what `pack_correct` returned
+                  ) -> np.ndarray:
     "The 0/1 vector `pack_correct` stored."
     n, data = packed.split(":", 1)
     return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[:int(n)]
@@ -263,14 +303,3 @@ def collect_metrics(model:nn.Module, # the variant, as `precision_variant` retur
     fp = footprint(model, (1, *batch.shape[1:]), input_dtype(input_precision or precision))
     return variant_metrics(deployed, fp, deployed_accuracy(deployed, loader, n_boot, seed), latency, stream,
                            power_watts, cpu_frequency_scale)
-
-# %% ../nbs/api/06_metrics.ipynb #da4372f1
-def measured_rows(df:pd.DataFrame, # sweep rows
-                  accepted:bool=False, # keep only the rows that fit the active budget
-                 ) -> pd.DataFrame:
-    "The rows that were really measured: no error and not unsupported (and accepted, when asked)."
-    keep = pd.Series(True, index=df.index)
-    for col in ("error", "unsupported"):
-        if col in df: keep &= df[col].isna()
-    if accepted: keep &= df["accepted"].astype(bool)
-    return df[keep]

@@ -46,13 +46,16 @@ class SmallCNN(nn.Module):
         "Spatial positions per `conv2` channel after both pools, e.g. 7·7 = 49 for 28×28 inputs."
         return (self.input_size // 4) ** 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x: torch.Tensor, # images, `(N, 1, 28, 28)`
+               ) -> torch.Tensor:
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
         return self.classifier(torch.flatten(x, 1))
 
 # %% ../nbs/api/00_model.ipynb #1c4b9898
-def count_parameters(model: nn.Module) -> int:
+def count_parameters(model: nn.Module, # any network
+                    ) -> int:
     "Number of parameter values in `model`."
     return sum(p.numel() for p in model.parameters())
 
@@ -134,6 +137,7 @@ def _torchvision_model(name:str, num_classes:int, in_channels:int, pretrained:bo
     else: model.features[0][0], model.classifier[-1] = conv, nn.Linear(model.classifier[-1].in_features, num_classes)
     return model
 
+# %% ../nbs/api/00_model.ipynb #af8003d6
 def build_model(name:str="smallcnn", # one of `MODELS`, or `package.module:factory`
                 num_classes:int=10, # classifier outputs
                 in_channels:int=1, # input image channels

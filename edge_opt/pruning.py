@@ -51,6 +51,7 @@ def keep_count(total:int, # channels of the layer
     if round_to and keep: keep = max(round_to, int(round(keep / round_to)) * round_to)
     return min(keep, total)
 
+# %% ../nbs/api/03_pruning.ipynb #293fe2c0
 def _topk_indices(channel_scores:torch.Tensor, # one importance score per channel
                   pruning_level:float, # fraction of channels to remove, in [0, 1)
                  ) -> torch.Tensor:
@@ -162,6 +163,17 @@ def _drop_indices(scores:torch.Tensor, ch_groups:int, level:float, round_to:int|
     drop = torch.argsort(scores.view(ch_groups, width).mean(0), stable=True)[:width - keep]
     return sorted(int(i) + g * width for g in range(ch_groups) for i in drop)
 
+# %% ../nbs/api/03_pruning.ipynb #aed87c35
+def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
+    "Torch-Pruning's dependency graph of `pruned`; a `PruningError` when a conv or linear layer is missing from it."
+    import torch_pruning as tp
+    try: graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
+    except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}") from None
+    unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
+    if unseen: raise PruningError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
+                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable")
+    return graph
+
 # %% ../nbs/api/03_pruning.ipynb #9e5472a5
 def prune_model(model:nn.Module, # trained network; never modified
                 pruning_level:float, # fraction of each group's channels to remove, in [0, 1)
@@ -174,17 +186,12 @@ def prune_model(model:nn.Module, # trained network; never modified
                ) -> nn.Module:
     "A new, smaller, dense copy of `model` without the least important `pruning_level` of each channel group."
     _check_prune_args(pruning_level, example_inputs, importance, round_to, data)
-    import torch_pruning as tp
     pruned = deepcopy(model).cpu().eval()
     order, out = _run_order(pruned, example_inputs)
     if pruning_level == 0: return pruned.train(model.training)
     if importance == "taylor": _taylor_gradients(pruned, data)
     ignored = [order[-1], *_same_modules(model, pruned, ignored_layers or [])]
-    try: graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
-    except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {type(model).__name__}: {type(e).__name__}: {e}") from None
-    unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
-    if unseen: raise PruningError(f"Torch-Pruning could not trace {', '.join(unseen)} of {type(model).__name__} (does the forward pass "
-                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable")
+    graph = _dependency_graph(pruned, example_inputs, type(model).__name__)
     groups = list(graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.Linear)))
     with torch.random.fork_rng(): torch.manual_seed(seed); scores = [_importance(importance)(g) for g in groups]
     names = {id(m): n for n, m in pruned.named_modules()}
@@ -241,6 +248,7 @@ def _finetuned(pruned:nn.Module, train_loader:DataLoader, epochs:int, lr:float, 
     reseed(train_loader, seed)
     return train_model(deepcopy(pruned), train_loader, epochs, lr, "cpu", False)
 
+# %% ../nbs/api/03_pruning.ipynb #59d9fdab
 def compare_criteria(model:nn.Module, # trained network; never modified
                      train_loader:DataLoader, # fine-tuning data (its first batch traces the network)
                      val_loader:DataLoader, # accuracy is measured here

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import warnings
+from contextlib import contextmanager
 from copy import deepcopy
 
 import pandas as pd
@@ -15,9 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'to_fp16', 'default_backend', 'quantized_layers', 'is_int8',
-           'QuantizationError', 'to_int8', 'module_storage_bytes', 'model_storage_bytes', 'quantization_params_table',
-           'precision_variant']
+__all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'FX_NOTICES', 'to_fp16', 'default_backend', 'quantized_layers',
+           'is_int8', 'QuantizationError', 'quantized_engine', 'to_int8', 'module_storage_bytes', 'model_storage_bytes',
+           'quantization_params_table', 'precision_variant']
 
 # %% ../nbs/api/04_quantization.ipynb #c3d1a8cc
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -45,11 +46,13 @@ def _check_backend(backend:str) -> str:
 # %% ../nbs/api/04_quantization.ipynb #47852bca
 QUANTIZED_TYPES = (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear)
 
-def quantized_layers(model:nn.Module) -> dict[str, nn.Module]:
+def quantized_layers(model:nn.Module, # any network
+                    ) -> dict[str, nn.Module]:
     "The quantized conv and linear modules of `model`, by name."
     return {name: m for name, m in model.named_modules() if isinstance(m, QUANTIZED_TYPES)}
 
-def is_int8(model:nn.Module) -> bool:
+def is_int8(model:nn.Module, # any network
+           ) -> bool:
     "True when every conv and linear layer of `model` runs a quantized kernel."
     float_layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return bool(quantized_layers(model)) and not float_layers
@@ -58,6 +61,35 @@ def is_int8(model:nn.Module) -> bool:
 class QuantizationError(RuntimeError):
     "INT8 conversion failed or did not produce quantized kernels."
 
+@contextmanager
+def quantized_engine(backend:str|None, # "x86", "fbgemm" or "qnnpack" (None: leave the engine as it is)
+                    ):
+    "Run a block with PyTorch's quantized engine set to `backend`, restoring the previous engine afterwards."
+    before = torch.backends.quantized.engine
+    if backend: torch.backends.quantized.engine = backend
+    try: yield
+    finally: torch.backends.quantized.engine = before
+
+FX_NOTICES = ((DeprecationWarning, r"torch\.ao\.quantization is deprecated"),
+              (UserWarning, r"Please use quant_min and quant_max to specify the range for observers"),
+              (UserWarning, r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor creation functions"))
+
+@contextmanager
+def _fx_notices_hidden():
+    "Hide `FX_NOTICES` (category, message start), and nothing else, for the length of a block."
+    with warnings.catch_warnings():
+        for category, message in FX_NOTICES: warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+# %% ../nbs/api/04_quantization.ipynb #0e1b9e9f
+def _calibrate(prepared:nn.Module, loader, batches:int):
+    "Run up to `batches` batches of `loader` through the observers of `prepared`."
+    with torch.inference_mode():
+        for index, (inputs, _) in enumerate(loader):
+            prepared(inputs)
+            if index + 1 >= batches: break
+
+# %% ../nbs/api/04_quantization.ipynb #d75fdd1d
 def to_int8(model:nn.Module, # FP32 network; never modified
             calibration_loader:DataLoader, # representative batches of `(images, labels)` for activation ranges
             calibration_batches:int=10, # how many batches to calibrate on
@@ -69,26 +101,17 @@ def to_int8(model:nn.Module, # FP32 network; never modified
     if isinstance(calibration_batches, bool) or not isinstance(calibration_batches, int) or calibration_batches < 1:
         raise ValueError(f"calibration_batches must be a positive integer, got {calibration_batches!r}")
     backend = _check_backend(backend or default_backend())
-    float_model = deepcopy(model).cpu().float().eval()
     first = next(iter(calibration_loader), None)
     if first is None: raise ValueError("the calibration loader is empty: INT8 needs at least one batch of images")
-    torch.backends.quantized.engine = backend  # the kernels that run the converted model
     try:
-        example_inputs = first[0]
-        with warnings.catch_warnings():
-            # torch.ao.quantization's own deprecation notices; anything else still reaches the user
-            warnings.filterwarnings("ignore", message=r"(?s).*(deprecated|reduce_range)")
-            prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), example_inputs=(example_inputs,))
-            with torch.inference_mode():
-                for index, (inputs, _) in enumerate(calibration_loader):
-                    prepared(inputs)
-                    if index + 1 >= calibration_batches: break
+        with quantized_engine(backend), _fx_notices_hidden():
+            prepared = prepare_fx(deepcopy(model).cpu().float().eval(), get_default_qconfig_mapping(backend), example_inputs=(first[0],))
+            _calibrate(prepared, calibration_loader, calibration_batches)
             quantized = convert_fx(prepared)
     except Exception as e:
         raise QuantizationError(f"INT8 quantization with backend '{backend}' failed: {type(e).__name__}: {e}") from e
     if not is_int8(quantized):
-        raise QuantizationError(f"INT8 quantization with backend '{backend}' left float conv/linear layers; "
-                                "refusing to label a float model INT8")
+        raise QuantizationError(f"INT8 quantization with backend '{backend}' left float conv/linear layers; refusing to label a float model INT8")
     quantized.qbackend = backend
     return quantized
 
@@ -102,7 +125,8 @@ def _tensor_bytes(t:torch.Tensor|None) -> int:
         return t.numel() * t.element_size() + sum(p.numel() * p.element_size() for p in params)
     return t.numel() * t.element_size() + 16  # one float64 scale + one int64 zero point
 
-def module_storage_bytes(module:nn.Module) -> int:
+def module_storage_bytes(module:nn.Module, # one module (its children are not counted)
+                        ) -> int:
     "Bytes of one module's own weights, biases, buffers and quantization parameters (not its children's)."
     total = sum(_tensor_bytes(t) for t in module.parameters(recurse=False))
     total += sum(_tensor_bytes(t) for t in module.buffers(recurse=False))
@@ -111,7 +135,8 @@ def module_storage_bytes(module:nn.Module) -> int:
         total += _tensor_bytes(weight) + _tensor_bytes(bias) + 16  # + output scale (float64) and zero point (int64)
     return total
 
-def model_storage_bytes(model:nn.Module) -> int:
+def model_storage_bytes(model:nn.Module, # float, FP16 or INT8 network
+                       ) -> int:
     "Bytes needed to store `model`: every module's `module_storage_bytes`."
     return sum(module_storage_bytes(m) for m in model.modules())
 

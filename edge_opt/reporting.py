@@ -5,8 +5,10 @@
 # %% ../nbs/api/09_reporting.ipynb #30a32926
 from __future__ import annotations
 
-import json
+import dataclasses
+import inspect
 import platform
+import re
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -20,18 +22,16 @@ import torch
 
 from .data import IMAGE_SIZE
 from .config import SweepConfig
-from .experiments import pareto_frontier
-from .metrics import measured_rows
-from .hardware import precision_tradeoff_table
-from .metrics import cpu_name
-from .quantization import PRECISIONS
+from .analysis import fastest_runtime_table, measured_rows, pareto_by_runtime, pareto_frontier, precision_tradeoff_table
+from .metrics import cpu_features, cpu_name
+from .quantization import PRECISIONS, default_backend
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
 from .storage import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'results_table', 'layerwise_table',
-           'hardware_table', 'pareto_by_runtime', 'fastest_runtime_table', 'plot_tradeoff', 'plot_latency_by_runtime',
-           'plot_layerwise', 'summarize_sweep', 'reproducibility_record', 'describe_config', 'write_reports']
+           'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime', 'plot_layerwise', 'summarize_sweep',
+           'reproducibility_record', 'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
@@ -41,48 +41,23 @@ COST_LABELS = {"latency_ms": "batch latency, median (ms)", "stream_latency_ms": 
                "energy_proxy_j": "energy proxy per batch (J)", "memory_mb": "runtime memory (MB)"}
 
 # %% ../nbs/api/09_reporting.ipynb #a6537e7a
-def results_table(df:pd.DataFrame) -> pd.DataFrame:
+def results_table(df:pd.DataFrame, # sweep rows
+                 ) -> pd.DataFrame:
     "The sweep rows without the nested per-layer lists (the CSV of `sweep_results.csv`)."
     return df.drop(columns=[c for c in ("layers", "fingerprint") if c in df.columns])
 
-def layerwise_table(df:pd.DataFrame) -> pd.DataFrame:
+def layerwise_table(df:pd.DataFrame, # sweep rows
+                   ) -> pd.DataFrame:
     "One row per pruning level, precision and layer (the layers are the same on every runtime)."
     rows = df[df.layers.map(lambda v: isinstance(v, list))].drop_duplicates(["pruning_level", "precision"]) if len(df) else df
     return pd.DataFrame([dict(pruning_level=r.pruning_level, precision=r.precision, **layer)
                          for r in rows.itertuples() for layer in r.layers])
 
-def hardware_table(df:pd.DataFrame) -> pd.DataFrame:
+def hardware_table(df:pd.DataFrame, # sweep rows
+                  ) -> pd.DataFrame:
     "Pruning level, precision, runtime, latency and the roofline columns (`hw_*`) of each variant."
     cols = ["pruning_level", "precision", "runtime", "latency_ms", "batch_size"] + [c for c in df.columns if c.startswith("hw_")]
     return df[[c for c in cols if c in df.columns]].rename(columns=lambda c: c.removeprefix("hw_"))
-
-def pareto_by_runtime(df:pd.DataFrame, # sweep rows
-                      x_col:str="latency_ms", # the cost to minimise
-                     ) -> pd.DataFrame:
-    "`pareto_frontier` of each runtime's rows, stacked (a runtime is a choice the user makes first)."
-    ok = measured_rows(df)
-    parts = [pareto_frontier(ok[ok.runtime == r], x_col) for r in ok.runtime.unique()]
-    return pd.concat(parts, ignore_index=True) if parts else ok.iloc[:0]
-
-# %% ../nbs/api/09_reporting.ipynb #b9583fe3
-def _fastest(group:pd.DataFrame, col:str) -> dict:
-    g = group.sort_values(col)
-    best, second = g.iloc[0], (g.iloc[1] if len(g) > 1 else None)
-    lo, hi = col.replace("_ms", "_low_ms"), col.replace("_ms", "_high_ms")
-    clear = second is None or best[hi] < second[lo]
-    return {"runtime": best.runtime, "ms": best[col], "spread_ms": f"{best[lo]:.3g}–{best[hi]:.3g}",
-            "runner_up": None if second is None else second.runtime, "verdict": "clear" if clear else "tie",
-            "vs_eager": (group.loc[group.runtime == "eager", col].iloc[0] / best[col]) if (group.runtime == "eager").any() else np.nan}
-
-def fastest_runtime_table(df:pd.DataFrame, # sweep rows
-                         ) -> pd.DataFrame:
-    "Per pruning level and precision: the fastest runtime at the batch size and at one sample, with spread and verdict."
-    rows = []
-    for (level, precision), g in measured_rows(df).groupby(["pruning_level", "precision"], sort=False):
-        batch, one = _fastest(g, "latency_ms"), _fastest(g, "stream_latency_ms")
-        rows.append({"pruning_level": level, "precision": precision, **{f"batch_{k}": v for k, v in batch.items()},
-                     **{f"single_{k}": v for k, v in one.items()}})
-    return pd.DataFrame(rows)
 
 # %% ../nbs/api/09_reporting.ipynb #f79f429a
 def _plain_log_ticks(axis):
@@ -175,7 +150,9 @@ def _row_brief(row:pd.Series|None) -> dict|None:
             "throughput_sps", "memory_mb", "artifact_bytes", "energy_proxy_j", "threads"]
     return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in keys if k in row}
 
-def summarize_sweep(df:pd.DataFrame, cfg:SweepConfig) -> dict:
+def summarize_sweep(df:pd.DataFrame, # sweep rows
+                    cfg:SweepConfig, # the sweep's settings
+                   ) -> dict:
     "Counts, the fastest accepted variant (batch and single sample) with its runtime, best accepted accuracy, the baseline."
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
     base = ok[(ok.pruning_level == 0) & (ok.precision == "fp32") & (ok.runtime == "eager")]
@@ -200,22 +177,27 @@ def _version(pkg:str) -> str|None:
     try: return version(pkg)
     except PackageNotFoundError: return None
 
+def _int8_backend(cfg:SweepConfig) -> str:
+    return default_backend() if cfg.quantization_backend == "auto" else cfg.quantization_backend
+
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
                            command:list[str]|None=None, # the command line (default: `sys.argv`)
                            devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
                           ) -> dict:
-    "What ran where: package and runtime versions, CPU, platform, threads, git commit, seeds, command, config, devices requested and used."
+    "What ran where: package and runtime versions, CPU and its precision-relevant features, platform, threads, git commit, seeds, command, config, devices requested and used."
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
         packages={p: _version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
-        threads=cfgs[0].threads or torch.get_num_threads(), quantized_engine=torch.backends.quantized.engine,
+        cpu_features=cpu_features(), threads=cfgs[0].threads or torch.get_num_threads(),
+        int8_backend=_int8_backend(cfgs[0]),
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
-def describe_config(cfg:SweepConfig) -> str:
+def describe_config(cfg:SweepConfig, # the sweep's settings
+                   ) -> str:
     "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
     subsets = [f"{n:,} {name} examples" for n, name in ((cfg.train_subset, "training"), (cfg.val_subset, "validation")) if n]
     finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s)" if cfg.finetune_epochs else ", without fine-tuning"
@@ -235,6 +217,18 @@ def describe_config(cfg:SweepConfig) -> str:
         f"{', '.join(f'{b:g}' for b in cfg.memory_budgets_mb)} MB (active: {cfg.active_budget_mb:g} MB); energy proxy at "
         f"{cfg.power_watts:g} W; roofline of a device with {cfg.memory_bandwidth_gbps:g} GB/s and {cfg.peak_gmacs:g} GMAC/s.")
 
+# %% ../nbs/api/09_reporting.ipynb #fa639ce9
+def field_table(cls:type, # a dataclass
+               ) -> pd.DataFrame:
+    "One row per field of `cls`: its name, type, default and what it means (the comment beside it, or its `Setting`'s help)."
+    comments = dict(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", inspect.getsource(cls), flags=re.M))
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory() if f.default_factory is not dataclasses.MISSING else ""
+        setting = f.metadata.get("setting")
+        rows.append(dict(field=f.name, type=str(f.type), default=default, meaning=setting.help if setting else comments.get(f.name, "")))
+    return pd.DataFrame(rows).set_index("field")
+
 # %% ../nbs/api/09_reporting.ipynb #18975653
 def write_reports(df:pd.DataFrame, # `run_sweep` rows
                   cfg:SweepConfig, # the sweep's config
@@ -252,7 +246,7 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
               "layerwise_breakdown": layers, "hardware_summary": hardware_table(ok)}
     paths = {}
     for name, table in tables.items():
-        path = paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+        paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     figures = {"accuracy_vs_latency": lambda: plot_tradeoff(ok, "latency_ms"),
                "accuracy_vs_energy": lambda: plot_tradeoff(ok, "energy_proxy_j"),
                "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", cfg.active_budget_mb),

@@ -40,7 +40,8 @@ RUNTIME_LABELS = {"eager": "PyTorch eager", "executorch": "ExecuTorch (XNNPACK)"
 class UnsupportedPrecisionError(ValueError):
     "A runtime that cannot really run a precision; the message says why."
 
-def runtime_available(name:str) -> bool:
+def runtime_available(name:str, # one of RUNTIMES
+                     ) -> bool:
     "Whether `name` is a known runtime and its package is installed."
     return name in RUNTIMES and importlib.util.find_spec(RUNTIME_PACKAGES[name]) is not None
 
@@ -91,6 +92,7 @@ def _torchscript_notices_hidden():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated", category=FutureWarning)
         yield
 
+# %% ../nbs/api/04a_runtimes.ipynb #e34ecd27
 def _executorch_threads(n:int|None=None) -> int|None:
     "ExecuTorch's thread-pool size, set to `n` first when given (None when ExecuTorch is not installed)."
     if not runtime_available("executorch"): return None
@@ -140,17 +142,22 @@ class Deployed:
     module: nn.Module|None = None # the eager module (eager only)
     keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and buffer)
 
-    def bind(self, x:torch.Tensor) -> Callable[[], Any]:
+    def bind(self,
+             x:torch.Tensor, # one input batch
+            ) -> Callable[[], Any]:
         "A zero-argument call running the artifact on `x`, converted once."
         native = self.to_input(x)
         return lambda: self.run(native)
 
-    def logits(self, x:torch.Tensor) -> torch.Tensor:
+    def logits(self,
+               x:torch.Tensor, # one input batch
+              ) -> torch.Tensor:
         "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`)."
         return torch.cat([_as_tensor(self.run(self.to_input(c))) for c in x.split(self.max_batch)])
 
 COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
 
+# %% ../nbs/api/04a_runtimes.ipynb #40e153f7
 def _numpy_input(x:torch.Tensor) -> np.ndarray: return np.ascontiguousarray(x.numpy())
 
 def _as_tensor(out) -> torch.Tensor:
@@ -179,8 +186,15 @@ def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_v
     return Deployed("eager", precision, run, lambda x: x.to(device, dtype).contiguous(), _state_dict_bytes(variant),
                     max_batch, names[precision], device=str(device), module=variant.eval())
 
-def deploy_eager(model:nn.Module, precision:str, calibration:list, max_batch:int, threads:int|None=None,
-                 backend:str|None=None, device:str|torch.device="cpu") -> Deployed:
+# %% ../nbs/api/04a_runtimes.ipynb #b168f29e
+def deploy_eager(model:nn.Module, # FP32 network (pruned or not); never modified
+                 precision:str, # one of PRECISIONS
+                 calibration:list, # batches of `(images, labels)` for INT8 ranges
+                 max_batch:int, # the largest batch the artifact must take
+                 threads:int|None=None, # intra-op threads (None: the runtime's default)
+                 backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                 device:str|torch.device="cpu", # where float kernels run (INT8 always runs on the CPU)
+                ) -> Deployed:
     "The eager PyTorch module of `precision` (FX INT8, half FP16, or FP32); INT8 always runs on the CPU."
     variant, inputs = precision_variant(model, precision, calibration, len(calibration), backend)
     return eager_deployed(variant.to("cpu" if precision == "int8" else device), precision, inputs, max_batch)
@@ -212,7 +226,13 @@ def _outside_delegate(edge) -> str:
     return ", ".join(f"{n}×{names.count(n)}" for n in dict.fromkeys(names))
 
 # %% ../nbs/api/04a_runtimes.ipynb #dec95359
-def deploy_executorch(model:nn.Module, precision:str, calibration:list, max_batch:int, threads:int|None=None, backend:str|None=None) -> Deployed:
+def deploy_executorch(model:nn.Module, # FP32 network (pruned or not); never modified
+                      precision:str, # one of PRECISIONS
+                      calibration:list, # batches of `(images, labels)` for INT8 ranges
+                      max_batch:int, # the largest batch the artifact must take
+                      threads:int|None=None, # intra-op threads (None: the runtime's default)
+                      backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                     ) -> Deployed:
     "A `.pte` program lowered to XNNPACK, run by ExecuTorch's Python runtime."
     with _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -255,7 +275,13 @@ def _ort_session(path:Path, threads:int|None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 # %% ../nbs/api/04a_runtimes.ipynb #0ff5cf85
-def deploy_onnxruntime(model:nn.Module, precision:str, calibration:list, max_batch:int, threads:int|None=None, backend:str|None=None) -> Deployed:
+def deploy_onnxruntime(model:nn.Module, # FP32 network (pruned or not); never modified
+                       precision:str, # one of PRECISIONS
+                       calibration:list, # batches of `(images, labels)` for INT8 ranges
+                       max_batch:int, # the largest batch the artifact must take
+                       threads:int|None=None, # intra-op threads (None: the runtime's default)
+                       backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                      ) -> Deployed:
     "An ONNX file run by ONNX Runtime's CPU execution provider (FP32, or INT8 QDQ static quantization)."
     if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -303,7 +329,13 @@ def _ir_bytes(ov_model, compress:bool) -> int:
         return sum(p.stat().st_size for p in Path(tmp).iterdir())
 
 # %% ../nbs/api/04a_runtimes.ipynb #206ac408
-def deploy_openvino(model:nn.Module, precision:str, calibration:list, max_batch:int, threads:int|None=None, backend:str|None=None) -> Deployed:
+def deploy_openvino(model:nn.Module, # FP32 network (pruned or not); never modified
+                    precision:str, # one of PRECISIONS
+                    calibration:list, # batches of `(images, labels)` for INT8 ranges
+                    max_batch:int, # the largest batch the artifact must take
+                    threads:int|None=None, # intra-op threads (None: the runtime's default)
+                    backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                   ) -> Deployed:
     "OpenVINO IR compiled for the CPU plugin, with the inference precision pinned (INT8 through NNCF)."
     import openvino as ov
     if precision == "fp16" and "FP16" not in openvino_capabilities():

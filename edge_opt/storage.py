@@ -43,14 +43,19 @@ def atomic_write(path:str|Path, # the file to (re)place
         if tmp.exists(): tmp.unlink()
     return path
 
-def write_text(path:str|Path, text:str) -> Path:
+def write_text(path:str|Path, # file to replace
+               text:str, # its new content
+              ) -> Path:
     "`atomic_write` of a text file."
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
-def write_json(path:str|Path, record) -> Path:
+def write_json(path:str|Path, # file to replace
+               record, # JSON-serialisable data
+              ) -> Path:
     "`atomic_write` of an indented JSON file (NumPy scalars become Python numbers, anything else its string)."
     return write_text(path, json.dumps(record, indent=2, default=_json_default))
 
+# %% ../nbs/api/07a_storage.ipynb #58831a84
 def _json_default(o):
     if isinstance(o, np.integer): return int(o)
     if isinstance(o, np.floating): return float(o)
@@ -58,7 +63,9 @@ def _json_default(o):
     return str(o)
 
 # %% ../nbs/api/07a_storage.ipynb #ac53378d
-def append_row(path:str|Path, row:dict):
+def append_row(path:str|Path, # the rows file
+               row:dict, # one JSON-serialisable row
+              ):
     "Append one row as a JSON line, on a fresh line even after a torn one, and make sure it reached the disk."
     with open(path, "ab+") as f:
         if f.tell() > 0:
@@ -76,12 +83,15 @@ def _parse(lines:list[bytes]) -> tuple[list[dict], list[bytes]]:
         (rows.append(value) if isinstance(value, dict) else bad.append(line))
     return rows, bad
 
-def read_rows(path:str|Path) -> list[dict]:
+def read_rows(path:str|Path, # the rows file
+             ) -> list[dict]:
     "Every complete row of a JSON-lines file (torn or foreign lines are skipped; `repair_rows` sets them aside)."
     if not Path(path).exists(): return []
     return _parse([l for l in Path(path).read_bytes().splitlines() if l.strip()])[0]
 
-def repair_rows(path:str|Path) -> tuple[list[dict], int]:
+# %% ../nbs/api/07a_storage.ipynb #e33c6b2d
+def repair_rows(path:str|Path, # the rows file
+               ) -> tuple[list[dict], int]:
     "Read the rows; move lines that are not complete rows to `<file>.torn` and rewrite the file without them: `(rows, lines set aside)`."
     path = Path(path)
     if not path.exists(): return [], 0
@@ -128,6 +138,7 @@ def _busy(path:Path, lock:Path) -> OutputDirError:
     who = f"PID {h.get('pid', '?')} on {h.get('host', '?')}, started {h.get('started', '?')}"
     return OutputDirError(f"output directory '{path}' is in use by another edge-opt sweep ({who}); wait for it to finish or choose another output_dir")
 
+# %% ../nbs/api/07a_storage.ipynb #8d2cf5ae
 @contextmanager
 def output_lock(path:str|Path, # the output directory (created if missing)
                ):

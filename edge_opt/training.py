@@ -5,6 +5,11 @@
 # %% ../nbs/api/02_training.ipynb #9fdf513d
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,9 +18,10 @@ from tqdm import tqdm
 
 from .model import SmallCNN, resolve_device, seed_everything
 from .data import build_loaders
+from .storage import atomic_write
 
 # %% auto #0
-__all__ = ['train_model', 'input_dtype', 'predict', 'evaluate_accuracy', 'train_baseline']
+__all__ = ['train_model', 'input_dtype', 'predict', 'evaluate_accuracy', 'load_weights', 'train_baseline']
 
 # %% ../nbs/api/02_training.ipynb #2acaca11
 def train_model(model:nn.Module, # network to train, in place
@@ -43,7 +49,8 @@ def train_model(model:nn.Module, # network to train, in place
     return model.eval()
 
 # %% ../nbs/api/02_training.ipynb #4473aed8
-def input_dtype(precision:str) -> torch.dtype:
+def input_dtype(precision:str, # one of PRECISIONS
+               ) -> torch.dtype:
     "The dtype a model of `precision` takes: half for FP16, float32 otherwise (INT8 quantizes FP32 inputs itself)."
     return torch.float16 if precision == "fp16" else torch.float32
 
@@ -63,27 +70,50 @@ def predict(model:nn.Module, # trained network
     if not preds: raise ValueError("the loader is empty: there is nothing to predict or evaluate")
     return torch.cat(preds), torch.cat(targets)
 
-def evaluate_accuracy(model:nn.Module, loader:DataLoader, device:str|torch.device="cpu", precision:str="fp32") -> float:
+def evaluate_accuracy(model:nn.Module, # trained network (FP32, FP16 or INT8)
+                      loader:DataLoader, # batches of `(images, labels)`
+                      device:str|torch.device="cpu", # where to run it
+                      precision:str="fp32", # the input dtype the model takes: fp32 or fp16
+                     ) -> float:
     "Top-1 accuracy of `model` on `loader`, a fraction in [0, 1]."
     preds, targets = predict(model, loader, device, precision)
     return (preds == targets).float().mean().item()
 
 # %% ../nbs/api/02_training.ipynb #1fa8af80
+def load_weights(model:nn.Module, # the network, built as when the weights were saved
+                 checkpoint:Path, # a `state_dict` saved by `train_baseline`
+                ) -> bool:
+    "Load saved weights into `model`: False when there are none; a file that does not load is set aside as `<name>.corrupt`."
+    if not checkpoint.exists(): return False
+    try: model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)); return True
+    except Exception as e:
+        aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+        os.replace(checkpoint, aside)
+        print(f"edge-opt: the baseline checkpoint {checkpoint} does not load ({type(e).__name__}); set aside as {aside.name}, retraining", file=sys.stderr)
+        return False
+
+# %% ../nbs/api/02_training.ipynb #0044fc55
 def train_baseline(dataset:str="mnist-5k", # see `build_loaders`
                    epochs:int=5, # training epochs
                    lr:float=1e-3, # Adam learning rate
                    batch_size:int=128, # training and evaluation batch size
                    seed:int=0, # seeds the split, the initial weights and the shuffle
-                   conv1_channels:int=16, # width of `conv1`
-                   conv2_channels:int=32, # width of `conv2`
+                   conv1_channels:int=16, # width of `conv1` (the default network)
+                   conv2_channels:int=32, # width of `conv2` (the default network)
                    train_subset:int|None=None, # see `build_loaders`
                    val_subset:int|None=None, # see `build_loaders`
-                   device:str="cpu", # where to train
+                   device:str|torch.device="cpu", # where to train
                    progress:bool=False, # show a progress bar
-                  ) -> tuple[SmallCNN, DataLoader, DataLoader]:
-    "Seed, build the loaders and train a `SmallCNN`; returns `(model, train_loader, val_loader)`."
+                   build:Callable[[], nn.Module]|None=None, # makes the network, after seeding (None: `SmallCNN(conv1_channels, conv2_channels)`)
+                   input_size:int|None=None, # see `build_loaders`
+                   in_channels:int=1, # see `build_loaders`
+                   checkpoint:str|Path|None=None, # reuse the weights saved here, or save them here after training (None: always train)
+                  ) -> tuple[nn.Module, DataLoader, DataLoader]:
+    "Seed, build the loaders and the network, and train it (or reload its weights); returns `(model, train_loader, val_loader)`."
     seed_everything(seed)
-    train_dl, val_dl = build_loaders(dataset, batch_size, train_subset, val_subset, seed)
-    model = SmallCNN(conv1_channels, conv2_channels)
-    train_model(model, train_dl, epochs, lr, device, progress)
-    return model.cpu(), train_dl, val_dl
+    train_dl, val_dl = build_loaders(dataset, batch_size, train_subset, val_subset, seed, input_size=input_size, in_channels=in_channels)
+    model = build() if build else SmallCNN(conv1_channels, conv2_channels)
+    if checkpoint is None or not load_weights(model, Path(checkpoint)):
+        train_model(model, train_dl, epochs, lr, device, progress).cpu()
+        if checkpoint is not None: atomic_write(Path(checkpoint), lambda tmp: torch.save(model.state_dict(), tmp))
+    return model.cpu().eval(), train_dl, val_dl

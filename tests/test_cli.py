@@ -23,8 +23,8 @@ def edge_opt(*args, cwd=None, timeout=300):
 @pytest.mark.parametrize("args,needle", [
     (["--budgets-mb", "0.1", "-0.5"], "config key 'memory_budgets_mb': -0.5 is not allowed"),
     (["--active-budget-mb", "-1"], "config key 'active_budget_mb': -1.0 is not allowed"),
-    (["--pruning-levels", "0", "1.0"], "config key 'pruning_levels': 1.0 is not allowed; each level must be a number in [0.0, 1.0)"),
-    (["--precisions", "fp32", "int4"], "config key 'precisions': 'int4' is not allowed; each precision must be one of fp32, fp16, int8"),
+    (["--pruning-levels", "0", "1.0"], "config key 'pruning_levels': 1.0 is not allowed; each value must be a number in [0, 1)"),
+    (["--precisions", "fp32", "int4"], "config key 'precisions': 'int4' is not allowed; each value must be one of fp32, fp16, int8"),
     (["--dataset", "cifar10"], "config key 'dataset': 'cifar10' is not allowed; expected one of mnist-5k, mnist, fashion-mnist, kmnist"),
     (["--backend", "tensorrt"], "config key 'quantization_backend': 'tensorrt' is not allowed; expected one of auto, x86, fbgemm, qnnpack"),
     (["--seeds", "1", "1"], "--seeds [1, 1] is not allowed"),
@@ -41,7 +41,7 @@ def test_bad_flag_from_the_shell(tmp_path):
     res = edge_opt("--output-dir", str(tmp_path / "out"), "--pruning-levels", "1.0")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
-        "edge-opt: error: config key 'pruning_levels': 1.0 is not allowed; each level must be a number in [0.0, 1.0)"]
+        "edge-opt: error: config key 'pruning_levels': 1.0 is not allowed; each value must be a number in [0, 1)"]
 
 
 @pytest.mark.parametrize("yaml_text,needle", [
@@ -79,7 +79,7 @@ def test_print_config_round_trips(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(printed)
     assert main(["--config", str(cfg), "--print-config"]) == 0
-    assert capsys.readouterr().out == printed and "- int8" in printed
+    assert capsys.readouterr().out == printed and "precisions: [int8]" in printed
 
 
 def test_killed_sweep_keeps_rows_and_resumes(tmp_path):

@@ -105,7 +105,7 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--max-memory-mb", "-1"], "config key 'max_memory_mb': -1.0 is not allowed"),
     (["--max-latency-ms", "fast"], "argument --max-latency-ms: invalid float value: 'fast'"),
-    (["--max-accuracy-drop", "150"], "config key 'max_accuracy_drop': 150.0 is not allowed; expected a non-negative number <= 100"),
+    (["--max-accuracy-drop", "150"], "config key 'max_accuracy_drop': 150.0 is not allowed; expected a number in [0, 100] or null"),
     (["--max-accuracy-drop", "-0.5"], "config key 'max_accuracy_drop': -0.5 is not allowed"),
     (["--runtimes", "tflite"], "config key 'allowed_runtimes': 'tflite' is not allowed"),
     (["--precisions", "int4"], "config key 'allowed_precisions': 'int4' is not allowed"),
@@ -127,7 +127,7 @@ def test_a_bad_limit_from_the_shell(sweep_dir):
     res = run("recommend", "--from", str(sweep_dir), "--max-accuracy-drop", "150")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()]
-    assert res.stderr.startswith("edge-opt: error: config key 'max_accuracy_drop': 150.0 is not allowed; expected a non-negative number <= 100")
+    assert res.stderr.startswith("edge-opt: error: config key 'max_accuracy_drop': 150.0 is not allowed; expected a number in [0, 100] or null")
 
 
 def test_a_directory_with_no_sweep_and_no_way_to_run_one(tmp_path):

@@ -6,9 +6,10 @@ import pytest
 
 import edge_opt.runtimes as runtimes
 from edge_opt.config import SweepConfig
-from edge_opt.experiments import cached_sweep, pareto_frontier, run_sweep
+from edge_opt.experiments import cached_sweep, run_sweep
+from edge_opt.analysis import pareto_frontier
 from edge_opt.storage import ROWS_FILE, read_rows, run_dir
-from edge_opt.metrics import measured_rows
+from edge_opt.analysis import measured_rows
 from edge_opt.reporting import write_reports
 
 FAST = dict(benchmark_rounds=2, benchmark_trials=2, benchmark_stream_trials=5)
@@ -90,7 +91,8 @@ def test_reports_of_default_sweep(default_sweep):
     assert (summary["fastest_accepted"]["runtime"], summary["fastest_accepted"]["latency_ms"]) == (fastest.runtime, fastest.latency_ms)
     repro = json.loads(paths["reproducibility.json"].read_text())
     assert repro["packages"]["torch"] and repro["packages"]["executorch"] and repro["packages"]["onnxruntime"]
-    assert repro["seeds"] == [0] and repro["config"]["runtimes"] == cfg.runtimes
+    assert repro["seeds"] == [0] and repro["config"]["runtimes"] == list(cfg.runtimes)
+    assert repro["int8_backend"] in ("x86", "fbgemm", "qnnpack") and "torch_capability" in repro["cpu_features"]
 
 
 SMALL = dict(pruning_levels=[0.0, 0.5], precisions=["fp32", "int8"], runtimes=["eager", "onnxruntime"],
