@@ -12,7 +12,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'fastest_runtime_table', 'precision_tradeoff_table',
-           'aggregate_seeds']
+           'cpu_mix', 'aggregate_seeds']
 
 # %% ../nbs/api/05a_analysis.ipynb #903038e7
 def measured_rows(df:pd.DataFrame, # sweep rows
@@ -79,6 +79,16 @@ def precision_tradeoff_table(sweep_df:pd.DataFrame, # measured rows, as `run_swe
     if "artifact_bytes" in sweep_df: cols["artifact_bytes_mean"] = ("artifact_bytes", "mean")
     grouped = sweep_df.groupby(keys, as_index=False).agg(**cols)
     return grouped.sort_values(keys[:-1] + ["latency_ms_mean"]).reset_index(drop=True)
+
+# %% ../nbs/api/05a_analysis.ipynb #709be4f4
+def cpu_mix(df:pd.DataFrame, # sweep rows
+           ) -> str|None:
+    "A warning when the measured rows come from hosts with different CPUs (their latencies do not compare like for like), else None."
+    ok = measured_rows(df)
+    if "cpu" not in ok or ok.cpu.nunique() <= 1: return None
+    where = ok.groupby("cpu").host.agg(lambda h: ", ".join(sorted(set(h)))) if "host" in ok else ok.groupby("cpu").cpu.first()
+    return (f"rows were measured on {len(where)} different CPUs ({'; '.join(f'{c} on {h}' for c, h in where.items())}): "
+            "latency comparisons across them are not like for like")
 
 # %% ../nbs/api/05a_analysis.ipynb #280b7ad7
 def aggregate_seeds(frames:list[pd.DataFrame], # the rows of each seed's sweep

@@ -17,7 +17,7 @@ import pandas as pd
 
 from dataclasses import fields
 
-from .config import (KINDS, MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_reference,
+from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_reference,
                              load_config, setting)
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
@@ -124,6 +124,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
     lines += [_fmt(front[PARETO_COLUMNS]) if len(front) else "(none: no variant fits the active budget)", "",
               _pick_line("Fastest accepted (batch)", summary["fastest_accepted"]),
               _pick_line("Fastest accepted (one sample)", summary["fastest_accepted_single_sample"])]
+    lines += [f"WARNING: {summary['cpu_warning']}"] if summary["cpu_warning"] else []
     lines += [f"UNSUPPORTED {r.runtime} {r.precision} (pruning {r.pruning_level:g}): {r.unsupported}"
               for r in df[df["unsupported"].notna()].drop_duplicates(["runtime", "precision"]).itertuples()]
     lines += [f"FAILED pruning {r.pruning_level:g} {r.precision} on {r.runtime}: {r.error}" for r in df[df["error"].notna()].itertuples()]

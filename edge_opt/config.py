@@ -22,11 +22,13 @@ from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints
 from .runtimes import RUNTIMES, check_runtimes, default_runtimes
+from .executors import EXECUTORS, dask_available, local_workers
 
 # %% auto #0
 __all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key',
-           'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ConstraintKeys', 'SweepConfig', 'validate',
-           'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag', 'config_reference']
+           'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys',
+           'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag',
+           'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -60,6 +62,7 @@ class Setting:
     flag: str|None = None        # CLI flag, when not `--key-with-dashes`
     rule: Callable|None = None   # `rule(key, value)`: a key's own check, raising `ValueError` (replaces the checks above)
     rule_text: str = ""          # what `rule` allows, for help and the reference
+    neutral: bool = False        # never changes a measurement (left out of the fingerprint)
 
     def options(self) -> tuple:
         "The values allowed (empty when any value of the kind in range is)."
@@ -71,8 +74,7 @@ class Setting:
 
     def allowed(self) -> str:
         "What the key may hold, in words."
-        if self.rule_text: return self.rule_text + (" or null" if self.optional else "")
-        text = f"a non-empty list, each value {self.item_text()}" if self.many else self.item_text()
+        text = self.rule_text or (f"a non-empty list, each value {self.item_text()}" if self.many else self.item_text())
         return text + (" or null" if self.optional else "")
 
 # %% ../nbs/api/07_config.ipynb #a88b0fc8
@@ -115,6 +117,7 @@ def config_key(default, # the default value (a tuple: a list key; None: optional
     "A config field whose metadata holds its `Setting`."
     sample = default[0] if isinstance(default, tuple) else default
     kwargs.setdefault("kind", type(sample))
+    if kwargs["kind"] not in KINDS: raise TypeError(f"config_key: give kind= (one of {', '.join(k.__name__ for k in KINDS)}) for a default of {default!r}")
     kwargs.setdefault("many", isinstance(default, tuple) or callable(default))
     kwargs.setdefault("optional", default is None)
     if kwargs["kind"] is int and kwargs.get("rule") is None: kwargs.setdefault("high", MAX_INT)
@@ -184,13 +187,27 @@ class MeasurementKeys(VariantKeys):
     cpu_frequency_scale: float = config_key(1.0, "latency multiplier to emulate a slower CPU", low=0, above=True)
     memory_bandwidth_gbps: float = config_key(25.6, "the target device's memory bandwidth (roofline)", low=0, above=True, unit="GB/s")
     peak_gmacs: float = config_key(50.0, "the target device's peak compute (roofline)", low=0, above=True, unit="GMAC/s")
-    output_dir: str = config_key("outputs", "where results, figures and checkpoints go", rule=_directory, rule_text="a directory path")
+    output_dir: str = config_key("outputs", "where results, figures and checkpoints go", rule=_directory, rule_text="a directory path", neutral=True)
+
+# %% ../nbs/api/07_config.ipynb #2be8a1e2
+def _executor(key, value):
+    if value not in EXECUTORS: _fail(key, value, f"expected one of {', '.join(EXECUTORS)}")
+    if value == "dask" and not dask_available(): _fail(key, value, "Dask is not installed here (pip install 'edge_opt[distributed]')")
+
+@dataclass(frozen=True)
+class ExecutionKeys(MeasurementKeys):
+    "Where the work runs: in this process, or on a Dask cluster (it never changes what is measured)."
+    executor: str = config_key("local", "where pruning levels run: in this process (local) or on a Dask cluster (dask)", rule=_executor,
+                               rule_text=f"one of {', '.join(EXECUTORS)} (dask needs edge_opt[distributed])", neutral=True)
+    scheduler: str|None = config_key(None, "executor dask: local:N starts N worker processes here; an address joins a running scheduler",
+                                     rule=lambda key, value: local_workers(value), rule_text="local:N or a scheduler address such as tcp://host:8786",
+                                     kind=str, neutral=True)
 
 # %% ../nbs/api/07_config.ipynb #1b86940f
 _C = Constraints()
 
 @dataclass(frozen=True)
-class ConstraintKeys(MeasurementKeys):
+class ConstraintKeys(ExecutionKeys):
     "What a recommended variant must meet (they judge results; they never change what is measured)."
     max_memory_mb: float|None = config_key(None, "memory limit (null: active_budget_mb)", kind=float, low=0, above=True, unit="MB")
     memory_on: str = config_key(_C.memory_on, "what the memory limit reads: model + activations (as `accepted`) or the shipped file", choices=MEMORY_ON)
@@ -204,7 +221,8 @@ class ConstraintKeys(MeasurementKeys):
     objective: str = config_key(_C.objective, "what fastest means", choices=tuple(OBJECTIVES))
 
 # %% ../nbs/api/07_config.ipynb #7da12898
-RESULT_NEUTRAL_KEYS = ("output_dir", *(f.name for f in fields(ConstraintKeys) if f.name not in MeasurementKeys.__dataclass_fields__))  # never change a measurement
+RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
+                            or f.name not in ExecutionKeys.__dataclass_fields__)                     # (the constraints judge them)
 
 @dataclass(frozen=True)
 class SweepConfig(ConstraintKeys):
@@ -239,6 +257,8 @@ def validate(cfg:SweepConfig, # the config to check
             ) -> SweepConfig:
     "Check every key of `cfg` against its `Setting`; raise `ConfigError` naming the first bad key, its value and what is allowed."
     for f in fields(cfg): check_value(f.metadata["setting"], f.name, getattr(cfg, f.name))
+    if cfg.executor == "dask" and cfg.scheduler is None:
+        _fail("scheduler", None, "executor 'dask' needs local:N or a scheduler address such as tcp://host:8786")
     return cfg
 
 # %% ../nbs/api/07_config.ipynb #6b9dc190

@@ -5,8 +5,11 @@
 # %% ../nbs/api/08_experiments.ipynb #a264ea1a
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import sys
+import time
 import hashlib
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,19 +22,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .config import SweepConfig
-from .data import IMAGE_SIZE, NUM_CLASSES
+from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
+from .executors import benchmark_slot, open_executor
 from .hardware import is_accepted, memory_violations, summarize_hardware
 from .metrics import LatencyStats, accuracy_with_ci, deployed_correct, footprint, pack_correct, time_interleaved, variant_metrics
 from .model import ModelError, build_model, check_model, count_parameters, resolve_device
-from .pruning import channel_summary, prune_and_finetune
+from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .runtimes import UnsupportedPrecisionError, deploy, take_batches, thread_limit
-from .storage import ROWS_FILE, append_row, output_lock, read_rows, repair_rows, run_dir
-from .training import input_dtype, train_baseline
+from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
+from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['sweep_model', 'prepare_baseline', 'build_variants', 'measure_variants', 'row_key', 'run_sweep', 'code_version',
-           'cache_root', 'cached_sweep']
+__all__ = ['sweep_model', 'baseline_checkpoint', 'prepare_baseline', 'build_variants', 'measure_variants', 'level_task',
+           'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `input_size`, `input_channels`, `pretrained`)
@@ -46,13 +50,19 @@ def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `input_size`, 
     return check_model(model, (2, cfg.input_channels, size, size), NUM_CLASSES, cfg.model)
 
 # %% ../nbs/api/08_experiments.ipynb #5511fbe3
+def baseline_checkpoint(cfg:SweepConfig, # the sweep's settings
+                        output_dir:str|Path, # the run's directory
+                       ) -> Path:
+    "Where the trained baseline of `cfg` is saved."
+    return Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt"
+
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
                      progress:bool=False, # show training progress
                      device:torch.device|None=None, # where to train (None: `resolve_device(cfg.device)`)
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
     "`train_baseline` for `cfg`: `cfg.model`, built and checked against the input shape, trained once and cached in `output_dir`."
-    checkpoint = Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt" if output_dir else None
+    checkpoint = baseline_checkpoint(cfg, output_dir) if output_dir else None
     return train_baseline(cfg.dataset, cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.seed, train_subset=cfg.train_subset,
                           val_subset=cfg.val_subset, device=device or resolve_device(cfg.device), progress=progress,
                           build=lambda: sweep_model(cfg), input_size=cfg.input_size, in_channels=cfg.input_channels, checkpoint=checkpoint)
@@ -110,17 +120,20 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
                      val_dl:DataLoader, # validation batches: accuracy, and the timed inputs
                      threads:int, # threads the artifacts run with
                     ) -> dict:
-    "Time every artifact interleaved (batch, then single sample), measure its accuracy: `{(precision, runtime): row}`."
+    "Time every artifact interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy: `{(precision, runtime): row}`."
     if not built: return {}
     batch = next(iter(val_dl))[0]
     r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
-    full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
-    one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
+    with benchmark_slot():   # on a cluster, no other timing runs on this host meanwhile
+        start = time.time()
+        full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
+        one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
+        window = dict(timing_start=start, timing_end=time.time())
     fps, rows = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}
     for key, d in built.items():
         try:
-            rows[key] = _row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
-                             LatencyStats.from_rounds(1, one[key]), cfg, threads)
+            rows[key] = {**_row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
+                                LatencyStats.from_rounds(1, one[key]), cfg, threads), **window}
         except Exception as e: rows[key] = _error_row(e)
     return rows
 
@@ -146,13 +159,37 @@ def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, d
     return pruned.eval()
 
 def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device) -> dict:
-    "Every `(precision, runtime)` row of one pruning level."
+    "Every `(precision, runtime)` row of one pruning level, with where it ran (`host`, `threads`)."
+    where = dict(host=socket.gethostname(), threads=threads)
     try: pruned = _prune(model, level, cfg, train_dl, device)
-    except Exception as e: return {key: _error_row(e) for key in todo}
+    except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
     built, rows = build_variants(pruned, todo, cfg, calibration, threads, device)
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
     shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned))
-    return {key: {**shape, **rows[key]} for key in todo}
+    return {key: {**where, **shape, **rows[key]} for key in todo}
+
+def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
+    "The baseline and its loaders from its weights, on a worker: the network built, the data rebuilt from the seed."
+    model = sweep_model(dataclasses.replace(cfg, pretrained=False))   # the weights come with the task, not from the internet
+    model.load_state_dict(state)
+    loaders = build_loaders(cfg.dataset, cfg.batch_size, cfg.train_subset, cfg.val_subset, cfg.seed,
+                            input_size=cfg.input_size, in_channels=cfg.input_channels)
+    return (model.eval(), *loaders)
+
+# %% ../nbs/api/08_experiments.ipynb #640ca6c6
+def level_task(cfg:SweepConfig, # the sweep's settings
+               level:float, # the pruning level
+               todo:list, # its `(precision, runtime)` pairs still to measure
+               baseline:tuple|dict, # `(model, train_loader, val_loader)`, or on a worker the baseline's `state_dict`
+               threads:int, # intra-op threads for every runtime (the client's count: results match wherever it runs)
+               device:torch.device|None=None, # where to prune, fine-tune and run eager variants (None: `resolve_device(cfg.device)`)
+              ) -> dict:
+    "Every row of one pruning level, wherever it runs: reseeded calibration, pruning, artifacts, accuracy and timing."
+    model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
+    with thread_limit(threads):
+        reseed(train_dl, cfg.seed)   # the same calibration batches wherever and whenever a level runs
+        calibration = take_batches(train_dl, cfg.calibration_batches)
+        return _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device or resolve_device(cfg.device))
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
 def row_key(row:dict, # a sweep row
@@ -160,32 +197,52 @@ def row_key(row:dict, # a sweep row
     "The resume key of a row: `(pruning_level, precision, runtime)`."
     return float(row["pruning_level"]), row["precision"], row["runtime"]
 
+# %% ../nbs/api/08_experiments.ipynb #53c832a4
+def _baseline_state(cfg:SweepConfig, threads:int) -> dict:
+    "The trained baseline's weights (a task: trained with the client's training thread count, so the same weights wherever it runs)."
+    with thread_limit(threads): return prepare_baseline(cfg)[0].state_dict()
+
+def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tuple|None, device):
+    "What every level task takes: the baseline and its loaders here; for a cluster its weights, trained once as a task, saved here, sent once."
+    if not ex.remote: return baseline or prepare_baseline(cfg, here, progress, device)
+    model = baseline[0] if baseline else sweep_model(dataclasses.replace(cfg, pretrained=False))
+    if not baseline and not load_weights(model, baseline_checkpoint(cfg, here)):
+        model.load_state_dict(ex.call(_baseline_state, cfg, torch.get_num_threads()))   # trained as it would be here
+        atomic_write(baseline_checkpoint(cfg, here), lambda tmp: torch.save(model.state_dict(), tmp))
+    return ex.share(model.state_dict())
+
+def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
+    "`(level, rows)` of each pending level as it finishes, from the executor `cfg` names (a task that failed for good: error rows); `counts`: the bar's total and start."
+    if not pending: return
+    threads = cfg.threads or torch.get_num_threads()
+    with open_executor(cfg) as ex:
+        device = None if ex.remote else resolve_device(cfg.device)   # a worker resolves its own
+        shared = _shared_baseline(cfg, here, ex, progress, baseline, device)
+        with tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:   # once the baseline is ready
+            for i, result in ex.map_unordered(level_task, [(cfg, level, todo, shared, threads, device) for level, todo in pending]):
+                level, todo = pending[i]
+                yield level, result if isinstance(result, dict) else {key: _error_row(result) for key in todo}
+                bar.update(len(todo))
+
 # %% ../nbs/api/08_experiments.ipynb #546107a2
 def run_sweep(cfg:SweepConfig, # the sweep's settings
               output_dir:str|Path|None=None, # rows, checkpoint and resume state go here (None: `cfg.output_dir`)
               progress:bool=True, # show a progress bar over variants
               baseline:tuple|None=None, # `(model, train_loader, val_loader)` to use instead of training one
              ) -> pd.DataFrame:
-    "Measure every pruning level × precision × runtime of the baseline; one row per variant, resumable (rows in `run_dir`)."
+    "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable."
     out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
     with output_lock(out):
         here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
         grid = [(float(l), p, r) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
         done = {row_key(r): r for r in _resume_rows(out, here, fingerprint)}
-        device = resolve_device(cfg.device)  # resolved (and a fallback warned about) once
-        model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)
-        bar = tqdm(total=len(grid), initial=sum(k in done for k in grid), disable=not progress, desc="sweep", unit="variant")
-        with thread_limit(cfg.threads) as threads:
-            calibration = take_batches(train_dl, cfg.calibration_batches)
-            for level in cfg.pruning_levels:
-                todo = [(p, r) for l, p, r in grid if l == float(level) and (l, p, r) not in done]
-                if not todo: continue
-                bar.set_postfix_str(f"pruning {level:g}")
-                for (precision, runtime), values in _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device).items():
-                    row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": float(level),
-                           "precision": precision, "runtime": runtime, "threads": threads, "requested_device": cfg.device, **values}
-                    append_row(here / ROWS_FILE, row); done[row_key(row)] = row; bar.update()
-        bar.close()
+        pending = [(float(l), todo) for l in cfg.pruning_levels if (todo := [(p, r) for m, p, r in grid if m == float(l) and (m, p, r) not in done])]
+        counts = len(grid), sum(k in done for k in grid)
+        for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
+            for (precision, runtime), values in rows.items():
+                row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": level,
+                       "precision": precision, "runtime": runtime, "requested_device": cfg.device, **values}
+                append_row(here / ROWS_FILE, row); done[row_key(row)] = row
     return pd.DataFrame([done[k] for k in grid])
 
 # %% ../nbs/api/08_experiments.ipynb #c089f7ca

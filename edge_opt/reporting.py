@@ -22,7 +22,7 @@ import torch
 
 from .data import IMAGE_SIZE
 from .config import SweepConfig
-from .analysis import fastest_runtime_table, measured_rows, pareto_by_runtime, pareto_frontier, precision_tradeoff_table
+from .analysis import cpu_mix, fastest_runtime_table, measured_rows, pareto_by_runtime, pareto_frontier, precision_tradeoff_table
 from .metrics import cpu_features, cpu_name
 from .quantization import PRECISIONS, default_backend
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
@@ -163,7 +163,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
         runtimes=list(cfg.runtimes), active_budget_mb=cfg.active_budget_mb, memory_budgets_mb=list(cfg.memory_budgets_mb),
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
 
 # %% ../nbs/api/09_reporting.ipynb #e1d0c289
