@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'fastest_runtime_table', 'precision_tradeoff_table',
-           'cpu_mix', 'aggregate_seeds']
+__all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'fastest_runtime_table',
+           'precision_tradeoff_table', 'cpu_mix', 'low_agreement', 'agreement_line', 'aggregate_seeds']
 
 # %% ../nbs/api/05a_analysis.ipynb #903038e7
 def measured_rows(df:pd.DataFrame, # sweep rows
@@ -89,6 +89,23 @@ def cpu_mix(df:pd.DataFrame, # sweep rows
     where = ok.groupby("cpu").host.agg(lambda h: ", ".join(sorted(set(h)))) if "host" in ok else ok.groupby("cpu").cpu.first()
     return (f"rows were measured on {len(where)} different CPUs ({'; '.join(f'{c} on {h}' for c, h in where.items())}): "
             "latency comparisons across them are not like for like")
+
+# %% ../nbs/api/05a_analysis.ipynb #1ac51c7c
+AGREEMENT_FLOOR = 0.98  # an INT8 artifact whose top-1 agreement with its FP32 source is below this is flagged
+
+def low_agreement(df:pd.DataFrame, # sweep rows
+                  floor:float=AGREEMENT_FLOOR, # the agreement below which a row is flagged
+                 ) -> pd.DataFrame:
+    "Measured INT8 rows whose `top1_agreement` with their FP32 source network is below `floor`."
+    ok = measured_rows(df)
+    if "top1_agreement" not in ok: return ok.iloc[0:0]
+    return ok[(ok.precision == "int8") & (ok.top1_agreement < floor)]
+
+def agreement_line(row) -> str:
+    "One report line for a flagged row: the variant, its agreement, recipe and CPU flags."
+    return (f"LOW AGREEMENT pruning {row.pruning_level:g} INT8 on {row.runtime}: its top-1 class matches the FP32 network it was "
+            f"built from on {row.top1_agreement:.1%} of validation images (below {AGREEMENT_FLOOR:.0%}); recipe {row.int8_recipe}; "
+            f"CPU flags: {row.cpu_flags}")
 
 # %% ../nbs/api/05a_analysis.ipynb #280b7ad7
 def aggregate_seeds(frames:list[pd.DataFrame], # the rows of each seed's sweep

@@ -22,7 +22,8 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
 from .experiments import run_sweep
-from .analysis import aggregate_seeds, fastest_runtime_table, measured_rows, pareto_by_runtime, precision_tradeoff_table
+from .analysis import (agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime,
+                               precision_tradeoff_table)
 from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
 from .reporting import reproducibility_record, summarize_sweep, write_reports
 
@@ -125,6 +126,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
               _pick_line("Fastest accepted (batch)", summary["fastest_accepted"]),
               _pick_line("Fastest accepted (one sample)", summary["fastest_accepted_single_sample"])]
     lines += [f"WARNING: {summary['cpu_warning']}"] if summary["cpu_warning"] else []
+    lines += [agreement_line(r) for r in low_agreement(df).itertuples()]
     lines += [f"UNSUPPORTED {r.runtime} {r.precision} (pruning {r.pruning_level:g}): {r.unsupported}"
               for r in df[df["unsupported"].notna()].drop_duplicates(["runtime", "precision"]).itertuples()]
     lines += [f"FAILED pruning {r.pruning_level:g} {r.precision} on {r.runtime}: {r.error}" for r in df[df["error"].notna()].itertuples()]

@@ -22,6 +22,7 @@ from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints
 from .runtimes import RUNTIMES, check_runtimes, default_runtimes
+from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, dask_available, local_workers
 
 # %% auto #0
@@ -171,6 +172,9 @@ class VariantKeys(TrainingKeys):
                                  rule=lambda key, value: check_runtimes(value, key), rule_text=f"a non-empty list of installed runtimes among {', '.join(RUNTIMES)}")
     calibration_batches: int = config_key(10, "INT8 calibration batches", low=1)
     quantization_backend: str = config_key("auto", "eager INT8 kernels (auto: x86 on x86, qnnpack on ARM)", choices=("auto",) + INT8_BACKENDS, flag="--backend")
+    int8_recipe: tuple = config_key(("auto",), "INT8 recipe per runtime, for a target CPU that is not this one (auto: chosen from this CPU's features)",
+                                    kind=str, rule=lambda key, value: parse_int8_recipes(value, key),
+                                    rule_text=f"auto, or RUNTIME=RECIPE entries for {', '.join(RECIPE_KEY_RUNTIMES)} (see edge_opt.recipes.INT8_RECIPES)")
     threads: int|None = config_key(None, "intra-op threads for every runtime (null: PyTorch's default count, given to all)", kind=int, low=1, high=4096)
 
 # %% ../nbs/api/07_config.ipynb #44e92dc4
@@ -257,6 +261,11 @@ def validate(cfg:SweepConfig, # the config to check
             ) -> SweepConfig:
     "Check every key of `cfg` against its `Setting`; raise `ConfigError` naming the first bad key, its value and what is allowed."
     for f in fields(cfg): check_value(f.metadata["setting"], f.name, getattr(cfg, f.name))
+    recipes = parse_int8_recipes(cfg.int8_recipe)
+    if recipes and "int8" not in cfg.precisions:
+        _fail("int8_recipe", list(cfg.int8_recipe), f"precisions {list(cfg.precisions)} build no INT8 (add int8, or leave int8_recipe at auto)")
+    if set(recipes) - set(cfg.runtimes):
+        _fail("int8_recipe", list(cfg.int8_recipe), f"it names a runtime the sweep does not build (runtimes: {', '.join(cfg.runtimes)})")
     if cfg.executor == "dask" and cfg.scheduler is None:
         _fail("scheduler", None, "executor 'dask' needs local:N or a scheduler address such as tcp://host:8786")
     return cfg

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -25,11 +26,13 @@ from .config import SweepConfig
 from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
 from .executors import benchmark_slot, open_executor
 from .hardware import is_accepted, memory_violations, summarize_hardware
-from .metrics import LatencyStats, accuracy_with_ci, deployed_correct, footprint, pack_correct, time_interleaved, variant_metrics
+from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
+                              top1_agreement, variant_metrics)
 from .model import ModelError, build_model, check_model, count_parameters, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
-from .runtimes import UnsupportedPrecisionError, deploy, take_batches, thread_limit
+from .recipes import parse_int8_recipes
+from .runtimes import UnsupportedPrecisionError, deploy, eager_deployed, take_batches, thread_limit
 from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, load_weights, train_baseline
 
@@ -80,10 +83,11 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                   ) -> tuple[dict, dict]:
     "Deploy every pair: `(built artifacts, finished rows of the pairs that could not be built)`."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
-    built, finished = {}, {}
+    recipes, built, finished = parse_int8_recipes(cfg.int8_recipe), {}, {}
     for precision, runtime in todo:
         where = (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
-        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, backend, where)
+        recipe = recipes.get(runtime) if precision == "int8" else None
+        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, backend, where, recipe)
         except UnsupportedPrecisionError as e: finished[precision, runtime] = {"unsupported": str(e), "error": None, "accepted": False}
         except Exception as e: finished[precision, runtime] = _error_row(e)  # one failed variant must not cost the others
     return built, finished
@@ -102,10 +106,10 @@ def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list,
         out[p] = footprint(variant, sample_shape, input_dtype(p))
     return out
 
-def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int) -> dict:
+def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int, agreement:float) -> dict:
     "One measured row: metrics, acceptance, budget violations, roofline, layers and per-image correctness."
     acc = accuracy_with_ci(correct, seed=cfg.seed)
-    metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads)
+    metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads, agreement)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     return {**metrics.to_row(), "accepted": is_accepted(metrics.memory_mb, cfg.active_budget_mb),
             **_violation_columns(metrics.memory_mb, cfg.memory_budgets_mb), **{f"hw_{k}": v for k, v in asdict(hw).items()},
@@ -120,7 +124,7 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
                      val_dl:DataLoader, # validation batches: accuracy, and the timed inputs
                      threads:int, # threads the artifacts run with
                     ) -> dict:
-    "Time every artifact interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy: `{(precision, runtime): row}`."
+    "Time every artifact interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy and its top-1 agreement with `pruned`: `{(precision, runtime): row}`."
     if not built: return {}
     batch = next(iter(val_dl))[0]
     r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
@@ -130,10 +134,12 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
         one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
         window = dict(timing_start=start, timing_end=time.time())
     fps, rows = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}
+    reference = deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl)[0]   # what the FP32 source says
     for key, d in built.items():
         try:
-            rows[key] = {**_row(d, fps[key[0]], deployed_correct(d, val_dl), LatencyStats.from_rounds(len(batch), full[key]),
-                                LatencyStats.from_rounds(1, one[key]), cfg, threads), **window}
+            predictions, labels = deployed_predictions(d, val_dl)
+            rows[key] = {**_row(d, fps[key[0]], (predictions == labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), full[key]),
+                                LatencyStats.from_rounds(1, one[key]), cfg, threads, top1_agreement(predictions, reference)), **window}
         except Exception as e: rows[key] = _error_row(e)
     return rows
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .quantization import module_storage_bytes
+from .analysis import precision_tradeoff_table  # the design document names it here; edge_opt.analysis owns it
 
 # %% auto #0
 __all__ = ['MB', 'estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',

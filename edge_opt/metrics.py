@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import base64
-import platform
 import time
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -18,13 +16,14 @@ from torch.utils.data import DataLoader
 
 from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
+from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
 from .runtimes import Deployed, eager_deployed
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['CPU_FEATURES', 'bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'cpu_name',
-           'cpu_features', 'describe_cpu', 'Metrics', 'Footprint', 'footprint', 'deployed_correct', 'accuracy_with_ci',
-           'deployed_accuracy', 'pack_correct', 'unpack_correct', 'variant_metrics', 'collect_metrics']
+__all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'Metrics', 'Footprint', 'footprint',
+           'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy',
+           'pack_correct', 'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -125,43 +124,6 @@ def measure_latency(model:nn.Module, # network to time (eval mode)
     times = time_interleaved({"model": _module_call(model.eval(), example)}, rounds, trials, warmup)["model"]
     return LatencyStats.from_rounds(len(example), times)
 
-# %% ../nbs/api/06_metrics.ipynb #b582e01b
-def _cpuinfo() -> str:
-    try: return open("/proc/cpuinfo").read()
-    except OSError: return ""
-
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    "The CPU model, as the OS names it."
-    for line in _cpuinfo().splitlines():
-        if line.startswith(("model name", "Model name", "Hardware")): return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-# %% ../nbs/api/06_metrics.ipynb #86274e83
-CPU_FEATURES = {  # /proc/cpuinfo flag -> what it gives the precisions
-    "avx2": "AVX2", "f16c": "F16C (FP16 conversion only)", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI (INT8 dot products)",
-    "avx_vnni": "AVX-VNNI (INT8 dot products)", "avx512_bf16": "AVX-512 BF16", "avx512_fp16": "AVX-512 FP16 (FP16 arithmetic)",
-    "amx_int8": "AMX INT8", "amx_bf16": "AMX BF16", "amx_fp16": "AMX FP16",
-    "asimd": "NEON", "asimddp": "NEON dot product (INT8)", "asimdhp": "NEON FP16 arithmetic", "i8mm": "INT8 matrix multiply", "sve": "SVE", "bf16": "BF16"}
-_X86, _ARM = list(CPU_FEATURES)[:10], list(CPU_FEATURES)[10:]
-
-@lru_cache(maxsize=1)
-def cpu_features() -> dict:
-    "Which of `CPU_FEATURES` this CPU reports (those of its architecture), and PyTorch's kernel level (`torch_capability`)."
-    flags = set()
-    for line in _cpuinfo().splitlines():
-        if line.lower().startswith(("flags", "features")): flags |= set(line.split(":", 1)[1].split())
-    arm = platform.machine().lower() in ("arm64", "aarch64") or "asimd" in flags
-    return {**{f: f in flags for f in (_ARM if arm else _X86)}, "torch_capability": torch.backends.cpu.get_cpu_capability()}
-
-def describe_cpu(threads:int|None=None, # threads the runtimes were given (None: leave out)
-                ) -> str:
-    "The CPU in one line: its name, threads and which precision-relevant features it has and lacks."
-    feats = {k: v for k, v in cpu_features().items() if k != "torch_capability"}
-    has, lacks = [CPU_FEATURES[k] for k, v in feats.items() if v], [CPU_FEATURES[k].split(" (")[0] for k, v in feats.items() if not v]
-    return (f"{cpu_name()}" + (f", {threads} threads" if threads else "") + f"; has {', '.join(has) or 'none of them'}"
-            + (f"; lacks {', '.join(lacks)}" if lacks else "") + f" (PyTorch kernels: {cpu_features()['torch_capability']})")
-
 # %% ../nbs/api/06_metrics.ipynb #034c37ac
 @dataclass(frozen=True)
 class Metrics:
@@ -181,9 +143,12 @@ class Metrics:
     cpu_frequency_scale: float   # latency multiplier applied to emulate a slower target
     threads: int                 # intra-op threads the runtime was given
     cpu: str                     # the CPU model
+    cpu_flags: str               # its precision-relevant flags, space-separated (`cpu_features`)
     device: str                  # where the kernels ran
     inference_precision: str     # what the kernels computed in, as the runtime reports it
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate
+    int8_recipe: str|None = None # INT8: the recipe the artifact was built with (`edge_opt.recipes`)
+    top1_agreement: float|None = None  # share of validation images given the FP32 source network's top-1 class
     @property
     def memory_mb(self) -> float: return self.model_memory_mb + self.activation_memory_mb
     @property
@@ -223,13 +188,27 @@ def footprint(variant:nn.Module, # the eager precision variant (`precision_varia
     conv_linear = layers[layers.macs > 0].reset_index(drop=True)
     return Footprint(model_storage_bytes(variant), peak_live_bytes(layers), int(layers.macs.sum()), conv_linear)
 
+def deployed_predictions(deployed:Deployed, # the artifact to evaluate
+                         loader:DataLoader, # validation batches of `(images, labels)`, in a fixed order
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    "The artifact's top-1 class and the label of every validation image: `(predictions, labels)`, in loader order."
+    pairs = [(deployed.logits(images).argmax(1).numpy(), labels.numpy()) for images, labels in loader]
+    if not pairs: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
+    return np.concatenate([p for p, _ in pairs]), np.concatenate([y for _, y in pairs])
+
 def deployed_correct(deployed:Deployed, # the artifact to evaluate
                      loader:DataLoader, # validation batches of `(images, labels)`, in a fixed order
                     ) -> np.ndarray:
     "1 for each validation image the deployed artifact classifies correctly, 0 otherwise (in loader order)."
-    correct = [(deployed.logits(images).argmax(1) == labels).numpy() for images, labels in loader]
-    if not correct: raise ValueError("the validation loader is empty: accuracy needs at least one batch")
-    return np.concatenate(correct).astype(np.uint8)
+    predictions, labels = deployed_predictions(deployed, loader)
+    return (predictions == labels).astype(np.uint8)
+
+def top1_agreement(predictions:np.ndarray, # an artifact's top-1 classes
+                   reference:np.ndarray, # the top-1 classes of the network it was built from, same images
+                  ) -> float:
+    "The share of images on which `predictions` and `reference` name the same class."
+    if len(predictions) != len(reference) or not len(reference): raise ValueError(f"cannot compare {len(predictions)} predictions with {len(reference)}")
+    return float(np.mean(np.asarray(predictions) == np.asarray(reference)))
 
 # %% ../nbs/api/06_metrics.ipynb #f0763dbd
 def accuracy_with_ci(correct:np.ndarray, # per-image 0/1 correctness
@@ -259,6 +238,10 @@ def unpack_correct(packed:str, # what `pack_correct` returned
     return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[:int(n)]
 
 # %% ../nbs/api/06_metrics.ipynb #1bc927d4
+def cpu_flags() -> str:
+    "This CPU's precision-relevant flags that are present, space-separated (what rows record)."
+    return " ".join(k for k, v in cpu_features().items() if v is True)
+
 def variant_metrics(deployed:Deployed, # the artifact that was measured
                     fp:Footprint, # its precision variant's storage and MACs
                     accuracy:tuple[float, float, float], # `deployed_accuracy`
@@ -267,6 +250,7 @@ def variant_metrics(deployed:Deployed, # the artifact that was measured
                     power_watts:float=5.0, # assumed power draw, W
                     cpu_frequency_scale:float=1.0, # latency multiplier emulating a slower CPU
                     threads:int|None=None, # threads the runtime ran with (None: PyTorch's current count)
+                    agreement:float|None=None, # `top1_agreement` with the FP32 source network (None: not measured)
                    ) -> Metrics:
     "Assemble `Metrics` from what was measured (latencies scaled by `cpu_frequency_scale`)."
     if not power_watts > 0: raise ValueError(f"power_watts must be positive, got {power_watts!r}")
@@ -277,8 +261,9 @@ def variant_metrics(deployed:Deployed, # the artifact that was measured
                    stream_latency=stream_latency.scaled(cpu_frequency_scale), model_memory_mb=fp.model_bytes / MB,
                    activation_memory_mb=fp.activation_bytes / MB, artifact_bytes=deployed.artifact_bytes, macs=fp.macs,
                    power_watts=float(power_watts), cpu_frequency_scale=float(cpu_frequency_scale),
-                   threads=threads or torch.get_num_threads(), cpu=cpu_name(), device=deployed.device,
-                   inference_precision=deployed.inference_precision, non_delegated_ops=deployed.non_delegated_ops)
+                   threads=threads or torch.get_num_threads(), cpu=cpu_name(), cpu_flags=cpu_flags(), device=deployed.device,
+                   inference_precision=deployed.inference_precision, non_delegated_ops=deployed.non_delegated_ops,
+                   int8_recipe=deployed.int8_recipe, top1_agreement=agreement)
 
 # %% ../nbs/api/06_metrics.ipynb #a5510ae4
 def collect_metrics(model:nn.Module, # the variant, as `precision_variant` returns it

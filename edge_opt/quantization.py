@@ -5,7 +5,6 @@
 # %% ../nbs/api/04_quantization.ipynb #c5af6342
 from __future__ import annotations
 
-import platform
 import warnings
 from contextlib import contextmanager
 from copy import deepcopy
@@ -15,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .recipes import INT8_RECIPES, int8_recipe
+
 # %% auto #0
 __all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'FX_NOTICES', 'to_fp16', 'default_backend', 'quantized_layers',
            'is_int8', 'QuantizationError', 'quantized_engine', 'to_int8', 'module_storage_bytes', 'model_storage_bytes',
@@ -22,7 +23,7 @@ __all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'FX_NOTICES', 'to_f
 
 # %% ../nbs/api/04_quantization.ipynb #c3d1a8cc
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_BACKENDS = ("x86", "fbgemm", "qnnpack")
+INT8_BACKENDS = tuple(INT8_RECIPES["eager"])  # eager's INT8 recipes are its kernel backends: x86, fbgemm, qnnpack
 
 # %% ../nbs/api/04_quantization.ipynb #8acd4d30
 def to_fp16(model:nn.Module, # FP32 network; never modified
@@ -32,8 +33,8 @@ def to_fp16(model:nn.Module, # FP32 network; never modified
 
 # %% ../nbs/api/04_quantization.ipynb #d68adc18
 def default_backend() -> str:
-    "The quantized-kernel backend for this CPU: `qnnpack` on ARM, `x86` elsewhere."
-    return "qnnpack" if platform.machine().lower() in ("arm64", "aarch64", "armv7l", "armv8l") else "x86"
+    "The quantized-kernel backend for this CPU (`qnnpack` on ARM, `x86` elsewhere), as `edge_opt.recipes` decides it."
+    return int8_recipe("eager").name
 
 def _check_backend(backend:str) -> str:
     if backend not in INT8_BACKENDS:

@@ -22,9 +22,10 @@ import torch
 
 from .data import IMAGE_SIZE
 from .config import SweepConfig
-from .analysis import cpu_mix, fastest_runtime_table, measured_rows, pareto_by_runtime, pareto_frontier, precision_tradeoff_table
-from .metrics import cpu_features, cpu_name
-from .quantization import PRECISIONS, default_backend
+from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
+                               precision_tradeoff_table)
+from .quantization import PRECISIONS
+from .recipes import cpu_features, cpu_name, int8_recipe, parse_int8_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
 from .storage import atomic_write, write_json
 
@@ -164,6 +165,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
         runtimes=list(cfg.runtimes), active_budget_mb=cfg.active_budget_mb, memory_budgets_mb=list(cfg.memory_budgets_mb),
         batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
+        low_agreement=[agreement_line(r) for r in low_agreement(df).itertuples()],
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
 
 # %% ../nbs/api/09_reporting.ipynb #e1d0c289
@@ -177,21 +179,24 @@ def _version(pkg:str) -> str|None:
     try: return version(pkg)
     except PackageNotFoundError: return None
 
-def _int8_backend(cfg:SweepConfig) -> str:
-    return default_backend() if cfg.quantization_backend == "auto" else cfg.quantization_backend
+def _int8_recipes(cfg:SweepConfig) -> dict:
+    "The INT8 recipe each runtime of `cfg` builds on this CPU: its name, what it builds and why (empty without INT8)."
+    if "int8" not in cfg.precisions: return {}
+    asked = {**parse_int8_recipes(cfg.int8_recipe), "eager": cfg.quantization_backend}
+    return {r: {k: v for k, v in dataclasses.asdict(int8_recipe(r, requested=asked.get(r))).items() if k != "runtime"} for r in cfg.runtimes}
 
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
                            command:list[str]|None=None, # the command line (default: `sys.argv`)
                            devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
                           ) -> dict:
-    "What ran where: package and runtime versions, CPU and its precision-relevant features, platform, threads, git commit, seeds, command, config, devices requested and used."
+    "What ran where: package and runtime versions, CPU and its precision-relevant features, each runtime's INT8 recipe, platform, threads, git commit, seeds, command, config, devices requested and used."
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
         packages={p: _version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         cpu_features=cpu_features(), threads=cfgs[0].threads or torch.get_num_threads(),
-        int8_backend=_int8_backend(cfgs[0]),
+        int8_backend=int8_recipe("eager", requested=cfgs[0].quantization_backend).name, int8_recipes=_int8_recipes(cfgs[0]),
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
 

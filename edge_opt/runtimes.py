@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from .quantization import PRECISIONS, precision_variant
+from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
 __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ORT_FP16_REASON', 'DEPLOYERS',
            'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit',
-           'take_batches', 'Deployed', 'eager_deployed', 'deploy_eager', 'deploy_executorch', 'deploy_onnxruntime',
-           'openvino_capabilities', 'deploy_openvino', 'deploy']
+           'take_batches', 'Deployed', 'eager_deployed', 'deploy_eager', 'deploy_executorch', 'onnx_artifact',
+           'deploy_onnxruntime', 'openvino_capabilities', 'deploy_openvino', 'deploy']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -140,6 +141,7 @@ class Deployed:
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
     device: str = "cpu"           # where the kernels run (only eager can use an accelerator)
     module: nn.Module|None = None # the eager module (eager only)
+    int8_recipe: str|None = None  # INT8: the recipe it was built with (`Int8Recipe.description`)
     keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and buffer)
 
     def bind(self,
@@ -192,11 +194,11 @@ def deploy_eager(model:nn.Module, # FP32 network (pruned or not); never modified
                  calibration:list, # batches of `(images, labels)` for INT8 ranges
                  max_batch:int, # the largest batch the artifact must take
                  threads:int|None=None, # intra-op threads (None: the runtime's default)
-                 backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                 recipe:Int8Recipe|None=None, # INT8: its kernel backend (`int8_recipe('eager')`)
                  device:str|torch.device="cpu", # where float kernels run (INT8 always runs on the CPU)
                 ) -> Deployed:
     "The eager PyTorch module of `precision` (FX INT8, half FP16, or FP32); INT8 always runs on the CPU."
-    variant, inputs = precision_variant(model, precision, calibration, len(calibration), backend)
+    variant, inputs = precision_variant(model, precision, calibration, len(calibration), recipe.name if recipe else None)
     return eager_deployed(variant.to("cpu" if precision == "int8" else device), precision, inputs, max_batch)
 
 # %% ../nbs/api/04a_runtimes.ipynb #c50dbc43
@@ -231,7 +233,7 @@ def deploy_executorch(model:nn.Module, # FP32 network (pruned or not); never mod
                       calibration:list, # batches of `(images, labels)` for INT8 ranges
                       max_batch:int, # the largest batch the artifact must take
                       threads:int|None=None, # intra-op threads (None: the runtime's default)
-                      backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                      recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
                      ) -> Deployed:
     "A `.pte` program lowered to XNNPACK, run by ExecuTorch's Python runtime."
     with _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
@@ -275,30 +277,40 @@ def _ort_session(path:Path, threads:int|None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 # %% ../nbs/api/04a_runtimes.ipynb #0ff5cf85
+def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
+                  precision:str, # "fp32" or "int8"
+                  calibration:list, # batches of `(images, labels)`: the example input, and INT8 ranges
+                  max_batch:int, # the largest batch the artifact must take
+                  recipe:Int8Recipe|None, # INT8: the recipe (`int8_recipe("onnxruntime")`)
+                  directory:str|Path, # where to write `model.onnx` (and its intermediate files)
+                 ) -> Path:
+    "Write `model` at `precision` as an ONNX file ONNX Runtime runs (INT8: static QDQ with `recipe`); its path."
+    if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    tmp, path = Path(directory), Path(directory) / "fp32.onnx"
+    _onnx_export(model, calibration[0][0][:max_batch], path)
+    if precision != "int8": return path
+    quant_pre_process(str(path), str(tmp / "pre.onnx"))  # shape inference + graph clean-up, as ORT recommends
+    quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, reduce_range=recipe.name == "u8s8-reduce-range",
+                    weight_type=QuantType.QUInt8 if recipe.name == "u8u8" else QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    return tmp / "int8.onnx"
+
 def deploy_onnxruntime(model:nn.Module, # FP32 network (pruned or not); never modified
                        precision:str, # one of PRECISIONS
                        calibration:list, # batches of `(images, labels)` for INT8 ranges
                        max_batch:int, # the largest batch the artifact must take
                        threads:int|None=None, # intra-op threads (None: the runtime's default)
-                       backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                       recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
                       ) -> Deployed:
-    "An ONNX file run by ONNX Runtime's CPU execution provider (FP32, or INT8 QDQ static quantization)."
-    if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    "An ONNX file (`onnx_artifact`) run by ONNX Runtime's CPU execution provider."
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        _onnx_export(model, calibration[0][0][:max_batch], path)
-        if precision == "int8":
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-            quant_pre_process(str(path), str(Path(tmp) / "pre.onnx"))  # shape inference + graph clean-up, as ORT recommends
-            quantize_static(str(Path(tmp) / "pre.onnx"), str(Path(tmp) / "int8.onnx"), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-            path = Path(tmp) / "int8.onnx"
+        path = onnx_artifact(model, precision, calibration, max_batch, recipe, tmp)
         session, size = _ort_session(path, threads), sum(p.stat().st_size for p in Path(tmp).glob(f"{path.stem}.onnx*"))
     name = session.get_inputs()[0].name
     return Deployed("onnxruntime", precision, lambda x: session.run(None, {name: x})[0], _numpy_input,
-                    size, max_batch, {**COMPUTES_IN, "int8": "int8 (QDQ, per-channel)"}[precision], keep=(session,))
+                    size, max_batch, {**COMPUTES_IN, "int8": f"int8 ({recipe and recipe.name.upper()} QDQ, per-channel)"}[precision], keep=(session,))
 
 # %% ../nbs/api/04a_runtimes.ipynb #e377774d
 def _openvino_precision(compiled) -> str:
@@ -334,7 +346,7 @@ def deploy_openvino(model:nn.Module, # FP32 network (pruned or not); never modif
                     calibration:list, # batches of `(images, labels)` for INT8 ranges
                     max_batch:int, # the largest batch the artifact must take
                     threads:int|None=None, # intra-op threads (None: the runtime's default)
-                    backend:str|None=None, # eager INT8 kernels (None: `default_backend()`)
+                    recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
                    ) -> Deployed:
     "OpenVINO IR compiled for the CPU plugin, with the inference precision pinned (INT8 through NNCF)."
     import openvino as ov
@@ -361,19 +373,32 @@ def deploy_openvino(model:nn.Module, # FP32 network (pruned or not); never modif
 DEPLOYERS = {"eager": deploy_eager, "executorch": deploy_executorch, "onnxruntime": deploy_onnxruntime,
              "openvino": deploy_openvino}
 
+def _recipe(runtime:str, precision:str, recipe:str|None, backend:str|None) -> Int8Recipe|None:
+    "The INT8 recipe to build with (None for a float precision); a `ValueError` when the request contradicts the precision or the runtime."
+    asked = [r for r in (recipe, backend if runtime == "eager" else None) if r not in (None, "auto")]
+    if precision != "int8":
+        if recipe not in (None, "auto"): raise ValueError(f"INT8 recipe {recipe!r} contradicts precision {precision!r}; only int8 takes a recipe")
+        return None
+    if len(set(asked)) > 1: raise ValueError(f"eager INT8: backend {backend!r} and recipe {recipe!r} disagree; give one")
+    return int8_recipe(runtime, requested=asked[0] if asked else None)
+
 def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
            precision:str, # one of PRECISIONS
            runtime:str, # one of RUNTIMES
            calibration:list, # `take_batches(train_loader, n)`: example input, and INT8 calibration
            max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
            threads:int|None=None, # intra-op threads (None: the runtime's default)
-           backend:str|None=None, # eager INT8 kernel backend (None: `default_backend()`)
+           backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
            device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them (the others run on the CPU)
+           recipe:str|None=None, # INT8 recipe of `runtime` (`INT8_RECIPES`; None or "auto": chosen for this CPU)
           ) -> Deployed:
     "Build `model` as `runtime` runs it at `precision`; `UnsupportedPrecisionError` when it cannot."
     if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     check_runtimes([runtime], "runtime")
     if not calibration: raise ValueError("calibration is empty: pass take_batches(loader, n) with n >= 1")
+    chosen = _recipe(runtime, precision, recipe, backend)
     max_batch = max_batch or len(calibration[0][0])
     extra = {"device": device} if runtime == "eager" else {}
-    return DEPLOYERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch, threads, backend, **extra)
+    built = DEPLOYERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch, threads, chosen, **extra)
+    built.int8_recipe = chosen.description if chosen else None
+    return built
