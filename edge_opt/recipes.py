@@ -111,7 +111,7 @@ class Int8Recipe:
 def _auto(runtime:str, features:dict) -> tuple[str, str]:
     "The recipe `auto` picks for `runtime` on a CPU with `features`, and why."
     if runtime == "onnxruntime":
-        return ("u8u8", "x86 without VNNI: U8S8 would saturate in VPMADDUBSW; U8U8 does not") if u8s8_saturates(features) else \
+        return ("u8s8-reduce-range", "x86 without VNNI: 8-bit weights would saturate VPMADDUBSW's 16-bit sums; 7-bit ones cannot") if u8s8_saturates(features) else \
                ("u8s8", "VNNI or ARM: U8S8 cannot saturate")
     if runtime == "eager":
         return ("qnnpack", "ARM: QNNPACK kernels") if is_arm(features) else ("x86", "x86: 7-bit activations keep FBGEMM exact without VNNI")

@@ -282,7 +282,7 @@ def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modifie
                   calibration:list, # batches of `(images, labels)`: the example input, and INT8 ranges
                   max_batch:int, # the largest batch the artifact must take
                   recipe:Int8Recipe|None, # INT8: the recipe (`int8_recipe("onnxruntime")`)
-                  directory:str|Path, # where to write `model.onnx` (and its intermediate files)
+                  directory:str|Path, # where to write `fp32.onnx` (INT8: also `pre.onnx` and `int8.onnx`)
                  ) -> Path:
     "Write `model` at `precision` as an ONNX file ONNX Runtime runs (INT8: static QDQ with `recipe`); its path."
     if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)

@@ -37,7 +37,11 @@ case "${1:-}" in
     check_sync
     # side by side: nbdev_test's workers idle while pages wait for the shared cached sweep, and pytest's
     # subprocess tests spend seconds importing on one core; together they keep both cores busy.
-    echo "==> nbdev_test (every notebook, executed) and pytest, side by side" >&2
+    # One intra-op thread per process: three processes share two cores, and OpenMP threads that spin
+    # waiting for a core another process holds cost more than they compute (the suite ran 412 s with
+    # PyTorch's default of 2 threads, 249 s with 1, on the same 2-core machine).
+    export OMP_NUM_THREADS=1
+    echo "==> nbdev_test (every notebook, executed) and pytest, side by side, one intra-op thread each" >&2
     log=$(mktemp)
     .venv/bin/python -m pytest -q tests > "$log" 2>&1 &
     pytest_pid=$!
