@@ -16,7 +16,7 @@ __all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_run
 
 # %% ../nbs/api/05a_analysis.ipynb #903038e7
 def measured_rows(df:pd.DataFrame, # sweep rows
-                  accepted:bool=False, # keep only the rows that fit the active budget
+                  accepted:bool=False, # keep only the rows that fit the memory limit
                  ) -> pd.DataFrame:
     "The rows that were really measured: no error and not unsupported (and accepted, when asked)."
     keep = pd.Series(True, index=df.index)

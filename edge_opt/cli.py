@@ -17,7 +17,7 @@ import pandas as pd
 
 from dataclasses import fields
 
-from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_reference,
+from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_groups, config_reference,
                              load_config, setting)
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
@@ -62,13 +62,14 @@ def add_config_flags(parser:argparse.ArgumentParser, # the parser to extend
                      keys:list[str]|None=None, # config keys to give a flag (None: every key)
                      rename:dict|None=None, # key -> flag, where this parser names it otherwise
                     ):
-    "One flag per config key, grouped as the config is, each writing its key (`dest`) only when given."
-    groups = {}
-    for row in config_reference().itertuples():
+    "One flag per config key, grouped as the config is (each group with what it is), each writing its key (`dest`) only when given; old keys' flags still work, unlisted."
+    groups, about = {}, config_groups()
+    for row in config_reference(include_replaced=True).itertuples():
         if keys is not None and row.key not in keys: continue
-        if row.group not in groups: groups[row.group] = parser.add_argument_group(f"{row.group} keys")
-        flag = (rename or {}).get(row.key, row.flag)
-        groups[row.group].add_argument(flag, dest=row.key, default=argparse.SUPPRESS, **_flag_kwargs(setting(row.key), row))
+        if row.group not in groups: groups[row.group] = parser.add_argument_group(f"{row.group} keys", about[row.group])
+        flag, s = (rename or {}).get(row.key, row.flag), setting(row.key)
+        kwargs = {**_flag_kwargs(s, row), **({"help": argparse.SUPPRESS} if s.replaced_by else {})}
+        groups[row.group].add_argument(flag, dest=row.key, default=argparse.SUPPRESS, **kwargs)
     return parser
 
 def flag_values(args:argparse.Namespace, # parsed command line
@@ -102,7 +103,7 @@ def _fmt(df:pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 def _pick_line(name:str, r:dict|None) -> str:
-    if r is None: return f"{name}: none fits the active budget"
+    if r is None: return f"{name}: none fits the memory limit"
     return (f"{name}: pruning {r['pruning_level']:g}, {r['precision'].upper()} on {r['runtime']}: accuracy {r['accuracy']:.3f}, "
             f"batch {r['latency_ms']:.3g} ms ({r['latency_low_ms']:.3g}–{r['latency_high_ms']:.3g}), one sample "
             f"{r['stream_latency_ms']:.3g} ms ({r['stream_latency_low_ms']:.3g}–{r['stream_latency_high_ms']:.3g}), {r['memory_mb']:.3g} MB")
@@ -113,7 +114,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
                ) -> str:
     "The closing console report: trade-offs per runtime, fastest runtime per variant, Pareto per runtime, the fastest accepted variant."
     ok, summary = measured_rows(df), summarize_sweep(df, cfg)
-    lines = [f"{len(df)} variants: {summary['accepted']} accepted under {cfg.active_budget_mb:g} MB, {summary['rejected']} rejected, "
+    lines = [f"{len(df)} variants: {summary['accepted']} fit the memory limit {summary['memory_limit_text']}, {summary['rejected']} do not, "
              f"{summary['unsupported']} unsupported, {summary['errors']} failed",
              f"(batch {cfg.batch_size}; latencies are medians of {cfg.benchmark_rounds} interleaved rounds with the 5–95% spread "
              f"of the rounds; {ok.threads.iloc[0] if len(ok) else '?'} threads, {ok.cpu.iloc[0] if len(ok) else '?'})", "",
@@ -122,7 +123,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
              "batch_verdict", "single_runtime", "single_ms", "single_verdict"]]) if len(ok) else "(none)", "",
              "Accepted Pareto variants per runtime (accuracy vs batch latency):"]
     front = pareto_by_runtime(ok, "latency_ms") if len(ok) else ok
-    lines += [_fmt(front[PARETO_COLUMNS]) if len(front) else "(none: no variant fits the active budget)", "",
+    lines += [_fmt(front[PARETO_COLUMNS]) if len(front) else "(none: no variant fits the memory limit)", "",
               _pick_line("Fastest accepted (batch)", summary["fastest_accepted"]),
               _pick_line("Fastest accepted (one sample)", summary["fastest_accepted_single_sample"])]
     lines += [f"WARNING: {summary['cpu_warning']}"] if summary["cpu_warning"] else []
@@ -134,7 +135,8 @@ def report_text(df:pd.DataFrame, # the sweep's rows
 
 # %% ../nbs/api/10_cli.ipynb #811b60e6
 NO_VARIANT_EXIT = 3  # `edge-opt recommend` when no variant meets the constraints (a result, not an error)
-CONSTRAINT_KEYS = list(Constraints.__dataclass_fields__)   # the keys `edge-opt recommend` takes as flags
+CONSTRAINT_KEYS = [*Constraints.__dataclass_fields__, "memory_budgets_mb"]   # the keys `edge-opt recommend` takes as flags
+_OLD_LIMIT_KEYS = [f.name for f in fields(SweepConfig) if f.metadata["setting"].replaced_by]   # still read, unlisted
 _RECOMMEND_FLAGS = {"allowed_runtimes": "--runtimes", "allowed_precisions": "--precisions"}  # recommend's own names
 
 def write_recommendation(df:pd.DataFrame, # sweep rows
@@ -148,7 +150,7 @@ def write_recommendation(df:pd.DataFrame, # sweep rows
 
 def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> str:
     "The recommendation after a sweep; a sweep that cannot be judged (no FP32 unpruned baseline) says why instead."
-    try: return write_recommendation(df, cfg, out).text()
+    try: return write_recommendation(df, cfg, out).text(str(cfg.output_dir))
     except ValueError as e: return f"No recommendation: {e} (or set max_accuracy_drop: null)."
 
 def recommend_parser() -> argparse.ArgumentParser:
@@ -158,7 +160,7 @@ def recommend_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory (the sweep runs first if it holds none)")
     p.add_argument("--config", metavar="FILE", help="YAML config: the sweep to run when DIR holds none, and default constraints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (when the sweep has to run)")
-    return add_config_flags(p, CONSTRAINT_KEYS, rename=_RECOMMEND_FLAGS)
+    return add_config_flags(p, CONSTRAINT_KEYS + _OLD_LIMIT_KEYS, rename=_RECOMMEND_FLAGS)
 
 # %% ../nbs/api/10_cli.ipynb #23e2ba4a
 def _recommend_config(args:argparse.Namespace) -> SweepConfig:
@@ -183,7 +185,7 @@ def recommend_main(argv:list[str], # the arguments after `edge-opt recommend`
         except ValueError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
     try: rec = write_recommendation(pd.read_csv(out / "sweep_results.csv"), cfg, out)
     except ValueError as e: return _fail(str(e))
-    print(rec.text())
+    print(rec.text(str(out)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT
 
 # %% ../nbs/api/10_cli.ipynb #5f3b3fab

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from .data import DATASETS
 from .model import DEVICES, MODELS, resolve_factory
 from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
-from .constraints import LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints
+from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
 from .runtimes import RUNTIMES, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, dask_available, local_workers
@@ -29,7 +30,7 @@ from .executors import EXECUTORS, dask_available, local_workers
 __all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key',
            'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys',
            'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag',
-           'config_reference']
+           'config_groups', 'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -64,6 +65,8 @@ class Setting:
     rule: Callable|None = None   # `rule(key, value)`: a key's own check, raising `ValueError` (replaces the checks above)
     rule_text: str = ""          # what `rule` allows, for help and the reference
     neutral: bool = False        # never changes a measurement (left out of the fingerprint)
+    normalize: bool = False      # the value `rule` returns replaces the one given (e.g. "0.05" -> 0.05)
+    replaced_by: str|None = None # an old key, still read: the key that replaces it (kept out of help and `--print-config`)
 
     def options(self) -> tuple:
         "The values allowed (empty when any value of the kind in range is)."
@@ -186,8 +189,6 @@ class MeasurementKeys(VariantKeys):
     benchmark_trials: int = config_key(4, "timed calls of a full batch per round", low=1)
     benchmark_stream_trials: int = config_key(20, "timed calls of a single sample per round", low=1)
     power_watts: float = config_key(5.0, "assumed device power for the energy proxy", low=0, above=True, unit="W")
-    memory_budgets_mb: tuple = config_key((0.05, 0.1, 0.2), "budgets to report violations for", low=0, above=True, unit="MB", flag="--budgets-mb")
-    active_budget_mb: float = config_key(0.05, "the budget that decides `accepted`", low=0, above=True, unit="MB")
     cpu_frequency_scale: float = config_key(1.0, "latency multiplier to emulate a slower CPU", low=0, above=True)
     memory_bandwidth_gbps: float = config_key(25.6, "the target device's memory bandwidth (roofline)", low=0, above=True, unit="GB/s")
     peak_gmacs: float = config_key(50.0, "the target device's peak compute (roofline)", low=0, above=True, unit="GMAC/s")
@@ -210,19 +211,30 @@ class ExecutionKeys(MeasurementKeys):
 # %% ../nbs/api/07_config.ipynb #1b86940f
 _C = Constraints()
 
+def _limit(unit:str) -> Callable:
+    return lambda key, value: parse_limit(key, value, unit)
+_LIMIT_TEXT = "a positive number or a share of the FP32 unpruned baseline such as 30% (in (0%, 100%])"
+
 @dataclass(frozen=True)
 class ConstraintKeys(ExecutionKeys):
-    "What a recommended variant must meet (they judge results; they never change what is measured)."
-    max_memory_mb: float|None = config_key(None, "memory limit (null: active_budget_mb)", kind=float, low=0, above=True, unit="MB")
-    memory_on: str = config_key(_C.memory_on, "what the memory limit reads: model + activations (as `accepted`) or the shipped file", choices=MEMORY_ON)
+    """Limits a variant must meet: `memory_limit` alone decides which variants fit (the rows' `accepted`, every report and the recommendation), and the accuracy, latency, runtime and precision limits narrow the recommendation. Each limit is absolute (MB, ms) or a share of the FP32 unpruned baseline (`30%`); limits judge results without changing them, so `edge-opt recommend --from DIR` re-judges a sweep under new limits without re-running it."""
+    memory_limit: float|str|None = config_key(DEFAULT_MEMORY_LIMIT, "the memory limit that decides which variants fit, on memory_on", kind=str,
+                                              rule=_limit("MB"), rule_text=_LIMIT_TEXT, normalize=True, optional=True, unit="MB or %")
+    memory_on: str = config_key(_C.memory_on, "what memory_limit reads: true_storage (model + one sample's activations) or artifact (the shipped file)", choices=MEMORY_ON)
     max_accuracy_drop: float|None = config_key(_C.max_accuracy_drop, "accuracy points a variant may lose against eager FP32 unpruned (null: no limit)",
                                                kind=float, optional=True, low=0, high=100, unit="points")
-    max_latency_ms: float|None = config_key(_C.max_latency_ms, "latency limit on latency_stat at latency_batch (null: none)", kind=float, low=0, unit="ms")
+    latency_limit: float|str|None = config_key(_C.latency_limit, "latency limit on latency_stat at latency_batch (null: none)", kind=str,
+                                               rule=_limit("ms"), rule_text=_LIMIT_TEXT, normalize=True, optional=True, unit="ms or %")
     latency_stat: str = config_key(_C.latency_stat, "statistic the latency limit reads", choices=LATENCY_STATS)
     latency_batch: str = config_key(_C.latency_batch, "batch the latency limit reads: single (batch 1) or batch (batch_size)", choices=LATENCY_BATCHES)
     allowed_runtimes: tuple|None = config_key(None, "runtimes a recommendation may use (null: all measured)", kind=str, many=True, choices=RUNTIMES)
     allowed_precisions: tuple|None = config_key(None, "precisions a recommendation may use (null: all measured)", kind=str, many=True, choices=PRECISIONS)
     objective: str = config_key(_C.objective, "what fastest means", choices=tuple(OBJECTIVES))
+    memory_budgets_mb: tuple|None = config_key(None, "budgets the violation report lists (null: half, once and twice memory_limit)", kind=float,
+                                               many=True, low=0, above=True, unit="MB", flag="--budgets-mb")
+    active_budget_mb: float|None = config_key(None, "replaced by memory_limit", kind=float, low=0, above=True, unit="MB", replaced_by="memory_limit")
+    max_memory_mb: float|None = config_key(None, "replaced by memory_limit", kind=float, low=0, above=True, unit="MB", replaced_by="memory_limit")
+    max_latency_ms: float|None = config_key(None, "replaced by latency_limit", kind=float, low=0, unit="ms", replaced_by="latency_limit")
 
 # %% ../nbs/api/07_config.ipynb #7da12898
 RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
@@ -252,15 +264,36 @@ class SweepConfig(ConstraintKeys):
         "The configuration as YAML, each key with its help as a comment (what `--print-config` writes)."
         lines = []
         for f in fields(self):
+            if f.metadata["setting"].replaced_by: continue   # old keys are still read, never written
             value = yaml.safe_dump([self.to_dict()[f.name]], default_flow_style=True, width=10**6).strip()[1:-1]  # a flow list, unwrapped
             lines.append(f"{f.name}: {value}" + (f"  # {f.metadata['setting'].help}" if comments else ""))
         return "\n".join(lines) + "\n"
 
 # %% ../nbs/api/07_config.ipynb #3fb9dd7e
+def _adopt_replaced(cfg:SweepConfig):
+    "Read each old key that is set into the key that replaces it, with one notice line; the old key is then cleared."
+    for f in fields(cfg):
+        s, old = f.metadata["setting"], getattr(cfg, f.name)
+        if s.replaced_by is None or old is None: continue
+        new, default = s.replaced_by, SweepConfig.__dataclass_fields__[s.replaced_by].default
+        current = getattr(cfg, new)
+        if current != default and current != float(old):
+            _fail(f.name, old, f"it and '{new}': {current!r} set the same limit; give '{new}' alone")
+        warnings.warn(f"config key '{f.name}' is replaced by '{new}'; read as {new}: {old:g}", FutureWarning, stacklevel=3)
+        object.__setattr__(cfg, new, float(old)); object.__setattr__(cfg, f.name, None)
+
 def validate(cfg:SweepConfig, # the config to check
             ) -> SweepConfig:
-    "Check every key of `cfg` against its `Setting`; raise `ConfigError` naming the first bad key, its value and what is allowed."
-    for f in fields(cfg): check_value(f.metadata["setting"], f.name, getattr(cfg, f.name))
+    "Check every key of `cfg` against its `Setting` (normalising those that say so); raise `ConfigError` naming the first bad key, its value and what is allowed."
+    for f in fields(cfg):
+        s = f.metadata["setting"]
+        value = check_value(s, f.name, getattr(cfg, f.name))
+        if s.normalize: object.__setattr__(cfg, f.name, value)
+    _adopt_replaced(cfg)
+    baseline = any(float(l) == 0 for l in cfg.pruning_levels) and "fp32" in cfg.precisions
+    for key, needs in (("latency_limit", True), ("memory_limit", cfg.memory_on == "artifact")):
+        if needs and isinstance(getattr(cfg, key), str) and not baseline:
+            _fail(key, getattr(cfg, key), "a share needs the FP32 unpruned baseline measured (pruning_levels with 0, precisions with fp32)")
     recipes = parse_int8_recipes(cfg.int8_recipe)
     if recipes and "int8" not in cfg.precisions:
         _fail("int8_recipe", list(cfg.int8_recipe), f"precisions {list(cfg.precisions)} build no INT8 (add int8, or leave int8_recipe at auto)")
@@ -279,6 +312,9 @@ def config_from_dict(values:dict, # keys of `SweepConfig`; missing keys keep the
     known = [f.name for f in fields(SweepConfig)]
     unknown = [k for k in values if k not in known]
     if unknown: raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(known)}")
+    for old in [k for k in values if values[k] is not None and setting(k).replaced_by]:
+        new = setting(old).replaced_by
+        if values.get(new) is not None: _fail(old, values[old], f"it and '{new}': {values[new]!r} set the same limit; give '{new}' alone")
     return SweepConfig(**{**(base or SweepConfig()).to_dict(), **values})
 
 def _read_text(path:Path) -> str:
@@ -310,11 +346,17 @@ def config_flag(name:str, # a config key
     "The `edge-opt` flag that sets config key `name`."
     return setting(name).flag or "--" + name.replace("_", "-")
 
-def config_reference() -> pd.DataFrame:
+def config_groups() -> dict[str, str]:
+    "Each group of keys (`training`, `variant`, ...) and what it is, from its class's docstring."
+    return {c.__name__.removesuffix("Keys").lower(): c.__doc__ for c in SweepConfig.__mro__[::-1] if c.__name__.endswith("Keys")}
+
+def config_reference(include_replaced:bool=False, # also list old keys that other keys replace
+                    ) -> pd.DataFrame:
     "One row per config key: its group, flag, default, what it allows, unit and help."
     rows, defaults = [], SweepConfig().to_dict()
     for f in fields(SweepConfig):
         s, group = f.metadata["setting"], next(c for c in SweepConfig.__mro__[::-1] if f.name in getattr(c, "__annotations__", {}))
+        if s.replaced_by and not include_replaced: continue
         rows.append(dict(key=f.name, group=group.__name__.removesuffix("Keys").lower(), flag=config_flag(f.name), default=defaults[f.name],
                          allowed=s.allowed(), unit=s.unit, help=s.help))
     return pd.DataFrame(rows)

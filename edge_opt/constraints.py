@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -13,18 +14,20 @@ import pandas as pd
 
 from .metrics import unpack_correct
 from .analysis import measured_rows
+from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'MEMORY_ON', 'LATENCY_STATS', 'LATENCY_BATCHES', 'KEY', 'Constraints', 'accuracy_drops',
-           'candidate_table', 'Recommendation', 'recommend']
+__all__ = ['OBJECTIVES', 'MEMORY_ON', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY', 'parse_limit',
+           'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits', 'candidate_table',
+           'judge_rows', 'memory_limit_of', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
               "single_p95": "stream_latency_p95_ms", "batch_p95": "latency_p95_ms"}  # objective -> row column
-MEMORY_ON = ("true_storage", "artifact")   # what `max_memory_mb` reads
-LATENCY_STATS = ("median", "p95")          # what `max_latency_ms` reads ...
+MEMORY_ON = ("true_storage", "artifact")   # what `memory_limit` reads
+LATENCY_STATS = ("median", "p95")          # what `latency_limit` reads ...
 LATENCY_BATCHES = ("single", "batch")      # ... at which batch
 
 def _bad(key, value, allowed): raise ValueError(f"config key '{key}': {value!r} is not allowed; {allowed}")
@@ -41,10 +44,50 @@ def _subset(key, values, allowed):
     for v in values:
         if v not in allowed: _bad(key, v, f"each value must be one of {', '.join(allowed)}")
 
+# %% ../nbs/api/06a_constraints.ipynb #88ff4f1e
+DEFAULT_MEMORY_LIMIT = "30%"   # of the FP32 unpruned baseline: INT8 without pruning fits, FP32 and FP16 do not
+
+def parse_limit(key:str, # the config key, named in errors
+                value, # a number, a numeric string, "N%", or None
+                unit:str="MB", # the unit of an absolute limit
+               ) -> float|str|None:
+    "The limit as a float (absolute) or `'N%'` (relative), or a `ValueError` naming `key`, `value` and both allowed forms."
+    allowed = f"expected a positive number ({unit}) or a share of the FP32 unpruned baseline such as 25% (above 0%, at most 100%), or null"
+    if value is None: return None
+    raw = value
+    if isinstance(value, str):
+        share = re.fullmatch(r"(\d+(?:\.\d+)?)%", value.strip())
+        if share:
+            if 0 < float(share[1]) <= 100: return f"{float(share[1]):g}%"
+            _bad(key, raw, allowed)
+        try: value = float(value)
+        except ValueError: _bad(key, raw, allowed)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0: _bad(key, raw, allowed)
+    return float(value)
+
+def resolve_limit(limit:float|str|None, # what `parse_limit` returned
+                  baseline:float|None, # the FP32 unpruned baseline's figure (None: not measured)
+                  key:str, # the config key, named in errors
+                 ) -> float|None:
+    "The absolute limit: `limit` itself, or its share of `baseline`."
+    if not isinstance(limit, str): return limit
+    if baseline is None or not math.isfinite(baseline):
+        raise ValueError(f"config key '{key}': {limit!r} is a share of the FP32 unpruned baseline, which this sweep did not measure "
+                         f"(include pruning level 0 and fp32, or give an absolute limit)")
+    return float(limit[:-1]) / 100 * baseline
+
+def limit_text(limit:float|str|None, # what `parse_limit` returned
+               resolved:float|None, # what `resolve_limit` returned
+               unit:str, # "MB" or "ms"
+              ) -> str:
+    "`≤ 30% of the FP32 baseline = 0.0435 MB`, or `≤ 0.05 MB`."
+    return (f"≤ {limit} of the FP32 baseline = {resolved:.3g} {unit}" if isinstance(limit, str) else f"≤ {resolved:g} {unit}")
+
 # %% ../nbs/api/06a_constraints.ipynb #40cf177c
 def _check_constraints(c):
-    "Raise `ValueError` naming the first constraint of `c` that is not allowed."
-    _limit("max_memory_mb", c.max_memory_mb, positive=True); _limit("max_latency_ms", c.max_latency_ms)
+    "Raise `ValueError` naming the first constraint of `c` that is not allowed; store the limits in their parsed form."
+    object.__setattr__(c, "memory_limit", parse_limit("memory_limit", c.memory_limit, "MB"))
+    object.__setattr__(c, "latency_limit", parse_limit("latency_limit", c.latency_limit, "ms"))
     _limit("max_accuracy_drop", c.max_accuracy_drop, high=100)
     for key, allowed in (("memory_on", MEMORY_ON), ("latency_stat", LATENCY_STATS), ("latency_batch", LATENCY_BATCHES),
                          ("objective", tuple(OBJECTIVES))):
@@ -55,10 +98,10 @@ def _check_constraints(c):
 @dataclass(frozen=True)
 class Constraints:
     "What a variant must meet to be recommended (see the table above)."
-    max_memory_mb: float|None = None     # MB on `memory_on` (None: no limit)
+    memory_limit: float|str|None = DEFAULT_MEMORY_LIMIT  # MB on `memory_on`, or a share of the FP32 unpruned baseline ("30%"); None: no limit
     memory_on: str = "true_storage"      # "true_storage" or "artifact"
     max_accuracy_drop: float|None = 1.0  # points below eager FP32 unpruned, judged on the upper bound of the paired interval
-    max_latency_ms: float|None = None    # ms on `latency_stat` at `latency_batch` (None: no limit)
+    latency_limit: float|str|None = None # ms on `latency_stat` at `latency_batch`, or a share of the baseline's ("50%"); None: no limit
     latency_stat: str = "median"         # "median" or "p95"
     latency_batch: str = "single"        # "single" (batch 1) or "batch" (the sweep's batch size)
     allowed_runtimes: tuple|None = None  # None: every runtime measured
@@ -76,12 +119,11 @@ class Constraints:
     def from_config(cls,
                     cfg, # a `SweepConfig` (or anything with its constraint keys)
                    ) -> Constraints:
-        "The constraints a `SweepConfig` carries (`max_memory_mb` None means its active budget)."
-        keys = [f for f in cls.__dataclass_fields__ if f != "max_memory_mb"]
-        values = {k: getattr(cfg, k) for k in keys}
+        "The constraints a `SweepConfig` carries."
+        values = {k: getattr(cfg, k) for k in cls.__dataclass_fields__}
         for k in ("allowed_runtimes", "allowed_precisions"):
             if values[k] is not None: values[k] = tuple(values[k])
-        return cls(max_memory_mb=cfg.max_memory_mb if cfg.max_memory_mb is not None else cfg.active_budget_mb, **values)
+        return cls(**values)
 
 # %% ../nbs/api/06a_constraints.ipynb #631ba35d
 def _has_baseline(rows:pd.DataFrame) -> bool: return bool(((rows.pruning_level == 0) & (rows.precision == "fp32")).any())
@@ -111,44 +153,87 @@ def accuracy_drops(rows:pd.DataFrame, # measured rows
     return pd.DataFrame({"drop_points": drop, "drop_low": low, "drop_high": high}).round(9)  # 1.0000000000000009 is 1
 
 # %% ../nbs/api/06a_constraints.ipynb #370e8dc3
-def _failures(r, c:Constraints) -> dict:
-    "Each constraint a candidate misses, with by how much (positive: over the limit)."
+def _failures(r, c:Constraints, lim:dict) -> dict:
+    "Each constraint a candidate misses, with by how much (positive: over the limit); `lim`: the absolute limits."
     out = {}
     if c.allowed_runtimes and r.runtime not in c.allowed_runtimes: out["runtime"] = f"{r.runtime} not allowed"
     if c.allowed_precisions and r.precision not in c.allowed_precisions: out["precision"] = f"{r.precision} not allowed"
-    if c.max_memory_mb is not None and r.memory > c.max_memory_mb: out["memory"] = r.memory - c.max_memory_mb
+    if lim["memory_mb"] is not None and r.memory > lim["memory_mb"]: out["memory"] = r.memory - lim["memory_mb"]
     if c.max_accuracy_drop is not None and r.drop_high > c.max_accuracy_drop: out["accuracy"] = r.drop_high - c.max_accuracy_drop
-    if c.max_latency_ms is not None and r.latency > c.max_latency_ms: out["latency"] = r.latency - c.max_latency_ms
+    if lim["latency_ms"] is not None and r.latency > lim["latency_ms"]: out["latency"] = r.latency - lim["latency_ms"]
     return out
 
-def _describe(f:dict, r, c:Constraints) -> str:
+def _describe(f:dict, r, c:Constraints, lim:dict) -> str:
     parts = [v for k, v in f.items() if isinstance(v, str)]
-    if "memory" in f: parts.append(f"memory {r.memory:.4g} MB > {c.max_memory_mb:g} (+{f['memory']:.3g})")
+    if "memory" in f: parts.append(f"memory {r.memory:.4g} MB > {lim['memory_mb']:.4g} (+{f['memory']:.3g})")
     if "accuracy" in f:
         noise = " — within noise of the limit" if r.drop_points <= c.max_accuracy_drop else ""
         parts.append(f"drop up to {r.drop_high:.2f} points > {c.max_accuracy_drop:g} (point estimate {r.drop_points:.2f}){noise}")
-    if "latency" in f: parts.append(f"{c.latency_column} {r.latency:.4g} ms > {c.max_latency_ms:g} (+{f['latency']:.3g})")
+    if "latency" in f: parts.append(f"{c.latency_column} {r.latency:.4g} ms > {lim['latency_ms']:.4g} (+{f['latency']:.3g})")
     return "; ".join(parts)
+
+def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
+    "The memory figure a limit on `memory_on` reads, in MB."
+    return rows.memory_mb if memory_on == "true_storage" else rows.artifact_bytes / 1e6
+
+def resolved_limits(rows:pd.DataFrame, # measured rows
+                    c:Constraints, # the constraints
+                   ) -> dict:
+    "The absolute memory (MB) and latency (ms) limits of `c` for these rows: relative ones resolved against the FP32 unpruned baseline."
+    base = _baseline(rows) if _has_baseline(rows) else None
+    memory_base = (float(rows.baseline_memory_mb.dropna().iloc[0]) if c.memory_on == "true_storage" and "baseline_memory_mb" in rows
+                   and rows.baseline_memory_mb.notna().any() else None if base is None else float(_memory(base.to_frame().T, c.memory_on).iloc[0]))
+    return {"memory_mb": resolve_limit(c.memory_limit, memory_base, "memory_limit"),
+            "latency_ms": resolve_limit(c.latency_limit, None if base is None else float(base[c.latency_column]), "latency_limit"),
+            "memory_baseline_mb": memory_base}
 
 # %% ../nbs/api/06a_constraints.ipynb #5a7ade11
 def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
                     c:Constraints, # the constraints
                    ) -> pd.DataFrame:
-    "Every measured variant with its objective, memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first."
+    "Every measured variant with its objective, memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first (the absolute limits in `.attrs['limits']`)."
     ok = measured_rows(rows).reset_index(drop=True)
+    lim = resolved_limits(ok, c)
     no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
-    t["memory"] = ok.memory_mb if c.memory_on == "true_storage" else ok.artifact_bytes / 1e6
+    t["memory"] = _memory(ok, c.memory_on)
     t["latency"] = ok[c.latency_column]
-    fails = [_failures(r, c) for r in t.itertuples()]
+    fails = [_failures(r, c, lim) for r in t.itertuples()]
     t["passes"] = [not f for f in fails]
     t["failed"] = [", ".join(f) for f in fails]
-    t["why"] = [_describe(f, r, c) for f, r in zip(fails, t.itertuples())]
+    t["why"] = [_describe(f, r, c, lim) for f, r in zip(fails, t.itertuples())]
     t["_margins"] = fails
     order = ["passes", "objective_ms", "accuracy", "memory", "pruning_level"]
-    return t.sort_values(order, ascending=[False, True, False, True, True], kind="stable").reset_index(drop=True)
+    t = t.sort_values(order, ascending=[False, True, False, True, True], kind="stable").reset_index(drop=True)
+    t.attrs["limits"] = lim
+    return t
+
+def judge_rows(rows:pd.DataFrame, # sweep rows
+               c:Constraints, # the constraints (only the memory limit is read)
+               budgets:list|tuple|None=None, # budgets to report violations for, MB (None: half, once and twice the memory limit)
+              ) -> pd.DataFrame:
+    "The rows with `accepted` (measured and within the memory limit: the same test the recommendation applies) and one `violates_<b>mb` column per budget."
+    out, ok = rows.copy(), measured_rows(rows)
+    lim = resolved_limits(ok, c)["memory_mb"] if len(ok) else None
+    out = out.drop(columns=[k for k in out.columns if k.startswith("violates_")])
+    out["accepted"] = False
+    if len(ok): out.loc[ok.index, "accepted"] = [lim is None or is_accepted(m, lim) for m in _memory(ok, c.memory_on)]
+    if budgets is None: budgets = [float(f"{lim * k:.3g}") for k in (0.5, 1, 2)] if lim is not None else []
+    violations = [memory_violations(m, budgets) for m in rows.get("memory_mb", pd.Series(np.nan, index=rows.index))]
+    for b in budgets: out[f"violates_{b:g}mb"] = [v[float(b)] for v in violations]
+    out.attrs["memory_limit_mb"] = lim
+    return out
+
+def memory_limit_of(rows:pd.DataFrame, # sweep rows
+                    cfg, # a `SweepConfig` (or anything with its constraint keys)
+                   ) -> tuple[float|None, str]:
+    "The absolute memory limit `cfg` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 0.0435 MB')`."
+    c = Constraints.from_config(cfg)
+    if c.memory_limit is None: return None, "no memory limit"
+    lim = resolved_limits(measured_rows(rows), c)["memory_mb"]
+    return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({_MEMORY_READS[c.memory_on]})"
 
 # %% ../nbs/api/06a_constraints.ipynb #77d31e5f
 KEY = ["pruning_level", "precision", "runtime"]
@@ -180,6 +265,8 @@ class Recommendation:
     choice: dict|None             # the recommended variant, or None when nothing passes
     runners_up: list              # the next fastest passing variants (up to 3)
     nearest_misses: dict          # per constraint, the rejected candidate closest to it
+    limits: dict                  # the absolute memory (MB) and latency (ms) limits, relative ones resolved
+    loosen: dict|None = None      # when none passes: the nearest miss and the flags that would let it pass
 
     def to_json(self) -> dict:
         "What `recommendation.json` holds."
@@ -188,29 +275,41 @@ class Recommendation:
                                        "memory_on": self.constraints.memory_on, "objective": self.constraints.objective,
                                        OBJECTIVES[self.constraints.objective]: c["objective_ms"],
                                        "accuracy_drop_points": c["drop_points"], "accuracy_drop_high": c["drop_high"]}
-        return {"passed": c is not None, **(pick or {}), "recommendation": pick, "constraints": asdict(self.constraints),
-                "baseline": self.baseline, "runners_up": self.runners_up, "nearest_misses": self.nearest_misses,
+        k = self.constraints
+        limits = {**self.limits, "memory": limit_text(k.memory_limit, self.limits["memory_mb"], "MB") if k.memory_limit else None,
+                  "latency": limit_text(k.latency_limit, self.limits["latency_ms"], "ms") if k.latency_limit else None}
+        return {"passed": c is not None, **(pick or {}), "recommendation": pick, "constraints": asdict(k), "limits": limits,
+                "loosen": self.loosen, "baseline": self.baseline, "runners_up": self.runners_up, "nearest_misses": self.nearest_misses,
                 "candidates": int(len(self.candidates)), "passing": int(self.candidates.passes.sum())}
 
-    def text(self) -> str:
-        "The answer in a few lines, with why."
-        return _recommendation_text(self)
+    def text(self,
+             from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: `OUT`)
+            ) -> str:
+        "The answer in a few lines, with why; when nothing passes, the command that would let the nearest miss pass."
+        return _recommendation_text(self, from_dir)
 
 
 # %% ../nbs/api/06a_constraints.ipynb #edefc688
-def _recommendation_text(rec:Recommendation) -> str:
-    "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses."
-    c, k = rec.choice, rec.constraints
-    limits = [f"memory ≤ {k.max_memory_mb:g} MB ({k.memory_on.replace('_', ' ')})" if k.max_memory_mb is not None else None,
+_MEMORY_READS = {"true_storage": "model + activations", "artifact": "artifact file"}
+
+def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
+    "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses and how to let one pass."
+    c, k, lim = rec.choice, rec.constraints, rec.limits
+    limits = [f"memory {limit_text(k.memory_limit, lim['memory_mb'], 'MB')} ({_MEMORY_READS[k.memory_on]})" if k.memory_limit is not None else None,
               f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
-              f"{k.latency_column} ≤ {k.max_latency_ms:g} ms" if k.max_latency_ms is not None else None,
+              f"{k.latency_column} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
               f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
     head = f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]})."
     if c is None:
         lines = [head, f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
-        return "\n".join(lines + [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
-                                  for name, m in rec.nearest_misses.items()])
+        lines += [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
+                  for name, m in rec.nearest_misses.items()]
+        if rec.loosen:
+            v = rec.loosen["variant"]
+            lines += [f"To accept the nearest miss, pruning {v['pruning_level']:g} {v['precision'].upper()} on {v['runtime']}, loosen "
+                      f"{' and '.join(rec.loosen['loosened'])}:", f"  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}"]
+        return "\n".join(lines)
     lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {c['objective_ms']:.4g} ms "
              f"({OBJECTIVES[k.objective]}), accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
@@ -220,13 +319,46 @@ def _recommendation_text(rec:Recommendation) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/api/06a_constraints.ipynb #d8cc7900
+def _up(x:float, digits:int=3) -> float:
+    "`x` rounded up to `digits` significant digits (a limit at least as loose as `x`)."
+    d = digits - 1 - math.floor(math.log10(abs(x))) if x else 0
+    return math.ceil(x * 10**d - 1e-9) / 10**d
+
+def _loosen(t:pd.DataFrame, c:Constraints, base:pd.Series|None) -> dict|None:
+    "The failing candidate that needs the least loosening (fewest constraints, then the smallest relative margins) and the flags that let it pass."
+    failing = t[~t.passes]
+    if failing.empty: return None
+    lim = t.attrs["limits"]
+    def cost(m): return (len(m), sum(v / lim[{"memory": "memory_mb", "latency": "latency_ms"}.get(k, "")] if k in ("memory", "latency")
+                                     else v / max(c.max_accuracy_drop or 1, 1e-9) if k == "accuracy" else 1 for k, v in m.items()))
+    r = failing.loc[min(failing.index, key=lambda i: cost(failing.at[i, "_margins"]))]
+    flags, loosened = [], []
+    for name in r._margins:
+        if name == "memory":
+            share = isinstance(c.memory_limit, str)
+            value = f"{_up(r.memory / lim['memory_baseline_mb'] * 100, 3):g}%" if share else f"{_up(r.memory):g}"
+            flags.append(f"--memory-limit {value}"); loosened.append(f"memory_limit to {value}")
+        elif name == "accuracy":
+            flags.append(f"--max-accuracy-drop {_up(r.drop_high):g}"); loosened.append(f"max_accuracy_drop to {_up(r.drop_high):g} points")
+        elif name == "latency":
+            share = isinstance(c.latency_limit, str)
+            value = f"{_up(r.latency / base[c.latency_column] * 100, 3):g}%" if share else f"{_up(r.latency):g}"
+            flags.append(f"--latency-limit {value}"); loosened.append(f"latency_limit to {value}")
+        else:
+            allowed = getattr(c, f"allowed_{name}s")
+            flags.append(f"--{name}s {' '.join([*allowed, r[name]])}"); loosened.append(f"allowed_{name}s to add {r[name]}")
+    return {"variant": _brief(r[KEY]), "flags": flags, "loosened": loosened}
+
 def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
               constraints:Constraints=Constraints(), # the limits to meet
              ) -> Recommendation:
-    "The fastest variant meeting every constraint; nothing passing is a result (`choice` None, `nearest_misses` filled)."
+    "The fastest variant meeting every constraint; nothing passing is a result (`choice` None, `nearest_misses` and `loosen` filled)."
     t = candidate_table(rows, constraints)
-    base = _brief(_baseline(t)[KEY + ["accuracy"]]) if _has_baseline(t) else None   # the table keeps every measured row
+    base = _baseline(t) if _has_baseline(t) else None   # the table keeps every measured row
     passing = t[t.passes]
     brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "memory", "drop_points", "drop_high", "latency"]])
-    return Recommendation(constraints, t, base, brief(passing.iloc[0]) if len(passing) else None,
-                          [brief(r) for _, r in passing.iloc[1:4].iterrows()], {} if len(passing) else _nearest_misses(t))
+    base_row = _baseline(measured_rows(rows)) if base is not None else None
+    return Recommendation(constraints, t, None if base is None else _brief(base[KEY + ["accuracy"]]),
+                          brief(passing.iloc[0]) if len(passing) else None, [brief(r) for _, r in passing.iloc[1:4].iterrows()],
+                          {} if len(passing) else _nearest_misses(t), t.attrs["limits"],
+                          None if len(passing) else _loosen(t, constraints, base_row))

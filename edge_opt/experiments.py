@@ -25,7 +25,8 @@ from tqdm import tqdm
 from .config import SweepConfig
 from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
 from .executors import benchmark_slot, open_executor
-from .hardware import is_accepted, memory_violations, summarize_hardware
+from .constraints import Constraints, judge_rows
+from .hardware import MB, summarize_hardware
 from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
                               top1_agreement, variant_metrics)
 from .model import ModelError, build_model, check_model, count_parameters, resolve_device
@@ -93,9 +94,6 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     return built, finished
 
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
-def _violation_columns(memory_mb:float, budgets:list) -> dict:
-    return {f"violates_{b:g}mb": v for b, v in memory_violations(memory_mb, budgets).items()}
-
 def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple) -> dict:
     "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (the eager artifact's when built)."
     backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
@@ -107,12 +105,11 @@ def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list,
     return out
 
 def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int, agreement:float) -> dict:
-    "One measured row: metrics, acceptance, budget violations, roofline, layers and per-image correctness."
+    "One measured row: metrics, roofline, layers and per-image correctness (`judge_rows` adds acceptance and budget violations)."
     acc = accuracy_with_ci(correct, seed=cfg.seed)
     metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads, agreement)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
-    return {**metrics.to_row(), "accepted": is_accepted(metrics.memory_mb, cfg.active_budget_mb),
-            **_violation_columns(metrics.memory_mb, cfg.memory_budgets_mb), **{f"hw_{k}": v for k, v in asdict(hw).items()},
+    return {**metrics.to_row(), **{f"hw_{k}": v for k, v in asdict(hw).items()},
             "layers": fp.layers.assign(output_shape=fp.layers.output_shape.map(list)).to_dict("records"),
             "correct": pack_correct(correct), "error": None, "unsupported": None}
 
@@ -171,7 +168,10 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
     except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
     built, rows = build_variants(pruned, todo, cfg, calibration, threads, device)
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
-    shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned))
+    sample = (1, *next(iter(val_dl))[0].shape[1:])
+    base = footprint(model, sample)   # the FP32 unpruned network's memory: what a relative memory limit is a share of
+    shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned),
+                 baseline_memory_mb=(base.model_bytes + base.activation_bytes) / MB)
     return {key: {**where, **shape, **rows[key]} for key in todo}
 
 def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
@@ -236,7 +236,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
               progress:bool=True, # show a progress bar over variants
               baseline:tuple|None=None, # `(model, train_loader, val_loader)` to use instead of training one
              ) -> pd.DataFrame:
-    "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable."
+    "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable; judged against the memory limit (`judge_rows`)."
     out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
     with output_lock(out):
         here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
                 row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": level,
                        "precision": precision, "runtime": runtime, "requested_device": cfg.device, **values}
                 append_row(here / ROWS_FILE, row); done[row_key(row)] = row
-    return pd.DataFrame([done[k] for k in grid])
+    return judge_rows(pd.DataFrame([done[k] for k in grid]), Constraints.from_config(cfg), cfg.memory_budgets_mb)
 
 # %% ../nbs/api/08_experiments.ipynb #c089f7ca
 def code_version() -> str:

@@ -88,9 +88,9 @@ def memory_violations(memory_mb:float, # a variant's runtime memory, MB
     return {float(b): memory_mb > b for b in budgets_mb}
 
 def is_accepted(memory_mb:float, # a variant's runtime memory, MB
-                active_budget_mb:float, # the budget that decides acceptance, MB
+                active_budget_mb:float, # the memory limit that decides acceptance, MB (`memory_limit`, resolved)
                ) -> bool:
-    "A variant is accepted when its memory fits the active budget."
+    "A variant is accepted when its memory fits the memory limit."
     return memory_mb <= active_budget_mb
 
 # %% ../nbs/api/05_hardware.ipynb #c4c2c24c

@@ -22,6 +22,7 @@ import torch
 
 from .data import IMAGE_SIZE
 from .config import SweepConfig
+from .constraints import memory_limit_of
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table)
 from .quantization import PRECISIONS
@@ -82,7 +83,7 @@ def _legend(ax, precisions, runtimes, extra=()):
 # %% ../nbs/api/09_reporting.ipynb #32d1703a
 def plot_tradeoff(df:pd.DataFrame, # sweep rows
                   x_col:str="latency_ms", # the cost on the x axis
-                  budget_mb:float|None=None, # draw the active budget (for `memory_mb`)
+                  budget_mb:float|None=None, # draw the memory limit, MB (for `memory_mb`)
                   ax=None, # axes to draw on
                  ):
     "Accuracy against a cost: colour = precision, marker = runtime, hollow = over budget; the accepted Pareto line."
@@ -94,7 +95,7 @@ def plot_tradeoff(df:pd.DataFrame, # sweep rows
     front = pareto_frontier(ok, x_col)
     extra = []
     if len(front): extra += ax.step(front[x_col], front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (accepted)")
-    if budget_mb is not None and x_col == "memory_mb": extra.append(ax.axvline(budget_mb, color="crimson", lw=1, label=f"budget {budget_mb:g} MB"))
+    if budget_mb is not None and x_col == "memory_mb": extra.append(ax.axvline(budget_mb, color="crimson", lw=1, label=f"memory limit {budget_mb:.3g} MB"))
     _log_if_wide(ax, ok[x_col])
     ax.set(xlabel=COST_LABELS.get(x_col, x_col), ylabel="validation accuracy", title=f"Accuracy vs {COST_LABELS.get(x_col, x_col)}")
     _legend(ax, [p for p in PRECISIONS if p in set(ok.precision)], [r for r in RUNTIMES if r in set(ok.runtime)], extra)
@@ -156,6 +157,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
                    ) -> dict:
     "Counts, the fastest accepted variant (batch and single sample) with its runtime, best accepted accuracy, the baseline."
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
+    limit_mb, limit = memory_limit_of(df, cfg)
     base = ok[(ok.pruning_level == 0) & (ok.precision == "fp32") & (ok.runtime == "eager")]
     pick = lambda col, f: _row_brief(acc.loc[getattr(acc[col], f)()]) if len(acc) else None
     return dict(
@@ -163,7 +165,8 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         unsupported=int(df["unsupported"].notna().sum()), errors=int(df["error"].notna().sum()),
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
-        runtimes=list(cfg.runtimes), active_budget_mb=cfg.active_budget_mb, memory_budgets_mb=list(cfg.memory_budgets_mb),
+        runtimes=list(cfg.runtimes), memory_limit=cfg.memory_limit, memory_limit_mb=limit_mb, memory_limit_text=limit,
+        memory_budgets_mb=[float(c.removeprefix("violates_").removesuffix("mb")) for c in df.columns if c.startswith("violates_")],
         batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
         low_agreement=[agreement_line(r) for r in low_agreement(df).itertuples()],
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
@@ -201,6 +204,13 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
+def _limit_words(cfg:SweepConfig) -> str:
+    "The memory limit in words, before the rows resolve it."
+    on = "model + one sample's activations" if cfg.memory_on == "true_storage" else "artifact file"
+    if cfg.memory_limit is None: return "anything (no memory limit)"
+    return (f"at most {cfg.memory_limit} of the FP32 unpruned network's ({on})" if isinstance(cfg.memory_limit, str)
+            else f"at most {cfg.memory_limit:g} MB ({on})")
+
 def describe_config(cfg:SweepConfig, # the sweep's settings
                    ) -> str:
     "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
@@ -218,8 +228,8 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
         f"{', '.join(RUNTIME_LABELS[r] for r in cfg.runtimes)}, each with {threads}. Latency of a batch of {cfg.batch_size} "
         f"and of a single sample, timed in {cfg.benchmark_rounds} interleaved rounds of {cfg.benchmark_trials} and "
         f"{cfg.benchmark_stream_trials} calls per variant (after {cfg.benchmark_warmup} warm-up calls each time); medians "
-        f"of the round medians, with their 5th–95th percentile spread. Memory budgets "
-        f"{', '.join(f'{b:g}' for b in cfg.memory_budgets_mb)} MB (active: {cfg.active_budget_mb:g} MB); energy proxy at "
+        f"of the round medians, with their 5th–95th percentile spread. A variant fits when its memory is "
+        f"{_limit_words(cfg)}; energy proxy at "
         f"{cfg.power_watts:g} W; roofline of a device with {cfg.memory_bandwidth_gbps:g} GB/s and {cfg.peak_gmacs:g} GMAC/s.")
 
 # %% ../nbs/api/09_reporting.ipynb #fa639ce9
@@ -254,7 +264,7 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
         paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     figures = {"accuracy_vs_latency": lambda: plot_tradeoff(ok, "latency_ms"),
                "accuracy_vs_energy": lambda: plot_tradeoff(ok, "energy_proxy_j"),
-               "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", cfg.active_budget_mb),
+               "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", memory_limit_of(df, cfg)[0]),
                "latency_by_runtime": lambda: plot_latency_by_runtime(ok),
                "layerwise": lambda: plot_layerwise(layers, ok.precision.iloc[0])}
     for name, draw in (figures.items() if len(ok) else []):

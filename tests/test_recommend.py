@@ -35,11 +35,12 @@ def run(*args):
     return subprocess.run([EDGE_OPT, *args], capture_output=True, text=True, timeout=600)
 
 
-def independent_answer(csv, max_memory_mb, max_drop, objective_col, max_latency_ms=None):
+def independent_answer(csv, memory_limit, max_drop, objective_col, max_latency_ms=None):
     "The recommendation recomputed from sweep_results.csv with numpy alone: paired bootstrap of the drop, filter, argmin."
     rows = pd.read_csv(csv)
     rows = rows[rows.error.isna() & rows.unsupported.isna()].reset_index(drop=True)
     base = rows[(rows.pruning_level == 0) & (rows.precision == "fp32") & (rows.runtime == "eager")].iloc[0]
+    max_memory_mb = float(memory_limit[:-1]) / 100 * base.memory_mb if str(memory_limit).endswith("%") else memory_limit
     b = unpack_correct(base.correct).astype(np.int8)
     idx = np.random.default_rng(0).integers(0, len(b), size=(1000, len(b)))
     high = [np.percentile((b - unpack_correct(c).astype(np.int8))[idx].mean(axis=1) * 100, 97.5) for c in rows.correct]
@@ -54,9 +55,10 @@ def independent_answer(csv, max_memory_mb, max_drop, objective_col, max_latency_
     (0.05, 1.0, "single_median", "stream_latency_ms"),
     (0.2, 100.0, "batch_median", "latency_ms"),
     (0.03, 20.0, "batch_p95", "latency_p95_ms"),
+    ("40%", 1.0, "single_median", "stream_latency_ms"),   # a share of the FP32 unpruned network's memory
 ])
 def test_recommendation_matches_an_independent_computation(sweep_dir, memory, drop, objective, col):
-    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", str(memory), "--max-accuracy-drop", str(drop),
+    res = run("recommend", "--from", str(sweep_dir), "--memory-limit", str(memory), "--max-accuracy-drop", str(drop),
               "--objective", objective)
     expected = independent_answer(sweep_dir / "sweep_results.csv", memory, drop, col)
     assert res.returncode == (0 if expected else NO_VARIANT_EXIT), res.stderr
@@ -65,25 +67,39 @@ def test_recommendation_matches_an_independent_computation(sweep_dir, memory, dr
     if expected:
         assert (rec["pruning_level"], rec["precision"], rec["runtime"]) == expected
         assert {"accuracy", "memory_mb", col, "constraints"} <= set(rec)
-        assert rec["constraints"]["max_memory_mb"] == memory and rec["constraints"]["objective"] == objective
+        assert rec["constraints"]["memory_limit"] == memory and rec["constraints"]["objective"] == objective
         assert f"Ship pruning {expected[0]:g} + {expected[1].upper()} on {expected[2]}" in res.stdout
 
 
 def test_nothing_passes_is_a_result_with_nearest_misses(sweep_dir):
-    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", "0.001")
+    res = run("recommend", "--from", str(sweep_dir), "--memory-limit", "1%", "--max-accuracy-drop", "0")
     assert res.returncode == NO_VARIANT_EXIT and "Traceback" not in res.stderr
     assert "No variant of 8 meets every constraint. Nearest misses:" in res.stdout
     rec = json.loads((sweep_dir / "recommendation.json").read_text())
     assert rec["passed"] is False and rec["recommendation"] is None and "memory" in rec["nearest_misses"]
+    command = res.stdout.strip().splitlines()[-1].split()   # the last line: the command that lets the nearest miss pass
+    assert command[:4] == ["edge-opt", "recommend", "--from", str(sweep_dir)] and "--memory-limit" in command
+    again = run(*command[1:])
+    nearest = rec["loosen"]["variant"]
+    assert again.returncode == 0, again.stdout
+    assert json.loads((sweep_dir / "recommendation.json").read_text())["passed"] is True
+    assert f"pruning {nearest['pruning_level']:g} {nearest['precision'].upper()} on {nearest['runtime']}" in res.stdout
+
+
+def test_old_limit_keys_still_work_with_one_notice(sweep_dir):
+    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", "0.05")
+    assert res.returncode in (0, NO_VARIANT_EXIT) and res.stderr.strip().splitlines() == [
+        "edge-opt: warning: config key 'max_memory_mb' is replaced by 'memory_limit'; read as memory_limit: 0.05"]
+    assert json.loads((sweep_dir / "recommendation.json").read_text())["constraints"]["memory_limit"] == 0.05
 
 
 def test_latency_limit_and_allowed_runtimes(sweep_dir):
     rows = pd.read_csv(sweep_dir / "sweep_results.csv")
-    rec = recommend(rows, Constraints(max_memory_mb=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",)))
+    rec = recommend(rows, Constraints(memory_limit=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",)))
     assert rec.choice["runtime"] == "eager"
     assert set(rec.candidates[rec.candidates.passes].runtime) == {"eager"}
     limit = rec.choice["latency"] * 0.999   # just below the fastest eager variant: it must be excluded
-    tighter = recommend(rows, Constraints(max_memory_mb=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",), max_latency_ms=limit))
+    tighter = recommend(rows, Constraints(memory_limit=1.0, max_accuracy_drop=None, allowed_runtimes=("eager",), latency_limit=limit))
     assert tighter.choice is None or tighter.choice["latency"] <= limit
 
 
@@ -105,6 +121,14 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--max-memory-mb", "-1"], "config key 'max_memory_mb': -1.0 is not allowed"),
     (["--max-latency-ms", "fast"], "argument --max-latency-ms: invalid float value: 'fast'"),
+    (["--memory-limit", "-1"], "config key 'memory_limit': '-1' is not allowed; expected a positive number (MB) or a share of the FP32 unpruned baseline"),
+    (["--latency-limit", "fast"], "config key 'latency_limit': 'fast' is not allowed; expected a positive number (ms)"),
+    (["--memory-limit", "150%"], "config key 'memory_limit': '150%' is not allowed"),
+    (["--memory-limit", "0%"], "config key 'memory_limit': '0%' is not allowed"),
+    (["--memory-limit", "25 %%"], "config key 'memory_limit': '25 %%' is not allowed"),
+    (["--memory-limit=-5%"], "config key 'memory_limit': '-5%' is not allowed"),
+    (["--memory-limit", "abc%"], "config key 'memory_limit': 'abc%' is not allowed"),
+    (["--memory-limit", "25%", "--max-memory-mb", "0.05"], "config key 'max_memory_mb': 0.05 is not allowed; it and 'memory_limit': '25%' set the same limit"),
     (["--max-accuracy-drop", "150"], "config key 'max_accuracy_drop': 150.0 is not allowed; expected a number in [0, 100] or null"),
     (["--max-accuracy-drop", "-0.5"], "config key 'max_accuracy_drop': -0.5 is not allowed"),
     (["--runtimes", "tflite"], "config key 'allowed_runtimes': 'tflite' is not allowed"),

@@ -35,8 +35,11 @@ def test_default_sweep_is_consistent(default_sweep):
         for precision in set(memory.index.get_level_values("precision")):
             assert memory.xs(precision, level="precision").is_monotonic_decreasing
     pd.testing.assert_series_equal(ok.energy_proxy_j, cfg.power_watts * ok.latency_ms / 1e3, check_names=False)
-    assert (ok.accepted == (ok.memory_mb <= cfg.active_budget_mb)).all()
-    assert (ok["violates_0.05mb"] == (ok.memory_mb > 0.05)).all()
+    limit = 0.3 * ok.baseline_memory_mb.iloc[0]   # memory_limit: 30% of the FP32 unpruned network's memory
+    assert cfg.memory_limit == "30%" and (ok.accepted == (ok.memory_mb <= limit)).all()
+    budgets = sorted(float(c.removeprefix("violates_").removesuffix("mb")) for c in ok.columns if c.startswith("violates_"))
+    assert budgets == [float(f"{limit * k:.3g}") for k in (0.5, 1, 2)]   # the violation report: half, once and twice the limit
+    assert all((ok[f"violates_{b:g}mb"] == (ok.memory_mb > b)).all() for b in budgets)
     assert (ok.latency_low_ms <= ok.latency_ms).all() and (ok.latency_ms <= ok.latency_high_ms).all()
     assert (ok.threads == ok.threads.iloc[0]).all()
 
