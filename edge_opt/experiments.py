@@ -280,7 +280,8 @@ def _locked(path:Path):
 def cached_sweep(cfg:SweepConfig, # the sweep's settings
                  cache_dir:str|Path|None=None, # parent of the cached runs (None: `cache_root()`)
                 ) -> tuple[pd.DataFrame, Path]:
-    "`run_sweep(cfg)` computed once per config and code version and shared: `(rows, the run's directory)`."
-    out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}"
+    "`run_sweep(cfg)` computed once per config, code version, thread count and PyTorch kernel level, and shared: `(rows, the run's directory)`."
+    where = f"{cfg.threads or torch.get_num_threads()}t-{torch.backends.cpu.get_cpu_capability().lower()}"   # a 1-thread test run is not the docs' run
+    out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}-{where}"
     with _locked(out.with_suffix(".lock")):
         return run_sweep(cfg, out, progress=False), out
