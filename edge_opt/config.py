@@ -271,16 +271,19 @@ class SweepConfig(ConstraintKeys):
 
 # %% ../nbs/api/07_config.ipynb #3fb9dd7e
 def _adopt_replaced(cfg:SweepConfig):
-    "Read each old key that is set into the key that replaces it, with one notice line; the old key is then cleared."
-    for f in fields(cfg):
-        s, old = f.metadata["setting"], getattr(cfg, f.name)
-        if s.replaced_by is None or old is None: continue
-        new, default = s.replaced_by, SweepConfig.__dataclass_fields__[s.replaced_by].default
-        current = getattr(cfg, new)
-        if current != default and current != float(old):
-            _fail(f.name, old, f"it and '{new}': {current!r} set the same limit; give '{new}' alone")
-        warnings.warn(f"config key '{f.name}' is replaced by '{new}'; read as {new}: {old:g}", FutureWarning, stacklevel=3)
-        object.__setattr__(cfg, new, float(old)); object.__setattr__(cfg, f.name, None)
+    "Read the old keys that are set into the key that replaces them, with one notice line each; a conflict is an error before any notice."
+    old_keys = {f.name: f.metadata["setting"].replaced_by for f in fields(cfg) if f.metadata["setting"].replaced_by}
+    for new in dict.fromkeys(old_keys.values()):
+        given = {k: float(getattr(cfg, k)) for k, n in old_keys.items() if n == new and getattr(cfg, k) is not None}
+        if not given: continue
+        current, default = getattr(cfg, new), SweepConfig.__dataclass_fields__[new].default
+        for old, value in given.items():
+            if current != default and current != value: _fail(old, value, f"it and '{new}': {current!r} set the same limit; give '{new}' alone")
+            if len(set(given.values())) > 1: _fail(old, value, f"it and {', '.join(f'{k}: {v:g}' for k, v in given.items() if k != old)} set the same limit; give '{new}' alone")
+        for old, value in given.items():
+            warnings.warn(f"config key '{old}' is replaced by '{new}'; read as {new}: {value:g}", FutureWarning, stacklevel=3)
+            object.__setattr__(cfg, old, None)
+        object.__setattr__(cfg, new, next(iter(given.values())))
 
 def validate(cfg:SweepConfig, # the config to check
             ) -> SweepConfig:

@@ -110,9 +110,9 @@ class Int8Recipe:
 # %% ../nbs/api/04b_recipes.ipynb #f428af2b
 def _auto(runtime:str, features:dict) -> tuple[str, str]:
     "The recipe `auto` picks for `runtime` on a CPU with `features`, and why."
-    if runtime == "onnxruntime":
-        return ("u8s8-reduce-range", "x86 without VNNI: 8-bit weights would saturate VPMADDUBSW's 16-bit sums; 7-bit ones cannot") if u8s8_saturates(features) else \
-               ("u8s8", "VNNI or ARM: U8S8 cannot saturate")
+    if runtime == "onnxruntime" and u8s8_saturates(features):
+        return "u8s8-reduce-range", "x86 without VNNI: 8-bit weights would saturate VPMADDUBSW's 16-bit sums; 7-bit ones cannot"
+    if runtime == "onnxruntime": return "u8s8", "VNNI or ARM: U8S8 cannot saturate"
     if runtime == "eager":
         return ("qnnpack", "ARM: QNNPACK kernels") if is_arm(features) else ("x86", "x86: 7-bit activations keep FBGEMM exact without VNNI")
     return next(iter(INT8_RECIPES[runtime])), "the runtime's one recipe; exact with or without VNNI"

@@ -129,6 +129,7 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
     (["--memory-limit=-5%"], "config key 'memory_limit': '-5%' is not allowed"),
     (["--memory-limit", "abc%"], "config key 'memory_limit': 'abc%' is not allowed"),
     (["--memory-limit", "25%", "--max-memory-mb", "0.05"], "config key 'max_memory_mb': 0.05 is not allowed; it and 'memory_limit': '25%' set the same limit"),
+    (["--max-memory-mb", "0.05", "--active-budget-mb", "0.1"], "it and max_memory_mb: 0.05 set the same limit; give 'memory_limit' alone"),
     (["--max-accuracy-drop", "150"], "config key 'max_accuracy_drop': 150.0 is not allowed; expected a number in [0, 100] or null"),
     (["--max-accuracy-drop", "-0.5"], "config key 'max_accuracy_drop': -0.5 is not allowed"),
     (["--runtimes", "tflite"], "config key 'allowed_runtimes': 'tflite' is not allowed"),
