@@ -43,7 +43,8 @@ case "${1:-}" in
     export OMP_NUM_THREADS=1
     echo "==> nbdev_test (every notebook, executed) and pytest, side by side, one intra-op thread each" >&2
     log=$(mktemp)
-    .venv/bin/python -m pytest -q tests > "$log" 2>&1 &
+    # pytest in two worker processes (pytest-xdist): once the notebooks are done, its tail uses both cores
+    .venv/bin/python -m pytest -q -n 2 tests > "$log" 2>&1 &
     pytest_pid=$!
     nb_status=0; .venv/bin/nbdev_test --n_workers 2 || nb_status=$?
     py_status=0; wait "$pytest_pid" || py_status=$?
