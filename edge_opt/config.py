@@ -270,6 +270,10 @@ class SweepConfig(ConstraintKeys):
         return "\n".join(lines) + "\n"
 
 # %% ../nbs/api/07_config.ipynb #3fb9dd7e
+def _same_limit(old:str, value, other:str, new:str):
+    "Refuse an old key given beside another key that sets the same limit."
+    _fail(old, value, f"it and {other} set the same limit; give '{new}' alone")
+
 def _adopt_replaced(cfg:SweepConfig):
     "Read the old keys that are set into the key that replaces them, with one notice line each; a conflict is an error before any notice."
     old_keys = {f.name: f.metadata["setting"].replaced_by for f in fields(cfg) if f.metadata["setting"].replaced_by}
@@ -278,8 +282,8 @@ def _adopt_replaced(cfg:SweepConfig):
         if not given: continue
         current, default = getattr(cfg, new), SweepConfig.__dataclass_fields__[new].default
         for old, value in given.items():
-            if current != default and current != value: _fail(old, value, f"it and '{new}': {current!r} set the same limit; give '{new}' alone")
-            if len(set(given.values())) > 1: _fail(old, value, f"it and {', '.join(f'{k}: {v:g}' for k, v in given.items() if k != old)} set the same limit; give '{new}' alone")
+            if current != default and current != value: _same_limit(old, value, f"'{new}': {current!r}", new)
+            if len(set(given.values())) > 1: _same_limit(old, value, ", ".join(f"{k}: {v:g}" for k, v in given.items() if k != old), new)
         for old, value in given.items():
             warnings.warn(f"config key '{old}' is replaced by '{new}'; read as {new}: {value:g}", FutureWarning, stacklevel=3)
             object.__setattr__(cfg, old, None)
@@ -317,7 +321,7 @@ def config_from_dict(values:dict, # keys of `SweepConfig`; missing keys keep the
     if unknown: raise ConfigError(f"unknown config key '{unknown[0]}'; known keys: {', '.join(known)}")
     for old in [k for k in values if values[k] is not None and setting(k).replaced_by]:
         new = setting(old).replaced_by
-        if values.get(new) is not None: _fail(old, values[old], f"it and '{new}': {values[new]!r} set the same limit; give '{new}' alone")
+        if values.get(new) is not None: _same_limit(old, values[old], f"'{new}': {values[new]!r}", new)
     return SweepConfig(**{**(base or SweepConfig()).to_dict(), **values})
 
 def _read_text(path:Path) -> str:

@@ -19,14 +19,15 @@ from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'MEMORY_ON', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY', 'parse_limit',
-           'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits', 'candidate_table',
-           'judge_rows', 'memory_limit_of', 'Recommendation', 'recommend']
+__all__ = ['OBJECTIVES', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY',
+           'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits',
+           'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
               "single_p95": "stream_latency_p95_ms", "batch_p95": "latency_p95_ms"}  # objective -> row column
 MEMORY_ON = ("true_storage", "artifact")   # what `memory_limit` reads
+MEMORY_READS = {"true_storage": "model + one sample's activations", "artifact": "artifact file"}   # ... in words
 LATENCY_STATS = ("median", "p95")          # what `latency_limit` reads ...
 LATENCY_BATCHES = ("single", "batch")      # ... at which batch
 
@@ -176,16 +177,20 @@ def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
     "The memory figure a limit on `memory_on` reads, in MB."
     return rows.memory_mb if memory_on == "true_storage" else rows.artifact_bytes / 1e6
 
+def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> float|None:
+    "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (true storage), else the baseline row's (None: neither)."
+    if memory_on == "true_storage" and "baseline_memory_mb" in rows and rows.baseline_memory_mb.notna().any():
+        return float(rows.baseline_memory_mb.dropna().iloc[0])
+    return None if base is None else float(_memory(base.to_frame().T, memory_on).iloc[0])
+
 def resolved_limits(rows:pd.DataFrame, # measured rows
                     c:Constraints, # the constraints
                    ) -> dict:
-    "The absolute memory (MB) and latency (ms) limits of `c` for these rows: relative ones resolved against the FP32 unpruned baseline."
+    "The absolute memory (MB) and latency (ms) limits of `c` for these rows, relative ones resolved against the FP32 unpruned baseline, and those baselines."
     base = _baseline(rows) if _has_baseline(rows) else None
-    memory_base = (float(rows.baseline_memory_mb.dropna().iloc[0]) if c.memory_on == "true_storage" and "baseline_memory_mb" in rows
-                   and rows.baseline_memory_mb.notna().any() else None if base is None else float(_memory(base.to_frame().T, c.memory_on).iloc[0]))
-    return {"memory_mb": resolve_limit(c.memory_limit, memory_base, "memory_limit"),
-            "latency_ms": resolve_limit(c.latency_limit, None if base is None else float(base[c.latency_column]), "latency_limit"),
-            "memory_baseline_mb": memory_base}
+    memory_base, latency_base = _baseline_memory(rows, base, c.memory_on), None if base is None else float(base[c.latency_column])
+    return {"memory_mb": resolve_limit(c.memory_limit, memory_base, "memory_limit"), "memory_baseline_mb": memory_base,
+            "latency_ms": resolve_limit(c.latency_limit, latency_base, "latency_limit"), "latency_baseline_ms": latency_base}
 
 # %% ../nbs/api/06a_constraints.ipynb #5a7ade11
 def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
@@ -223,8 +228,12 @@ def judge_rows(rows:pd.DataFrame, # sweep rows
     if budgets is None: budgets = [float(f"{lim * k:.3g}") for k in (0.5, 1, 2)] if lim is not None else []
     violations = [memory_violations(m, budgets) for m in rows.get("memory_mb", pd.Series(np.nan, index=rows.index))]
     for b in budgets: out[f"violates_{b:g}mb"] = [v[float(b)] for v in violations]
-    out.attrs["memory_limit_mb"] = lim
     return out
+
+def violation_budgets(rows:pd.DataFrame, # rows `judge_rows` judged
+                     ) -> list[float]:
+    "The budgets of the rows' violation report, MB, smallest first (read from their `violates_<b>mb` columns)."
+    return sorted(float(c.removeprefix("violates_").removesuffix("mb")) for c in rows.columns if c.startswith("violates_"))
 
 def memory_limit_of(rows:pd.DataFrame, # sweep rows
                     cfg, # a `SweepConfig` (or anything with its constraint keys)
@@ -233,7 +242,7 @@ def memory_limit_of(rows:pd.DataFrame, # sweep rows
     c = Constraints.from_config(cfg)
     if c.memory_limit is None: return None, "no memory limit"
     lim = resolved_limits(measured_rows(rows), c)["memory_mb"]
-    return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({_MEMORY_READS[c.memory_on]})"
+    return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({MEMORY_READS[c.memory_on]})"
 
 # %% ../nbs/api/06a_constraints.ipynb #77d31e5f
 KEY = ["pruning_level", "precision", "runtime"]
@@ -290,12 +299,10 @@ class Recommendation:
 
 
 # %% ../nbs/api/06a_constraints.ipynb #edefc688
-_MEMORY_READS = {"true_storage": "model + activations", "artifact": "artifact file"}
-
 def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
     "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses and how to let one pass."
     c, k, lim = rec.choice, rec.constraints, rec.limits
-    limits = [f"memory {limit_text(k.memory_limit, lim['memory_mb'], 'MB')} ({_MEMORY_READS[k.memory_on]})" if k.memory_limit is not None else None,
+    limits = [f"memory {limit_text(k.memory_limit, lim['memory_mb'], 'MB')} ({MEMORY_READS[k.memory_on]})" if k.memory_limit is not None else None,
               f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
               f"{k.latency_column} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
@@ -324,29 +331,31 @@ def _up(x:float, digits:int=3) -> float:
     d = digits - 1 - math.floor(math.log10(abs(x))) if x else 0
     return math.ceil(x * 10**d - 1e-9) / 10**d
 
-def _loosen(t:pd.DataFrame, c:Constraints, base:pd.Series|None) -> dict|None:
-    "The failing candidate that needs the least loosening (fewest constraints, then the smallest relative margins) and the flags that let it pass."
-    failing = t[~t.passes]
+def _effort(name:str, margin, c:Constraints, lim:dict) -> float:
+    "How far a limit must move for a candidate, relative to the limit (a runtime or precision to allow counts 1)."
+    if name == "memory": return margin / lim["memory_mb"]
+    if name == "latency": return margin / lim["latency_ms"]
+    if name == "accuracy": return margin / (c.max_accuracy_drop or 1)
+    return 1.0
+
+def _loosened(limit:float|str, needed:float, baseline:float|None) -> str:
+    "The value of a loosened limit, in the form the limit was given: a share of the baseline, or absolute."
+    return f"{_up(needed / baseline * 100):g}%" if isinstance(limit, str) else f"{_up(needed):g}"
+
+def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
+    "The failing candidate that needs the least loosening (fewest constraints, then the smallest relative moves) and the flags that let it pass."
+    failing, lim = t[~t.passes], t.attrs["limits"]
     if failing.empty: return None
-    lim = t.attrs["limits"]
-    def cost(m): return (len(m), sum(v / lim[{"memory": "memory_mb", "latency": "latency_ms"}.get(k, "")] if k in ("memory", "latency")
-                                     else v / max(c.max_accuracy_drop or 1, 1e-9) if k == "accuracy" else 1 for k, v in m.items()))
-    r = failing.loc[min(failing.index, key=lambda i: cost(failing.at[i, "_margins"]))]
+    r = failing.loc[min(failing.index, key=lambda i: (len(m := failing.at[i, "_margins"]), sum(_effort(k, v, c, lim) for k, v in m.items())))]
     flags, loosened = [], []
     for name in r._margins:
-        if name == "memory":
-            share = isinstance(c.memory_limit, str)
-            value = f"{_up(r.memory / lim['memory_baseline_mb'] * 100, 3):g}%" if share else f"{_up(r.memory):g}"
-            flags.append(f"--memory-limit {value}"); loosened.append(f"memory_limit to {value}")
+        if name in ("memory", "latency"):
+            value = _loosened(getattr(c, f"{name}_limit"), r[name], lim["memory_baseline_mb" if name == "memory" else "latency_baseline_ms"])
+            flags.append(f"--{name}-limit {value}"); loosened.append(f"{name}_limit to {value}")
         elif name == "accuracy":
             flags.append(f"--max-accuracy-drop {_up(r.drop_high):g}"); loosened.append(f"max_accuracy_drop to {_up(r.drop_high):g} points")
-        elif name == "latency":
-            share = isinstance(c.latency_limit, str)
-            value = f"{_up(r.latency / base[c.latency_column] * 100, 3):g}%" if share else f"{_up(r.latency):g}"
-            flags.append(f"--latency-limit {value}"); loosened.append(f"latency_limit to {value}")
         else:
-            allowed = getattr(c, f"allowed_{name}s")
-            flags.append(f"--{name}s {' '.join([*allowed, r[name]])}"); loosened.append(f"allowed_{name}s to add {r[name]}")
+            flags.append(f"--{name}s {' '.join([*getattr(c, f'allowed_{name}s'), r[name]])}"); loosened.append(f"allowed_{name}s to add {r[name]}")
     return {"variant": _brief(r[KEY]), "flags": flags, "loosened": loosened}
 
 def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
@@ -354,11 +363,9 @@ def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv
              ) -> Recommendation:
     "The fastest variant meeting every constraint; nothing passing is a result (`choice` None, `nearest_misses` and `loosen` filled)."
     t = candidate_table(rows, constraints)
-    base = _baseline(t) if _has_baseline(t) else None   # the table keeps every measured row
+    base = _brief(_baseline(t)[KEY + ["accuracy"]]) if _has_baseline(t) else None   # the table keeps every measured row
     passing = t[t.passes]
     brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "memory", "drop_points", "drop_high", "latency"]])
-    base_row = _baseline(measured_rows(rows)) if base is not None else None
-    return Recommendation(constraints, t, None if base is None else _brief(base[KEY + ["accuracy"]]),
-                          brief(passing.iloc[0]) if len(passing) else None, [brief(r) for _, r in passing.iloc[1:4].iterrows()],
-                          {} if len(passing) else _nearest_misses(t), t.attrs["limits"],
-                          None if len(passing) else _loosen(t, constraints, base_row))
+    return Recommendation(constraints, t, base, brief(passing.iloc[0]) if len(passing) else None,
+                          [brief(r) for _, r in passing.iloc[1:4].iterrows()], {} if len(passing) else _nearest_misses(t),
+                          t.attrs["limits"], None if len(passing) else _loosen(t, constraints))

@@ -32,7 +32,7 @@ from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, foot
 from .model import ModelError, build_model, check_model, count_parameters, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
-from .recipes import parse_int8_recipes
+from .recipes import requested_recipes
 from .runtimes import UnsupportedPrecisionError, deploy, eager_deployed, take_batches, thread_limit
 from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, load_weights, train_baseline
@@ -83,12 +83,11 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    device:torch.device|None=None, # where eager variants run (None: `resolve_device(cfg.device)`)
                   ) -> tuple[dict, dict]:
     "Deploy every pair: `(built artifacts, finished rows of the pairs that could not be built)`."
-    backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
-    recipes, built, finished = parse_int8_recipes(cfg.int8_recipe), {}, {}
+    asked, built, finished = requested_recipes(cfg), {}, {}
     for precision, runtime in todo:
         where = (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
-        recipe = recipes.get(runtime) if precision == "int8" else None
-        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, backend, where, recipe)
+        recipe = asked.get(runtime) if precision == "int8" else None
+        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, None, where, recipe)
         except UnsupportedPrecisionError as e: finished[precision, runtime] = {"unsupported": str(e), "error": None, "accepted": False}
         except Exception as e: finished[precision, runtime] = _error_row(e)  # one failed variant must not cost the others
     return built, finished
@@ -96,11 +95,10 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
 def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple) -> dict:
     "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (the eager artifact's when built)."
-    backend = None if cfg.quantization_backend == "auto" else cfg.quantization_backend
     out = {}
     for p in {p for p, _ in built}:
         eager = built.get((p, "eager"))
-        variant = eager.module if eager else precision_variant(pruned, p, calibration, len(calibration), backend)[0]
+        variant = eager.module if eager else precision_variant(pruned, p, calibration, len(calibration), requested_recipes(cfg).get("eager"))[0]
         out[p] = footprint(variant, sample_shape, input_dtype(p))
     return out
 
@@ -130,12 +128,16 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
         full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
         one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
         window = dict(timing_start=start, timing_end=time.time())
-    fps, rows = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}
-    reference = deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl)[0]   # what the FP32 source says
+    fps, rows, predicted = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}, {}
     for key, d in built.items():
+        try: predicted[key] = deployed_predictions(d, val_dl)
+        except Exception as e: rows[key] = _error_row(e)
+    eager = built.get(("fp32", "eager"))   # the FP32 source itself, when it ran on the CPU
+    reference = (predicted[("fp32", "eager")] if eager is not None and eager.device == "cpu" and ("fp32", "eager") in predicted
+                 else deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl))[0]
+    for key, (predictions, labels) in predicted.items():
         try:
-            predictions, labels = deployed_predictions(d, val_dl)
-            rows[key] = {**_row(d, fps[key[0]], (predictions == labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), full[key]),
+            rows[key] = {**_row(built[key], fps[key[0]], (predictions == labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), full[key]),
                                 LatencyStats.from_rounds(1, one[key]), cfg, threads, top1_agreement(predictions, reference)), **window}
         except Exception as e: rows[key] = _error_row(e)
     return rows

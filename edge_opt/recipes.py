@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['CPU_FEATURES', 'CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'cpu_name', 'cpu_features', 'describe_cpu',
            'is_arm', 'has_int8_dot_products', 'u8s8_saturates', 'cpu_class', 'Int8Recipe', 'int8_recipe',
-           'parse_int8_recipes']
+           'parse_int8_recipes', 'requested_recipes']
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
 def _cpuinfo() -> str:
@@ -150,3 +150,9 @@ def parse_int8_recipes(entries:list|tuple, # `("auto",)` or `RUNTIME=RECIPE` str
         if runtime in chosen: raise ValueError(f"config key '{key}': {list(entries)!r} is not allowed; expected one recipe per runtime")
         chosen[runtime] = name
     return chosen
+
+def requested_recipes(cfg, # a `SweepConfig` (or anything with `int8_recipe` and `quantization_backend`)
+                     ) -> dict[str, str]:
+    "The recipe a configuration asks of each runtime: its `int8_recipe` entries and eager's `quantization_backend`; runtimes left to `auto` are absent."
+    asked = parse_int8_recipes(cfg.int8_recipe)
+    return asked | ({"eager": cfg.quantization_backend} if cfg.quantization_backend != "auto" else {})

@@ -22,11 +22,11 @@ import torch
 
 from .data import IMAGE_SIZE
 from .config import SweepConfig
-from .constraints import memory_limit_of
+from .constraints import MEMORY_READS, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table)
 from .quantization import PRECISIONS
-from .recipes import cpu_features, cpu_name, int8_recipe, parse_int8_recipes
+from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
 from .storage import atomic_write, write_json
 
@@ -166,7 +166,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
         runtimes=list(cfg.runtimes), memory_limit=cfg.memory_limit, memory_limit_mb=limit_mb, memory_limit_text=limit,
-        memory_budgets_mb=[float(c.removeprefix("violates_").removesuffix("mb")) for c in df.columns if c.startswith("violates_")],
+        memory_budgets_mb=violation_budgets(df),
         batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
         low_agreement=[agreement_line(r) for r in low_agreement(df).itertuples()],
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
@@ -185,7 +185,7 @@ def _version(pkg:str) -> str|None:
 def _int8_recipes(cfg:SweepConfig) -> dict:
     "The INT8 recipe each runtime of `cfg` builds on this CPU: its name, what it builds and why (empty without INT8)."
     if "int8" not in cfg.precisions: return {}
-    asked = {**parse_int8_recipes(cfg.int8_recipe), "eager": cfg.quantization_backend}
+    asked = requested_recipes(cfg)
     return {r: {k: v for k, v in dataclasses.asdict(int8_recipe(r, requested=asked.get(r))).items() if k != "runtime"} for r in cfg.runtimes}
 
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
@@ -199,14 +199,14 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         packages={p: _version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         cpu_features=cpu_features(), threads=cfgs[0].threads or torch.get_num_threads(),
-        int8_backend=int8_recipe("eager", requested=cfgs[0].quantization_backend).name, int8_recipes=_int8_recipes(cfgs[0]),
+        int8_backend=int8_recipe("eager", requested=requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0]),
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
 def _limit_words(cfg:SweepConfig) -> str:
     "The memory limit in words, before the rows resolve it."
-    on = "model + one sample's activations" if cfg.memory_on == "true_storage" else "artifact file"
+    on = MEMORY_READS[cfg.memory_on]
     if cfg.memory_limit is None: return "anything (no memory limit)"
     return (f"at most {cfg.memory_limit} of the FP32 unpruned network's ({on})" if isinstance(cfg.memory_limit, str)
             else f"at most {cfg.memory_limit:g} MB ({on})")
