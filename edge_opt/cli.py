@@ -21,7 +21,7 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
                              load_config, setting)
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
-from .experiments import run_sweep
+from .experiments import run_sweep, sweep_data
 from .analysis import (agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime,
                                precision_tradeoff_table)
 from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
@@ -112,9 +112,12 @@ def _pick_line(name:str, r:dict|None) -> str:
 def report_text(df:pd.DataFrame, # the sweep's rows
                 cfg:SweepConfig, # the sweep's settings
                ) -> str:
-    "The closing console report: trade-offs per runtime, fastest runtime per variant, Pareto per runtime, the fastest accepted variant."
+    "The closing console report: the data and the baseline, trade-offs per runtime, fastest runtime per variant, Pareto per runtime, the fastest accepted variant."
     ok, summary = measured_rows(df), summarize_sweep(df, cfg)
-    lines = [f"{len(df)} variants: {summary['accepted']} fit the memory limit {summary['memory_limit_text']}, {summary['rejected']} do not, "
+    data = summary["data"]
+    lines = [f"Data: {sweep_data(cfg).describe()}" if "unavailable" not in data else f"Data: {cfg.dataset} ({data['unavailable']})",
+             summary["baseline_line"], "",
+             f"{len(df)} variants: {summary['accepted']} fit the memory limit {summary['memory_limit_text']}, {summary['rejected']} do not, "
              f"{summary['unsupported']} unsupported, {summary['errors']} failed",
              f"(batch {cfg.batch_size}; latencies are medians of {cfg.benchmark_rounds} interleaved rounds with the 5–95% spread "
              f"of the rounds; {ok.threads.iloc[0] if len(ok) else '?'} threads, {ok.cpu.iloc[0] if len(ok) else '?'})", "",

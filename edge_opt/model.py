@@ -6,12 +6,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import importlib
+import importlib.util
 import inspect
 import io
 import os
+import pickle
+import sys
 import random
+import re
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,8 +26,9 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['DEVICES', 'MODELS', 'SmallCNN', 'count_parameters', 'seed_everything', 'resolve_device', 'ModelError',
-           'WeightsUnavailableError', 'resolve_factory', 'build_model', 'check_model']
+__all__ = ['DEVICES', 'MODELS', 'CHECKPOINT_KEYS', 'SmallCNN', 'count_parameters', 'seed_everything', 'resolve_device',
+           'ModelError', 'WeightsUnavailableError', 'file_digest', 'is_file_factory', 'resolve_factory',
+           'factory_identity', 'build_model', 'check_model', 'WeightsError', 'read_state_dict', 'load_checkpoint']
 
 # %% ../nbs/api/00_model.ipynb #c6d279d7
 class SmallCNN(nn.Module):
@@ -92,7 +100,7 @@ def resolve_device(name:str="cpu", # one of `DEVICES`, or an indexed CUDA device
 MODELS = ("smallcnn", "resnet18", "mobilenet_v2")
 
 class ModelError(ValueError):
-    "A model name, factory or input shape that cannot be used."
+    "A model name, factory, weights file or input shape that cannot be used."
 
 class WeightsUnavailableError(ModelError):
     "Pretrained weights could not be loaded (no internet and none cached)."
@@ -104,19 +112,67 @@ def _factory_kwargs(factory, **candidates) -> dict:
     if any(p.kind is p.VAR_KEYWORD for p in params.values()): return candidates
     return {k: v for k, v in candidates.items() if k in params}
 
-def resolve_factory(name:str, # `package.module:callable`
-                   ) -> Callable[..., nn.Module]:
-    "Import the callable that `name` points to; a `ModelError` says which part failed."
-    allowed = f"expected one of {', '.join(MODELS)} or package.module:factory"
-    module_name, sep, attr = str(name).partition(":")
-    if not sep or not module_name or not attr: raise ModelError(f"config key 'model': {name!r} is not allowed; {allowed}")
-    try: obj = importlib.import_module(module_name)
-    except Exception as e: raise ModelError(f"config key 'model': {name!r} is not allowed; module '{module_name}' does not import ({type(e).__name__}: {e})") from None
+def file_digest(path:str|Path, # a file
+               ) -> str:
+    "SHA-256 of the file's bytes (hex), computed once per path, size and modification time."
+    st = os.stat(path)
+    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+@functools.lru_cache(maxsize=256)
+def _digest(path:str, size:int, mtime_ns:int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def is_file_factory(name:str) -> bool:
+    "Whether `name` is `path/to/file.py:factory` rather than `package.module:factory`."
+    module = str(name).rpartition(":")[0]
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+def _import_file(path:Path, fail:Callable):
+    "The module a Python file defines, imported once per content under a name of its own (its folder on `sys.path` while it runs)."
+    if not path.is_file(): fail(f"file '{path}' does not exist")
+    name = f"_edge_opt_file_{path.stem}_{file_digest(path)[:12]}"
+    if name in sys.modules: return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name], sys.path[:0] = module, [str(path.parent.resolve())]
+    try: spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        fail(f"file '{path}' does not import ({type(e).__name__}: {e})")
+    finally: sys.path.remove(str(path.parent.resolve()))
+    return module
+
+def resolve_factory(name:str, # `package.module:callable` or `path/to/file.py:callable`
+                    key:str="model", # the config key errors name
+                    error:type=ModelError, # the exception raised
+                   ) -> Callable:
+    "Import the callable that `name` points to; the error names the key and says which part failed."
+    allowed = ("expected one of " + ", ".join(MODELS) + " or" if key == "model" else "expected") + " package.module:factory or path/to/file.py:factory"
+    def fail(why): raise error(f"config key '{key}': {name!r} is not allowed; {why}")
+    module_name, sep, attr = str(name).rpartition(":")
+    if not sep or not module_name or not attr: fail(allowed)
+    if is_file_factory(name): obj = _import_file(Path(module_name), fail)
+    else:
+        try: obj = importlib.import_module(module_name)
+        except Exception as e: fail(f"module '{module_name}' does not import ({type(e).__name__}: {e})")
     for part in attr.split("."):
-        if not hasattr(obj, part): raise ModelError(f"config key 'model': {name!r} is not allowed; '{module_name}' has no attribute '{attr}'")
+        if not hasattr(obj, part): fail(f"'{module_name}' has no attribute '{attr}'")
         obj = getattr(obj, part)
-    if not callable(obj): raise ModelError(f"config key 'model': {name!r} is not allowed; '{attr}' is not callable")
+    if not callable(obj): fail(f"'{attr}' is not callable")
     return obj
+
+def factory_identity(name:str, # `package.module:callable` or `path/to/file.py:callable`
+                    ) -> str|None:
+    "SHA-256 of the source file that defines the factory's module (None where it has none): a sweep's fingerprint reads it."
+    module_name = str(name).rpartition(":")[0]
+    if is_file_factory(name): return file_digest(module_name)
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    try: source = inspect.getsourcefile(module)
+    except TypeError: source = None
+    return file_digest(source) if source and os.path.isfile(source) else None
 
 # %% ../nbs/api/00_model.ipynb #f7dbc10a
 def _torchvision_model(name:str, num_classes:int, in_channels:int, pretrained:bool) -> nn.Module:
@@ -138,7 +194,7 @@ def _torchvision_model(name:str, num_classes:int, in_channels:int, pretrained:bo
     return model
 
 # %% ../nbs/api/00_model.ipynb #af8003d6
-def build_model(name:str="smallcnn", # one of `MODELS`, or `package.module:factory`
+def build_model(name:str="smallcnn", # one of `MODELS`, `package.module:factory` or `path/to/file.py:factory`
                 num_classes:int=10, # classifier outputs
                 in_channels:int=1, # input image channels
                 input_size:int=28, # input height and width
@@ -169,4 +225,54 @@ def check_model(model:nn.Module, # the network
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"config key 'model': {name!r} returned {got} for inputs of shape {tuple(input_shape)}; expected logits of shape {expected}")
+    return model
+
+# %% ../nbs/api/00_model.ipynb #8031e943
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")  # where a checkpoint dict may hold the state_dict
+
+class WeightsError(ModelError):
+    "A weights file that cannot be loaded into the network."
+
+def read_state_dict(path:str|Path, # a `state_dict` file, or a checkpoint dict holding one
+                    key:str="weights", # the config key errors name
+                   ) -> dict:
+    "The `state_dict` saved in `path`, read safely (`weights_only=True`); a `WeightsError` says what is wrong and what to save instead."
+    def fail(why): raise WeightsError(f"config key '{key}': '{path}' is not allowed; {why}")
+    save = "save the weights with torch.save(model.state_dict(), PATH)"
+    if not Path(path).is_file(): fail("the file does not exist" if not Path(path).exists() else "it is a directory; expected a weights file")
+    try: obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if refused: fail(f"it holds pickled objects ({refused[1]}) that torch.load(weights_only=True) refuses "
+                         f"(a whole model saved with torch.save(model)?); {save}")
+        fail(f"it is not a PyTorch checkpoint (torch.load cannot read it); {save}")
+    except Exception as e: fail(f"it is not a PyTorch checkpoint ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'}); {save}")
+    if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        obj = next((obj[k] for k in CHECKPOINT_KEYS if isinstance(obj.get(k), dict)), obj)
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        kind = f"a dict with keys {', '.join(map(repr, list(obj)[:5]))}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+        fail(f"it holds {kind}; expected a state_dict of tensors, or a dict holding one under {', '.join(map(repr, CHECKPOINT_KEYS))}")
+    return obj
+
+def _mismatch(expected:dict, given:dict) -> str|None:
+    "The first difference between the network's and the file's `state_dict`, in words (None: they fit)."
+    shape = lambda t: tuple(t.shape)
+    for k, v in expected.items():
+        if k not in given: return f"key '{k}' (shape {shape(v)} in the network) is missing from the weights"
+        if shape(given[k]) != shape(v): return f"key '{k}' has shape {shape(given[k])} in the weights and {shape(v)} in the network"
+    extra = next((k for k in given if k not in expected), None)
+    return None if extra is None else f"key '{extra}' (shape {shape(given[extra])}) is in the weights but not in the network"
+
+def load_checkpoint(model:nn.Module, # the network, built for the data (see `build_model`)
+                    path:str|Path, # the weights file (see `read_state_dict`)
+                    name:str="model", # how errors name the network
+                   ) -> nn.Module:
+    "Load the weights in `path` into `model` with `strict=True`; a `WeightsError` names the first mismatched key and both shapes."
+    state, expected = read_state_dict(path), model.state_dict()
+    if all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in expected):
+        state = {k.removeprefix("module."): v for k, v in state.items()}   # saved from DataParallel
+    if (why := _mismatch(expected, state)) is not None:
+        raise WeightsError(f"config key 'weights': '{path}' does not fit model {name!r}: {why} "
+                           f"(keys model, input_channels, input_size and the data's classes shape the network)")
+    model.load_state_dict(state, strict=True)
     return model

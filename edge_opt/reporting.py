@@ -20,8 +20,9 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from .data import IMAGE_SIZE
-from .config import SweepConfig
+from .config import SweepConfig, input_identity
+from .experiments import sweep_data
+from .metrics import unpack_correct
 from .constraints import MEMORY_READS, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table)
@@ -32,8 +33,9 @@ from .storage import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'results_table', 'layerwise_table',
-           'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime', 'plot_layerwise', 'summarize_sweep',
-           'reproducibility_record', 'describe_config', 'field_table', 'write_reports']
+           'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime', 'plot_layerwise', 'data_record',
+           'baseline_line', 'summarize_sweep', 'reproducibility_record', 'describe_config', 'field_table',
+           'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
@@ -152,11 +154,32 @@ def _row_brief(row:pd.Series|None) -> dict|None:
             "throughput_sps", "memory_mb", "artifact_bytes", "energy_proxy_j", "threads"]
     return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in keys if k in row}
 
+def data_record(cfg:SweepConfig, # the sweep's settings
+               ) -> dict:
+    "What the reports say of the sweep's data (`ImageData.record`), or its source and why it cannot be read now."
+    try: return sweep_data(cfg).record()
+    except (ValueError, RuntimeError, OSError) as e: return dict(source=cfg.dataset, unavailable=str(e))
+
+def baseline_line(df:pd.DataFrame, # sweep rows
+                  cfg:SweepConfig, # the sweep's settings
+                 ) -> str:
+    "Where the baseline came from and its accuracy with its 95% interval: the reference every accuracy drop is measured against."
+    base = measured_rows(df)
+    base = base[(base.pruning_level == 0) & (base.precision == "fp32")].sort_values("runtime", key=lambda r: r != "eager")
+    origin = (f"from the given weights '{cfg.weights}'" + (f", trained {cfg.baseline_epochs} more epoch(s)" if cfg.baseline_epochs else ", as they are (not retrained)")
+              if cfg.weights else f"trained here for {cfg.baseline_epochs} epoch(s)")
+    if not len(base): return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
+    r = base.iloc[0]
+    n = len(unpack_correct(r["correct"])) if isinstance(r.get("correct"), str) else None
+    return (f"Baseline: `{cfg.model}` {origin}: accuracy {r.accuracy:.4f} (95% interval {r.accuracy_ci_low:.4f}–{r.accuracy_ci_high:.4f})"
+            f"{f' on {n:,} validation images' if n else ''} of {cfg.dataset} ({r.runtime} FP32, unpruned); accuracy drops are measured against it.")
+
 def summarize_sweep(df:pd.DataFrame, # sweep rows
                     cfg:SweepConfig, # the sweep's settings
                    ) -> dict:
     "Counts, the fastest accepted variant (batch and single sample) with its runtime, best accepted accuracy, the baseline."
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
+    data = data_record(cfg)
     limit_mb, limit = memory_limit_of(df, cfg)
     base = ok[(ok.pruning_level == 0) & (ok.precision == "fp32") & (ok.runtime == "eager")]
     pick = lambda col, f: _row_brief(acc.loc[getattr(acc[col], f)()]) if len(acc) else None
@@ -165,6 +188,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         unsupported=int(df["unsupported"].notna().sum()), errors=int(df["error"].notna().sum()),
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
+        baseline_line=baseline_line(df, cfg), data=data,
         runtimes=list(cfg.runtimes), memory_limit=cfg.memory_limit, memory_limit_mb=limit_mb, memory_limit_text=limit,
         memory_budgets_mb=violation_budgets(df),
         batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
@@ -192,7 +216,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
                            command:list[str]|None=None, # the command line (default: `sys.argv`)
                            devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
                           ) -> dict:
-    "What ran where: package and runtime versions, CPU and its precision-relevant features, each runtime's INT8 recipe, platform, threads, git commit, seeds, command, config, devices requested and used."
+    "What ran where: package and runtime versions, CPU and its precision-relevant features, each runtime's INT8 recipe, the data (classes, counts, mean and std) and the content hashes of the data, model source and weights, platform, threads, git commit, seeds, command, config, devices requested and used."
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
@@ -201,7 +225,8 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         cpu_features=cpu_features(), threads=cfgs[0].threads or torch.get_num_threads(),
         int8_backend=int8_recipe("eager", requested=requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0]),
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
-        device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict())
+        device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict(), data=data_record(cfgs[0]),
+        inputs=input_identity(cfgs[0]))
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
 def _limit_words(cfg:SweepConfig) -> str:
@@ -217,10 +242,14 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
     subsets = [f"{n:,} {name} examples" for n, name in ((cfg.train_subset, "training"), (cfg.val_subset, "validation")) if n]
     finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s)" if cfg.finetune_epochs else ", without fine-tuning"
     threads = f"{cfg.threads} threads" if cfg.threads else f"{torch.get_num_threads()} threads (PyTorch's default)"
-    size = cfg.input_size or IMAGE_SIZE
-    shape = f", images resized to {cfg.input_channels}×{size}×{size}" if cfg.input_size or cfg.input_channels != 1 else ""
+    data = data_record(cfg)
+    shape = (f": {len(data['classes'])} classes, {data['train_images']:,} training and {data['val_images']:,} validation images of "
+             f"{data['channels']}×{data['input_size']}×{data['input_size']}" if "classes" in data else "")
+    epochs = cfg.baseline_epochs
+    trained = (f"from the given weights `{cfg.weights}`" + (f", trained {epochs} more epoch(s)" if epochs else " (not retrained)") if cfg.weights
+               else f"{' (ImageNet weights)' if cfg.pretrained else ''} trained for {epochs} epochs")
     return (
-        f"`{cfg.model}`{' (ImageNet weights)' if cfg.pretrained else ''} trained for {cfg.epochs} epochs (Adam, learning rate "
+        f"`{cfg.model}` {trained} (Adam, learning rate "
         f"{cfg.learning_rate:g}, batch {cfg.batch_size}, seed {cfg.seed}) on {cfg.dataset}{' (' + ', '.join(subsets) + ')' if subsets else ''}"
         f"{shape}; pruning levels {', '.join(f'{l:g}' for l in cfg.pruning_levels)} by {cfg.pruning_importance.upper()} channel "
         f"importance{f' (widths rounded to multiples of {cfg.round_to})' if cfg.round_to else ''}{finetune}; precisions {', '.join(p.upper() for p in cfg.precisions)}, "

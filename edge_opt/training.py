@@ -108,10 +108,11 @@ def train_baseline(dataset:str="mnist-5k", # see `build_loaders`
                    input_size:int|None=None, # see `build_loaders`
                    in_channels:int=1, # see `build_loaders`
                    checkpoint:str|Path|None=None, # reuse the weights saved here, or save them here after training (None: always train)
+                   loaders:tuple|None=None, # `(train_loader, val_loader)` to use (None: `build_loaders` of the arguments above)
                   ) -> tuple[nn.Module, DataLoader, DataLoader]:
     "Seed, build the loaders and the network, and train it (or reload its weights); returns `(model, train_loader, val_loader)`."
     seed_everything(seed)
-    train_dl, val_dl = build_loaders(dataset, batch_size, train_subset, val_subset, seed, input_size=input_size, in_channels=in_channels)
+    train_dl, val_dl = loaders or build_loaders(dataset, batch_size, train_subset, val_subset, seed, input_size=input_size, in_channels=in_channels)
     model = build() if build else SmallCNN(conv1_channels, conv2_channels)
     if checkpoint is None or not load_weights(model, Path(checkpoint)):
         train_model(model, train_dl, epochs, lr, device, progress).cpu()
