@@ -26,11 +26,14 @@ from .analysis import (agreement_line, aggregate_seeds, fastest_runtime_table, l
                                precision_tradeoff_table)
 from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
 from .reporting import reproducibility_record, summarize_sweep, write_reports
+from .shipping import ShipError, export_variant, ship_recommended, tidy_store
+from .quantization import PRECISIONS
+from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'add_config_flags', 'flag_values', 'build_parser',
            'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'recommend_main',
-           'publish_reports', 'run', 'main']
+           'publish_reports', 'run', 'main', 'export_parser', 'export_main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 class _Parser(argparse.ArgumentParser):
@@ -151,10 +154,11 @@ def write_recommendation(df:pd.DataFrame, # sweep rows
     write_json(Path(out) / "recommendation.json", rec.to_json())
     return rec
 
-def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> str:
-    "The recommendation after a sweep; a sweep that cannot be judged (no FP32 unpruned baseline) says why instead."
-    try: return write_recommendation(df, cfg, out).text(str(cfg.output_dir))
-    except ValueError as e: return f"No recommendation: {e} (or set max_accuracy_drop: null)."
+def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[str, dict|None]:
+    "The recommendation after a sweep and its choice; a sweep that cannot be judged (no FP32 unpruned baseline) says why instead."
+    try: rec = write_recommendation(df, cfg, out)
+    except ValueError as e: return f"No recommendation: {e} (or set max_accuracy_drop: null).", None
+    return rec.text(str(cfg.output_dir)), rec.choice
 
 def recommend_parser() -> argparse.ArgumentParser:
     "The `edge-opt recommend` argument parser."
@@ -201,7 +205,7 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
                     out:Path, # the output directory
                     command:list[str]|None=None, # the command line, recorded in `reproducibility.json`
                    ) -> str:
-    "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`; returns the recommendation text."
+    "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`, and the recommended variant exported into `out/recommended/`; returns the recommendation text and what was shipped."
     fp, pointer = cfg.fingerprint(), Path(out) / LATEST_FILE
     previous = pointer.read_text().strip() if pointer.exists() else None
     if previous and previous != fp:
@@ -209,11 +213,11 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
               f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
     here = run_dir(out, fp)
     written = write_reports(df, cfg, here, command)
-    text = _recommendation_text(df, cfg, here)
+    text, choice = _recommendation_text(df, cfg, here)
     for name in [*written, "recommendation.json"]:   # the latest, copied rather than computed and drawn twice
         if (here / name).exists(): atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
     write_text(pointer, fp)
-    return text
+    return "\n".join([text, ship_recommended(out, choice), tidy_store(here, df, cfg.keep_artifacts, choice)])
 
 # %% ../nbs/api/10_cli.ipynb #64b82126
 def run(cfg:SweepConfig, # the sweep's settings
@@ -249,11 +253,34 @@ def _one_line_warnings():
 # %% ../nbs/api/10_cli.ipynb #63227af9
 def main(argv:list[str]|None=None, # command-line arguments (None: `sys.argv[1:]`)
         ) -> int:
-    "Entry point of the `edge-opt` console script (`edge-opt recommend ...` for the recommendation alone)."
+    "Entry point of the `edge-opt` console script (`edge-opt recommend ...` for the recommendation alone, `edge-opt export ...` to export a measured variant)."
     argv = sys.argv[1:] if argv is None else list(argv)
     with _one_line_warnings():
         if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
+        if argv[:1] == ["export"]: return export_main(argv[1:])
         return _sweep_main(argv)
+
+# %% ../nbs/api/10_cli.ipynb #4d899d05
+def export_parser() -> argparse.ArgumentParser:
+    "The `edge-opt export` argument parser."
+    p = _Parser(prog="edge-opt export", description="Export one measured variant of a sweep: its artifact, the pruned FP32 network "
+                "and manifest.json, verified in a fresh process against the sweep's predictions. Exit 0: exported; 2: bad input or not verified.")
+    p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory")
+    p.add_argument("--pruning-level", type=float, required=True, metavar="L", help="the row's pruning level")
+    p.add_argument("--precision", required=True, choices=PRECISIONS, help="the row's precision")
+    p.add_argument("--runtime", required=True, choices=RUNTIMES, help="the row's runtime")
+    p.add_argument("--to", metavar="DIR", help="where the export goes (default: DIR/export-RUNTIME-PRECISION-L)")
+    return p
+
+def export_main(argv:list[str], # the arguments after `edge-opt export`
+               ) -> int:
+    "`edge-opt export`: export a measured row (rebuilding its artifact when the store lost it) and verify it."
+    args = export_parser().parse_args(argv)
+    try: to = export_variant(args.from_dir, args.pruning_level, args.precision, args.runtime, args.to)
+    except (ShipError, ConfigError) as e: return _fail(str(e))
+    print(f"Exported pruning {args.pruning_level:g} {args.precision.upper()} on {args.runtime} to {to} (artifact, pruned_fp32.pt2, manifest.json; "
+          "verified in a fresh process, image for image)")
+    return 0
 
 # %% ../nbs/api/10_cli.ipynb #225efa7a
 def _sweep_main(argv:list[str]) -> int:

@@ -227,6 +227,10 @@ class ExecutionKeys(MeasurementKeys):
     "Where the work runs: in this process, or on a Dask cluster (it never changes what is measured)."
     executor: str = config_key("local", "where pruning levels run: in this process (local) or on a Dask cluster (dask)", rule=_executor,
                                rule_text=f"one of {', '.join(EXECUTORS)} (dask needs edge_opt[distributed])", neutral=True)
+    build_workers: int = config_key(1, "processes that build a level's artifacts side by side, never while a level is timed (1: in the sweep's own process)",
+                                    low=1, high=256, neutral=True)
+    keep_artifacts: str = config_key("pareto", "artifacts the run's store keeps after a sweep: all, the accepted Pareto variants and the recommended one (pareto), or the recommended one alone",
+                                     choices=("all", "pareto", "recommended"), neutral=True)
     scheduler: str|None = config_key(None, "executor dask: local:N starts N worker processes here; an address joins a running scheduler",
                                      rule=lambda key, value: local_workers(value), rule_text="local:N or a scheduler address such as tcp://host:8786",
                                      kind=str, neutral=True)

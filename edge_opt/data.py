@@ -20,9 +20,9 @@ from .model import factory_identity, file_digest, resolve_factory
 
 # %% auto #0
 __all__ = ['DATASETS', 'SOURCE_KINDS', 'IMAGE_SIZE', 'IMAGE_CHANNELS', 'NUM_CLASSES', 'IMAGE_EXTENSIONS', 'VAL_FOLDERS',
-           'NPZ_ARRAYS', 'DEFAULT_DATA_MEMORY_MB', 'DATASET_TEXT', 'DataError', 'DatasetUnavailableError', 'DataSource',
-           'parse_dataset', 'scan_folder', 'data_identity', 'Preprocess', 'stratified_split', 'default_workers',
-           'ImageData', 'load_data', 'build_loaders']
+           'NPZ_ARRAYS', 'DEFAULT_DATA_MEMORY_MB', 'DATASET_TEXT', 'PREPROCESSING_STEPS', 'DataError',
+           'DatasetUnavailableError', 'DataSource', 'parse_dataset', 'scan_folder', 'data_identity', 'Preprocess',
+           'stratified_split', 'default_workers', 'ImageData', 'load_data', 'build_loaders']
 
 # %% ../nbs/api/01_data.ipynb #b5a96941
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "kmnist")   # the built-in names
@@ -109,6 +109,14 @@ def data_identity(dataset:str, # what the `dataset` key holds
     return "folder:" + h.hexdigest()
 
 # %% ../nbs/api/01_data.ipynb #d2722d0f
+PREPROCESSING_STEPS = [   # what every image goes through, in order (`Preprocess`; recorded in every export's manifest)
+    "decode: Pillow opens a file and converts it to RGB, or to grey (L) for 1 channel (as torchvision's ImageFolder loader)",
+    "channels: a grey array is repeated on every channel; an RGB array becomes grey with torchvision's rgb_to_grayscale for 1 channel",
+    "resize: torchvision's resize to input_size × input_size, bilinear, antialias=True, no crop (skipped at that size already)",
+    "scale: uint8 pixels divided by 255, as ToTensor (float pixels kept as they are)",
+    "normalise: (x - mean) / std per channel",
+]
+
 @dataclass(frozen=True)
 class Preprocess:
     "Decoded image (PIL, HWC array, CHW or NCHW tensor) → `channels` × `size` × `size` float32, normalised when `mean` and `std` are set."

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import socket
 import sys
 import time
 import hashlib
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -29,17 +31,18 @@ from .constraints import Constraints, judge_rows
 from .hardware import MB, summarize_hardware
 from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
                               top1_agreement, variant_metrics)
-from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
+from .model import MODELS, ModelError, build_model, resolve_factory, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .recipes import requested_recipes
-from .runtimes import UnsupportedPrecisionError, deploy, eager_deployed, take_batches, thread_limit
-from .storage import ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
+from .runtimes import UnsupportedPrecisionError, deploy, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
+from .storage import ARTIFACTS_DIR, ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_variants',
-           'measure_variants', 'level_task', 'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
+__all__ = ['sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_pool',
+           'build_variants', 'predictions_digest', 'measure_variants', 'level_task', 'level_network', 'row_key',
+           'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
@@ -93,32 +96,63 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
 def _error_row(error:Exception) -> dict:
     return {"error": f"{type(error).__name__}: {error}", "unsupported": None, "accepted": False}
 
+def _builder_start(model:str):
+    "A build worker: one intra-op thread each (the workers share the cores), and a file factory's module imported (to unpickle the network)."
+    torch.set_num_threads(1)
+    if model not in MODELS: resolve_factory(model)
+
+@contextmanager
+def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); None: no pool
+              ):
+    "Worker processes that build artifacts side by side (None when `build_workers` is 1). Each worker pays the runtimes' first-use cost once (about 4 s for ExecuTorch), and ExecuTorch's lowering is single-threaded Python: on a 2-core machine two workers made the default sweep slower (108.6 s against 55.8 s), hence the default of 1."
+    n = cfg.build_workers if cfg is not None else 1
+    if n <= 1: yield None; return
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"   # never fork a process with threads running
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_builder_start, initargs=(cfg.model,)) as pool:
+        yield pool
+
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
                    cfg:SweepConfig, # the sweep's settings
                    calibration:list, # `take_batches` of the training data
                    threads:int, # intra-op threads for every runtime
                    device:torch.device|None=None, # where eager variants run (None: `resolve_device(cfg.device)`)
+                   store:Path|None=None, # keep and reuse artifacts here (`stored_artifact`; None: temporary files)
+                   pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
                   ) -> tuple[dict, dict]:
-    "Deploy every pair: `(built artifacts, finished rows of the pairs that could not be built)`."
+    "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built)`; with a `pool` every build of the level runs side by side, and all are done before anything is timed."
     asked, built, finished = requested_recipes(cfg), {}, {}
+    recipe_of = lambda precision, runtime: asked.get(runtime) if precision == "int8" else None
+    where = lambda runtime: (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
+    if pool is not None and store is not None:
+        jobs = {(p, r): pool.submit(stored_artifact, pruned, p, r, calibration, store, cfg.batch_size, recipe_of(p, r)) for p, r in todo}
+        for (p, r), job in jobs.items():
+            try:
+                artifact, reused = job.result()
+                built[p, r] = dataclasses.replace(load_artifact(artifact, threads, where(r)), reused=reused)
+            except UnsupportedPrecisionError as e: finished[p, r] = {"unsupported": str(e), "error": None, "accepted": False}
+            except Exception as e: finished[p, r] = _error_row(e)
+        return built, finished
     for precision, runtime in todo:
-        where = (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
-        recipe = asked.get(runtime) if precision == "int8" else None
-        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, None, where, recipe)
+        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, None, where(runtime), recipe_of(precision, runtime), store)
         except UnsupportedPrecisionError as e: finished[precision, runtime] = {"unsupported": str(e), "error": None, "accepted": False}
         except Exception as e: finished[precision, runtime] = _error_row(e)  # one failed variant must not cost the others
     return built, finished
 
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
 def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple) -> dict:
-    "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (the eager artifact's when built)."
+    "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
     out = {}
     for p in {p for p, _ in built}:
-        eager = built.get((p, "eager"))
-        variant = eager.module if eager else precision_variant(pruned, p, calibration, len(calibration), requested_recipes(cfg).get("eager"))[0]
+        variant = precision_variant(pruned, p, calibration, len(calibration), requested_recipes(cfg).get("eager"))[0]
         out[p] = footprint(variant, sample_shape, input_dtype(p))
     return out
+
+def _artifact_fields(d) -> dict:
+    "Where a row's artifact is (its folder in the run's `artifacts/`), its files with their SHA-256, and whether it was reused."
+    a = d.artifact
+    return dict(artifact_dir=Path(a.directory).name if a else None, artifact_files=" ".join(a.files) if a else None,
+                artifact_sha256=" ".join(a.sha256) if a else None, artifact_reused=d.reused)
 
 def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int, agreement:float) -> dict:
     "One measured row: metrics, roofline, layers and per-image correctness (`judge_rows` adds acceptance and budget violations)."
@@ -127,9 +161,14 @@ def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepC
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     return {**metrics.to_row(), **{f"hw_{k}": v for k, v in asdict(hw).items()},
             "layers": fp.layers.assign(output_shape=fp.layers.output_shape.map(list)).to_dict("records"),
-            "correct": pack_correct(correct), "error": None, "unsupported": None}
+            "correct": pack_correct(correct), **_artifact_fields(deployed), "error": None, "unsupported": None}
 
 # %% ../nbs/api/08_experiments.ipynb #8526a5eb
+def predictions_digest(predictions:np.ndarray, # the predicted class of every validation image, in order
+                      ) -> str:
+    "SHA-256 of the predicted classes as int64: what an exported artifact must reproduce, image for image."
+    return hashlib.sha256(np.asarray(predictions, dtype=np.int64).tobytes()).hexdigest()
+
 def measure_variants(pruned:nn.Module, # the network the artifacts were built from
                      built:dict, # `{(precision, runtime): Deployed}` from `build_variants`
                      cfg:SweepConfig, # the sweep's settings
@@ -156,7 +195,8 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
     for key, (predictions, labels) in predicted.items():
         try:
             rows[key] = {**_row(built[key], fps[key[0]], (predictions == labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), full[key]),
-                                LatencyStats.from_rounds(1, one[key]), cfg, threads, top1_agreement(predictions, reference)), **window}
+                                LatencyStats.from_rounds(1, one[key]), cfg, threads, top1_agreement(predictions, reference)),
+                         "predictions_sha256": predictions_digest(predictions), **window}
         except Exception as e: rows[key] = _error_row(e)
     return rows
 
@@ -181,12 +221,15 @@ def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, d
                                 importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed)
     return pruned.eval()
 
-def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device) -> dict:
+def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store=None, pool=None) -> dict:
     "Every `(precision, runtime)` row of one pruning level, with where it ran (`host`, `threads`)."
     where = dict(host=socket.gethostname(), threads=threads)
+    if store is not None:
+        try: Path(store).mkdir(parents=True, exist_ok=True)
+        except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
     try: pruned = _prune(model, level, cfg, train_dl, device)
     except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
-    built, rows = build_variants(pruned, todo, cfg, calibration, threads, device)
+    built, rows = build_variants(pruned, todo, cfg, calibration, threads, device, store, pool)
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
     sample = (1, *next(iter(val_dl))[0].shape[1:])
     base = footprint(model, sample)   # the FP32 unpruned network's memory: what a relative memory limit is a share of
@@ -207,13 +250,27 @@ def level_task(cfg:SweepConfig, # the sweep's settings
                baseline:tuple|dict, # `(model, train_loader, val_loader)`, or on a worker the baseline's `state_dict`
                threads:int, # intra-op threads for every runtime (the client's count: results match wherever it runs)
                device:torch.device|None=None, # where to prune, fine-tune and run eager variants (None: `resolve_device(cfg.device)`)
+               store:str|Path|None=None, # the run's artifact store (None: temporary files)
+               pool:ProcessPoolExecutor|None=None, # build worker processes (`build_pool`; in this process only)
               ) -> dict:
     "Every row of one pruning level, wherever it runs: reseeded calibration, pruning, artifacts, accuracy and timing."
     model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
     with thread_limit(threads):
         reseed(train_dl, cfg.seed)   # the same calibration batches wherever and whenever a level runs
         calibration = take_batches(train_dl, cfg.calibration_batches)
-        return _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device or resolve_device(cfg.device))
+        return _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device or resolve_device(cfg.device), store, pool)
+
+# %% ../nbs/api/08_experiments.ipynb #f0c62834
+def level_network(cfg:SweepConfig, # the sweep's settings
+                  level:float, # a pruning level of the sweep
+                  here:str|Path, # the run's directory (its baseline checkpoint)
+                 ) -> tuple[nn.Module, list]:
+    "`(pruned network, calibration batches)` of one level exactly as the sweep made them (same baseline, seeds and threads): to rebuild an artifact it no longer holds."
+    model, train_dl, _ = prepare_baseline(cfg, here)
+    with thread_limit(resolve_threads(cfg.threads)):
+        reseed(train_dl, cfg.seed)
+        calibration = take_batches(train_dl, cfg.calibration_batches)
+        return _prune(model, float(level), cfg, train_dl, resolve_device(cfg.device)), calibration
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
 def row_key(row:dict, # a sweep row
@@ -239,12 +296,12 @@ def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tup
 def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
     "`(level, rows)` of each pending level as it finishes, from the executor `cfg` names (a task that failed for good: error rows); `counts`: the bar's total and start."
     if not pending: return
-    threads = cfg.threads or torch.get_num_threads()
-    with open_executor(cfg) as ex:
+    threads = resolve_threads(cfg.threads)
+    with open_executor(cfg) as ex, build_pool(None if ex.remote else cfg) as pool:
         device = None if ex.remote else resolve_device(cfg.device)   # a worker resolves its own
         shared = _shared_baseline(cfg, here, ex, progress, baseline, device)
         with tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:   # once the baseline is ready
-            for i, result in ex.map_unordered(level_task, [(cfg, level, todo, shared, threads, device) for level, todo in pending]):
+            for i, result in ex.map_unordered(level_task, [(cfg, level, todo, shared, threads, device, str(here / ARTIFACTS_DIR), pool) for level, todo in pending]):
                 level, todo = pending[i]
                 yield level, result if isinstance(result, dict) else {key: _error_row(result) for key in todo}
                 bar.update(len(todo))
@@ -300,7 +357,7 @@ def cached_sweep(cfg:SweepConfig, # the sweep's settings
                  cache_dir:str|Path|None=None, # parent of the cached runs (None: `cache_root()`)
                 ) -> tuple[pd.DataFrame, Path]:
     "`run_sweep(cfg)` computed once per config, code version, thread count and PyTorch kernel level, and shared: `(rows, the run's directory)`."
-    where = f"{cfg.threads or torch.get_num_threads()}t-{torch.backends.cpu.get_cpu_capability().lower()}"   # a 1-thread test run is not the docs' run
+    where = f"{resolve_threads(cfg.threads)}t-{torch.backends.cpu.get_cpu_capability().lower()}"   # a 1-thread test run is not the docs' run
     out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}-{where}"
     with _locked(out.with_suffix(".lock")):
         return run_sweep(cfg, out, progress=False), out

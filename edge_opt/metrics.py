@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
 from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
-from .runtimes import Deployed, eager_deployed
+from .runtimes import Deployed, eager_deployed, resolve_threads
 from .training import input_dtype
 
 # %% auto #0
@@ -261,7 +261,7 @@ def variant_metrics(deployed:Deployed, # the artifact that was measured
                    stream_latency=stream_latency.scaled(cpu_frequency_scale), model_memory_mb=fp.model_bytes / MB,
                    activation_memory_mb=fp.activation_bytes / MB, artifact_bytes=deployed.artifact_bytes, macs=fp.macs,
                    power_watts=float(power_watts), cpu_frequency_scale=float(cpu_frequency_scale),
-                   threads=threads or torch.get_num_threads(), cpu=cpu_name(), cpu_flags=cpu_flags(), device=deployed.device,
+                   threads=resolve_threads(threads), cpu=cpu_name(), cpu_flags=cpu_flags(), device=deployed.device,
                    inference_precision=deployed.inference_precision, non_delegated_ops=deployed.non_delegated_ops,
                    int8_recipe=deployed.int8_recipe, top1_agreement=agreement)
 

@@ -28,7 +28,7 @@ from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agree
                                precision_tradeoff_table)
 from .quantization import PRECISIONS
 from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
-from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES
+from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, resolve_threads
 from .storage import atomic_write, write_json
 
 # %% auto #0
@@ -222,7 +222,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
     return dict(
         packages={p: _version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
-        cpu_features=cpu_features(), threads=cfgs[0].threads or torch.get_num_threads(),
+        cpu_features=cpu_features(), threads=resolve_threads(cfgs[0].threads),
         int8_backend=int8_recipe("eager", requested=requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0]),
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict(), data=data_record(cfgs[0]),

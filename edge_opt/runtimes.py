@@ -5,10 +5,15 @@
 # %% ../nbs/api/04a_runtimes.ipynb #f9c29e88
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib.util
+import json
 import io
 import logging
 import os
+import shutil
+import sys
 import tempfile
 import warnings
 from contextlib import contextmanager, redirect_stderr
@@ -16,7 +21,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -27,10 +32,12 @@ from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ORT_FP16_REASON', 'DEPLOYERS',
-           'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit',
-           'take_batches', 'Deployed', 'eager_deployed', 'deploy_eager', 'deploy_executorch', 'onnx_artifact',
-           'deploy_onnxruntime', 'openvino_capabilities', 'deploy_openvino', 'deploy']
+__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ARTIFACT_FILE', 'ORT_FP16_REASON', 'BUILDERS',
+           'LOADERS', 'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes',
+           'thread_limit', 'take_batches', 'Deployed', 'Artifact', 'resolve_threads', 'Builder', 'Loader',
+           'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch', 'onnx_artifact',
+           'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino', 'load_openvino',
+           'build_artifact', 'load_artifact', 'artifact_key', 'stored_artifact', 'deploy']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -87,10 +94,10 @@ def _quiet_logger(name:str, level:int=logging.ERROR):
 
 @contextmanager
 def _torchscript_notices_hidden():
-    "Hide the TorchScript tracer's deprecation notices (ONNX's legacy exporter and OpenVINO trace with it), and only those."
+    "Hide TorchScript's deprecation notices (trace, save, load) (ONNX's legacy exporter and OpenVINO trace with it), and only those."
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.(trace|trace_method|load|save)` is deprecated", category=FutureWarning)
         yield
 
 # %% ../nbs/api/04a_runtimes.ipynb #e34ecd27
@@ -135,14 +142,16 @@ class Deployed:
     precision: str                # one of PRECISIONS
     run: Callable[[Any], Any]     # runs the artifact on a converted batch, returns the logits
     to_input: Callable[[torch.Tensor], Any]  # PyTorch float32 batch -> the runtime's input
-    artifact_bytes: int           # size of the serialized artifact (.pte, .onnx, IR, or the saved state dict)
+    artifact_bytes: int           # size of the artifact's files (an in-memory module: its saved state dict)
     max_batch: int                # largest batch the artifact accepts
     inference_precision: str      # what the kernels compute in, as the runtime reports it
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
     device: str = "cpu"           # where the kernels run (only eager can use an accelerator)
     module: nn.Module|None = None # the eager module (eager only)
     int8_recipe: str|None = None  # INT8: the recipe it was built with (`Int8Recipe.description`)
-    keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and buffer)
+    keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and method)
+    artifact: Artifact|None = None # the files it was loaded from (None: an in-memory module, the reference)
+    reused: bool = False           # loaded from a store that held it already (`stored_artifact`)
 
     def bind(self,
              x:torch.Tensor, # one input batch
@@ -166,16 +175,95 @@ def _as_tensor(out) -> torch.Tensor:
     "A runtime's output as a float32 CPU tensor that owns its memory (runtimes may reuse their output buffers)."
     return out.detach().float().cpu().clone() if isinstance(out, torch.Tensor) else torch.from_numpy(np.array(out, dtype=np.float32))
 
+# %% ../nbs/api/04a_runtimes.ipynb #1dcab88b
+ARTIFACT_FILE = "artifact.json"   # beside an artifact's files: what it is and the SHA-256 of each file
+
+def _sha256(path:Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+@dataclass(frozen=True)
+class Artifact:
+    "A built variant on disk: the files a runtime loads (the first is the one it opens) and what loading them needs."
+    runtime: str                   # one of RUNTIMES
+    precision: str                 # one of PRECISIONS
+    directory: str                 # where the files are
+    files: tuple                   # file names in `directory`
+    max_batch: int                 # largest batch it accepts
+    input_dtype: str               # what it takes: "float32" or "float16"
+    inference_precision: str       # what its kernels compute in
+    int8_recipe: str|None = None   # INT8: the recipe it was built with (`Int8Recipe.description`)
+    non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
+    sha256: tuple = ()             # of each file, in `files` order
+
+    @property
+    def paths(self) -> list[Path]: return [Path(self.directory) / f for f in self.files]
+
+    @property
+    def artifact_bytes(self) -> int:
+        "The size of its files."
+        return sum(p.stat().st_size for p in self.paths)
+
+    def record(self) -> dict:
+        "What `artifact.json` holds (everything but the directory)."
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items() if k != "directory"}
+
+    def sealed(self) -> Artifact:
+        "This artifact with the SHA-256 of its files, written to `artifact.json` beside them."
+        done = dataclasses.replace(self, sha256=tuple(_sha256(p) for p in self.paths))
+        (Path(self.directory) / ARTIFACT_FILE).write_text(json.dumps(done.record(), indent=1))
+        return done
+
+    def intact(self) -> bool:
+        "Whether every file is there with the SHA-256 recorded when it was built."
+        return bool(self.sha256) and all(p.is_file() for p in self.paths) and tuple(_sha256(p) for p in self.paths) == self.sha256
+
+    @classmethod
+    def read(cls, directory:str|Path) -> Artifact|None:
+        "The artifact recorded in `directory` (None when there is none or its record does not parse)."
+        try: record = json.loads((Path(directory) / ARTIFACT_FILE).read_text())
+        except (OSError, ValueError): return None
+        try: return cls(directory=str(directory), **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+        except TypeError: return None
+
+def resolve_threads(threads:int|None, # a thread count, or None
+                   ) -> int:
+    "The intra-op thread count every runtime gets: `threads`, else PyTorch's count (the one place this is decided)."
+    return int(threads) if threads else torch.get_num_threads()
+
+# %% ../nbs/api/04a_runtimes.ipynb #6f5ad5b7
+class Builder(Protocol):
+    "The build half of a runtime (`BUILDERS`): write the variant's files into `directory`, return its `Artifact`; `UnsupportedPrecisionError` when the runtime cannot run `precision`."
+    def __call__(self,
+                 model:nn.Module, # FP32 network (pruned or not), a copy the builder may change
+                 precision:str, # one of PRECISIONS
+                 calibration:list, # batches of `(images, labels)`: the example input, and INT8 ranges
+                 max_batch:int, # the largest batch the artifact must take
+                 recipe:Int8Recipe|None, # INT8: the recipe (`int8_recipe`); None for a float precision
+                 directory:Path, # where to write the files (exists, empty)
+                ) -> Artifact: ...
+
+class Loader(Protocol):
+    "The load half of a runtime (`LOADERS`): open an artifact's files with the runtime's own API."
+    def __call__(self,
+                 artifact:Artifact, # built by the runtime's `Builder`
+                 threads:int|None, # intra-op threads (None: `resolve_threads`; ExecuTorch's pool is left as it is)
+                 device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them
+                ) -> Deployed: ...
+
 # %% ../nbs/api/04a_runtimes.ipynb #65dae14a
 def _state_dict_bytes(module:nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(module.state_dict(), buffer)
     return buffer.getbuffer().nbytes
 
-def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_variant`), on its device
+def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_variant`, or one loaded from its artifact), on its device
                    precision:str, # its precision
                    input_precision:str, # "fp16" for half inputs, else "fp32"
                    max_batch:int, # largest batch to feed it at once
+                   artifact:Artifact|None=None, # the files it was loaded from (None: an in-memory module)
                   ) -> Deployed:
     "Wrap an eager module as a `Deployed` (CUDA calls wait for their kernels, so timings are true)."
     dtype, device = input_dtype(input_precision), next(iter(variant.parameters()), torch.empty(0)).device
@@ -185,21 +273,31 @@ def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_v
         out = variant(x); sync()
         return out
     names = {**COMPUTES_IN, "int8": f"int8 ({getattr(variant, 'qbackend', '')} kernels)"}
-    return Deployed("eager", precision, run, lambda x: x.to(device, dtype).contiguous(), _state_dict_bytes(variant),
-                    max_batch, names[precision], device=str(device), module=variant.eval())
+    size, computes = (artifact.artifact_bytes, artifact.inference_precision) if artifact else (_state_dict_bytes(variant), names[precision])
+    return Deployed("eager", precision, run, lambda x: x.to(device, dtype).contiguous(), size, max_batch, computes,
+                    device=str(device), module=variant if artifact else variant.eval(), artifact=artifact)   # a loaded export has no eval()
 
 # %% ../nbs/api/04a_runtimes.ipynb #b168f29e
-def deploy_eager(model:nn.Module, # FP32 network (pruned or not); never modified
-                 precision:str, # one of PRECISIONS
-                 calibration:list, # batches of `(images, labels)` for INT8 ranges
-                 max_batch:int, # the largest batch the artifact must take
-                 threads:int|None=None, # intra-op threads (None: the runtime's default)
-                 recipe:Int8Recipe|None=None, # INT8: its kernel backend (`int8_recipe('eager')`)
-                 device:str|torch.device="cpu", # where float kernels run (INT8 always runs on the CPU)
-                ) -> Deployed:
-    "The eager PyTorch module of `precision` (FX INT8, half FP16, or FP32); INT8 always runs on the CPU."
+def build_eager(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+    "`model.pt2` (FP32, FP16: the `precision_variant` through `torch.export`) or `model.torchscript.pt` (INT8: FX's quantized module, traced)."
     variant, inputs = precision_variant(model, precision, calibration, len(calibration), recipe.name if recipe else None)
-    return eager_deployed(variant.to("cpu" if precision == "int8" else device), precision, inputs, max_batch)
+    example = calibration[0][0][:max_batch].to(input_dtype(inputs))
+    if precision == "int8":
+        with _torchscript_notices_hidden(), torch.no_grad(): traced = torch.jit.trace(variant, example)
+        name, computes = "model.torchscript.pt", f"int8 ({getattr(variant, 'qbackend', '')} kernels)"
+        with _torchscript_notices_hidden(): torch.jit.save(traced, str(Path(directory) / name))
+    else:
+        name, computes = "model.pt2", COMPUTES_IN[precision]
+        torch.export.save(_export(variant, example, max_batch), str(Path(directory) / name))
+    return Artifact("eager", precision, str(directory), (name,), max_batch, str(example.dtype).removeprefix("torch."), computes)
+
+def load_eager(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+    "The module the artifact holds, as PyTorch runs it."
+    path = artifact.paths[0]
+    if path.suffix == ".pt2": module = torch.export.load(str(path)).module().to(device)
+    else:
+        with _torchscript_notices_hidden(): module = torch.jit.load(str(path), map_location="cpu")
+    return eager_deployed(module, artifact.precision, "fp16" if artifact.input_dtype == "float16" else "fp32", artifact.max_batch, artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #c50dbc43
 def _export(model:nn.Module, example:torch.Tensor, max_batch:int):
@@ -228,32 +326,35 @@ def _outside_delegate(edge) -> str:
     return ", ".join(f"{n}×{names.count(n)}" for n in dict.fromkeys(names))
 
 # %% ../nbs/api/04a_runtimes.ipynb #dec95359
-def deploy_executorch(model:nn.Module, # FP32 network (pruned or not); never modified
-                      precision:str, # one of PRECISIONS
-                      calibration:list, # batches of `(images, labels)` for INT8 ranges
-                      max_batch:int, # the largest batch the artifact must take
-                      threads:int|None=None, # intra-op threads (None: the runtime's default)
-                      recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
-                     ) -> Deployed:
-    "A `.pte` program lowered to XNNPACK, run by ExecuTorch's Python runtime."
+def build_executorch(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+    "A `.pte` program lowered to XNNPACK (INT8: PT2E static quantization with the XNNPACK quantizer)."
     with _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
-        from executorch.runtime import Runtime
     example = calibration[0][0]
     float_model = model.cpu().float().eval()
     if precision == "int8": graph, dtype = _pt2e_int8(float_model, example, calibration, max_batch), torch.float32
     elif precision == "fp16": graph, dtype = deepcopy(float_model).half(), torch.float16
     else: graph, dtype = float_model, torch.float32
     edge = to_edge_transform_and_lower(_export(graph, example.to(dtype), max_batch), partitioner=[XnnpackPartitioner()])
-    buffer = edge.to_executorch().buffer
+    (Path(directory) / "model.pte").write_bytes(edge.to_executorch().buffer)
+    names = {**COMPUTES_IN, "int8": "int8 (QS8 per-channel)"}
+    return Artifact("executorch", precision, str(directory), ("model.pte",), max_batch, str(dtype).removeprefix("torch."),
+                    names[precision], non_delegated_ops=_outside_delegate(edge))
+
+def load_executorch(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+    "The `.pte` program, run by ExecuTorch's Python runtime."
+    with _quiet_logger("torch.utils._pytree"):
+        from executorch.runtime import Runtime
+    buffer = artifact.paths[0].read_bytes()   # the bytes, not the path: a program loaded by path can outlive its file and be mistaken for another at that path
     with _native_stderr_silenced():
         program = Runtime.get().load_program(buffer)
         method = program.load_method("forward")
     if threads: _executorch_threads(threads)
-    names = {**COMPUTES_IN, "int8": "int8 (QS8 per-channel)"}
-    return Deployed("executorch", precision, lambda x: method.execute([x])[0], lambda x: x.to(dtype).contiguous(),
-                    len(buffer), max_batch, names[precision], _outside_delegate(edge), keep=(buffer, program, method))
+    dtype = getattr(torch, artifact.input_dtype)
+    return Deployed("executorch", artifact.precision, lambda x: method.execute([x])[0], lambda x: x.to(dtype).contiguous(),
+                    artifact.artifact_bytes, artifact.max_batch, artifact.inference_precision, artifact.non_delegated_ops,
+                    keep=(buffer, program, method), artifact=artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #e48346fc
 ORT_FP16_REASON = ("ONNX Runtime's CPU execution provider has no FP16 Conv kernels on x86; it would insert Casts "
@@ -297,20 +398,19 @@ def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modifie
                     weight_type=QuantType.QUInt8 if recipe.name == "u8u8" else QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
     return tmp / "int8.onnx"
 
-def deploy_onnxruntime(model:nn.Module, # FP32 network (pruned or not); never modified
-                       precision:str, # one of PRECISIONS
-                       calibration:list, # batches of `(images, labels)` for INT8 ranges
-                       max_batch:int, # the largest batch the artifact must take
-                       threads:int|None=None, # intra-op threads (None: the runtime's default)
-                       recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
-                      ) -> Deployed:
-    "An ONNX file (`onnx_artifact`) run by ONNX Runtime's CPU execution provider."
+def build_onnxruntime(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+    "`model.onnx` (`onnx_artifact`: FP32, or INT8 static QDQ with `recipe`)."
     with tempfile.TemporaryDirectory() as tmp:
-        path = onnx_artifact(model, precision, calibration, max_batch, recipe, tmp)
-        session, size = _ort_session(path, threads), sum(p.stat().st_size for p in Path(tmp).glob(f"{path.stem}.onnx*"))
+        shutil.copyfile(onnx_artifact(model, precision, calibration, max_batch, recipe, tmp), Path(directory) / "model.onnx")
+    computes = {**COMPUTES_IN, "int8": f"int8 ({recipe and recipe.name.upper()} QDQ, per-channel)"}[precision]
+    return Artifact("onnxruntime", precision, str(directory), ("model.onnx",), max_batch, "float32", computes)
+
+def load_onnxruntime(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+    "The ONNX file, run by ONNX Runtime's CPU execution provider."
+    session = _ort_session(artifact.paths[0], resolve_threads(threads))
     name = session.get_inputs()[0].name
-    return Deployed("onnxruntime", precision, lambda x: session.run(None, {name: x})[0], _numpy_input,
-                    size, max_batch, {**COMPUTES_IN, "int8": f"int8 ({recipe and recipe.name.upper()} QDQ, per-channel)"}[precision], keep=(session,))
+    return Deployed("onnxruntime", artifact.precision, lambda x: session.run(None, {name: x})[0], _numpy_input, artifact.artifact_bytes,
+                    artifact.max_batch, artifact.inference_precision, keep=(session,), artifact=artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #e377774d
 def _openvino_precision(compiled) -> str:
@@ -334,21 +434,9 @@ def openvino_capabilities() -> tuple[str, ...]:
     import openvino as ov
     return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
-def _ir_bytes(ov_model, compress:bool) -> int:
-    import openvino as ov
-    with tempfile.TemporaryDirectory() as tmp:
-        ov.save_model(ov_model, Path(tmp) / "model.xml", compress_to_fp16=compress)
-        return sum(p.stat().st_size for p in Path(tmp).iterdir())
-
 # %% ../nbs/api/04a_runtimes.ipynb #206ac408
-def deploy_openvino(model:nn.Module, # FP32 network (pruned or not); never modified
-                    precision:str, # one of PRECISIONS
-                    calibration:list, # batches of `(images, labels)` for INT8 ranges
-                    max_batch:int, # the largest batch the artifact must take
-                    threads:int|None=None, # intra-op threads (None: the runtime's default)
-                    recipe:Int8Recipe|None=None, # INT8: the recipe (`int8_recipe`)
-                   ) -> Deployed:
-    "OpenVINO IR compiled for the CPU plugin, with the inference precision pinned (INT8 through NNCF)."
+def build_openvino(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+    "OpenVINO IR (INT8 through NNCF; FP16 with FP16 weights), refused for FP16 where the CPU plugin has no FP16 inference."
     import openvino as ov
     if precision == "fp16" and "FP16" not in openvino_capabilities():
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin has no FP16 inference on this CPU (capabilities: "
@@ -359,19 +447,24 @@ def deploy_openvino(model:nn.Module, # FP32 network (pruned or not); never modif
         import nncf
         with _nncf_quiet():  # subset_size counts dataset items, here whole batches
             ov_model = nncf.quantize(ov_model, nncf.Dataset([b[0].numpy() for b in calibration]), subset_size=len(calibration))
-    hint = "f16" if precision == "fp16" else "f32"
-    config = {"INFERENCE_PRECISION_HINT": hint, **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-    compiled = ov.Core().compile_model(ov_model, "CPU", config)
+    ov.save_model(ov_model, Path(directory) / "model.xml", compress_to_fp16=precision == "fp16")
+    label = COMPUTES_IN[precision if precision != "int8" else "fp32"] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
+    return Artifact("openvino", precision, str(directory), ("model.xml", "model.bin"), max_batch, "float32", label)
+
+def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+    "The IR compiled for the CPU plugin with the inference precision pinned; `UnsupportedPrecisionError` when the plugin would compute in another."
+    import openvino as ov
+    hint = "f16" if artifact.precision == "fp16" else "f32"
+    compiled = ov.Core().compile_model(str(artifact.paths[0]), "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": resolve_threads(threads)})
     if _openvino_precision(compiled) != hint:
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin would compute in {_openvino_precision(compiled)}, not {hint}")
     request = compiled.create_infer_request()
-    label = COMPUTES_IN["fp16" if hint == "f16" else "fp32"] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
-    return Deployed("openvino", precision, lambda x: request.infer({0: x})[0], _numpy_input,
-                    _ir_bytes(ov_model, precision == "fp16"), max_batch, label, keep=(compiled, request))
+    return Deployed("openvino", artifact.precision, lambda x: request.infer({0: x})[0], _numpy_input, artifact.artifact_bytes,
+                    artifact.max_batch, artifact.inference_precision, keep=(compiled, request), artifact=artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #d928ba86
-DEPLOYERS = {"eager": deploy_eager, "executorch": deploy_executorch, "onnxruntime": deploy_onnxruntime,
-             "openvino": deploy_openvino}
+BUILDERS = {"eager": build_eager, "executorch": build_executorch, "onnxruntime": build_onnxruntime, "openvino": build_openvino}
+LOADERS = {"eager": load_eager, "executorch": load_executorch, "onnxruntime": load_onnxruntime, "openvino": load_openvino}
 
 def _recipe(runtime:str, precision:str, recipe:str|None, backend:str|None) -> Int8Recipe|None:
     "The INT8 recipe to build with (None for a float precision); a `ValueError` when the request contradicts the precision or the runtime."
@@ -382,23 +475,100 @@ def _recipe(runtime:str, precision:str, recipe:str|None, backend:str|None) -> In
     if len(set(asked)) > 1: raise ValueError(f"eager INT8: backend {backend!r} and recipe {recipe!r} disagree; give one")
     return int8_recipe(runtime, requested=asked[0] if asked else None)
 
+def _checked(precision:str, runtime:str, calibration:list):
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    check_runtimes([runtime], "runtime")
+    if not calibration: raise ValueError("calibration is empty: pass take_batches(loader, n) with n >= 1")
+
+def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
+                   precision:str, # one of PRECISIONS
+                   runtime:str, # one of RUNTIMES
+                   calibration:list, # `take_batches(train_loader, n)`: example input, and INT8 calibration
+                   directory:str|Path, # where to write the files (created)
+                   max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
+                   recipe:str|None=None, # INT8 recipe of `runtime` (`INT8_RECIPES`; None or "auto": chosen for this CPU)
+                   backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
+                  ) -> Artifact:
+    "Build `model` at `precision` for `runtime` into `directory`: the sealed `Artifact` (`UnsupportedPrecisionError` when the runtime cannot)."
+    _checked(precision, runtime, calibration)
+    chosen = _recipe(runtime, precision, recipe, backend)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    built = BUILDERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch or len(calibration[0][0]), chosen, Path(directory))
+    return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None).sealed()
+
+def load_artifact(artifact:Artifact, # a built artifact
+                  threads:int|None=None, # intra-op threads (None: `resolve_threads`; ExecuTorch's pool is left as it is)
+                  device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them
+                 ) -> Deployed:
+    "Open the artifact's files with its runtime's own API."
+    deployed = LOADERS[artifact.runtime](artifact, threads, device)
+    deployed.int8_recipe = artifact.int8_recipe
+    return deployed
+
+# %% ../nbs/api/04a_runtimes.ipynb #b6683075
+def _builder_version(runtime:str) -> str:
+    "What changes an artifact besides its inputs: edge_opt's builder code and the packages it calls."
+    from importlib.metadata import version, PackageNotFoundError
+    def v(p):
+        try: return version(p)
+        except PackageNotFoundError: return "-"
+    code = b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], sys.modules[precision_variant.__module__]))
+    return hashlib.sha256(code).hexdigest()[:12] + f"|torch {torch.__version__}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
+
+def artifact_key(model:nn.Module, # FP32 network
+                 precision:str, # one of PRECISIONS
+                 runtime:str, # one of RUNTIMES
+                 calibration:list, # the calibration batches
+                 max_batch:int, # largest batch
+                 recipe:Int8Recipe|None, # INT8: the recipe
+                ) -> str:
+    "A hash of everything that determines an artifact (the folder name in a store)."
+    h = hashlib.sha256(f"{runtime}|{precision}|{recipe.name if recipe else ''}|{max_batch}|{_builder_version(runtime)}|{model!r}".encode())
+    for k, v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for x, _ in (calibration if precision == "int8" else calibration[:1]): h.update(str(tuple(x.shape)).encode()); h.update(x.numpy().tobytes() if precision == "int8" else b"")
+    return h.hexdigest()[:16]
+
+def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
+                    precision:str, # one of PRECISIONS
+                    runtime:str, # one of RUNTIMES
+                    calibration:list, # `take_batches(train_loader, n)`
+                    store:str|Path, # the store's folder
+                    max_batch:int|None=None, # largest batch (None: the calibration batch size)
+                    recipe:str|None=None, # INT8 recipe (None or "auto": chosen for this CPU)
+                    backend:str|None=None, # eager INT8 kernel backend
+                   ) -> tuple[Artifact, bool]:
+    "`(artifact, reused)`: the one in `store` when it is there and intact, else built there (written to a temporary folder first)."
+    _checked(precision, runtime, calibration)
+    max_batch = max_batch or len(calibration[0][0])
+    key = artifact_key(model, precision, runtime, calibration, max_batch, _recipe(runtime, precision, recipe, backend))
+    folder = Path(store) / f"{runtime}-{precision}-{key}"
+    found = Artifact.read(folder)
+    if found is not None and found.intact(): return found, True
+    if folder.exists():
+        if found is not None: print(f"edge-opt: artifact {folder} does not match its recorded SHA-256; rebuilding it", file=sys.stderr)
+        shutil.rmtree(folder)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        built = build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend)
+        os.replace(tmp, folder)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return dataclasses.replace(built, directory=str(folder)), False
+
 def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
            precision:str, # one of PRECISIONS
            runtime:str, # one of RUNTIMES
            calibration:list, # `take_batches(train_loader, n)`: example input, and INT8 calibration
            max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
-           threads:int|None=None, # intra-op threads (None: the runtime's default)
+           threads:int|None=None, # intra-op threads (None: `resolve_threads`)
            backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
            device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them (the others run on the CPU)
            recipe:str|None=None, # INT8 recipe of `runtime` (`INT8_RECIPES`; None or "auto": chosen for this CPU)
+           store:str|Path|None=None, # keep (and reuse) the artifact here (None: build in a temporary folder, removed once loaded)
           ) -> Deployed:
-    "Build `model` as `runtime` runs it at `precision`; `UnsupportedPrecisionError` when it cannot."
-    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
-    check_runtimes([runtime], "runtime")
-    if not calibration: raise ValueError("calibration is empty: pass take_batches(loader, n) with n >= 1")
-    chosen = _recipe(runtime, precision, recipe, backend)
-    max_batch = max_batch or len(calibration[0][0])
-    extra = {"device": device} if runtime == "eager" else {}
-    built = DEPLOYERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch, threads, chosen, **extra)
-    built.int8_recipe = chosen.description if chosen else None
-    return built
+    "Build `model` as `runtime` runs it at `precision` and load the files; `UnsupportedPrecisionError` when it cannot."
+    if store is not None:
+        artifact, reused = stored_artifact(model, precision, runtime, calibration, store, max_batch, recipe, backend)
+        return dataclasses.replace(load_artifact(artifact, threads, device), reused=reused)
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_artifact(build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend), threads, device)

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['ROWS_FILE', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'OutputDirError', 'atomic_write', 'write_text', 'write_json',
-           'append_row', 'read_rows', 'repair_rows', 'run_dir', 'prepare_output_dir', 'output_lock']
+__all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'OutputDirError', 'atomic_write', 'write_text',
+           'write_json', 'append_row', 'read_rows', 'repair_rows', 'run_dir', 'prepare_output_dir', 'output_lock']
 
 # %% ../nbs/api/07a_storage.ipynb #8a01e4a8
 ROWS_FILE = "sweep_rows.jsonl"   # one JSON row a line, in every run directory
+ARTIFACTS_DIR = "artifacts"     # `out/runs/<fingerprint>/artifacts/`: the files every variant was built into
 RUNS_DIR = "runs"                # `out/runs/<fingerprint>/`: one directory per configuration
 LOCK_FILE = ".edge_opt.lock"     # who is writing into an output directory
 LATEST_FILE = "latest_run.txt"   # the fingerprint whose reports sit at the top of an output directory

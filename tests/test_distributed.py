@@ -18,7 +18,14 @@ from edge_opt.storage import ROWS_FILE, read_rows
 SMALL = dict(pruning_levels=[0.0, 0.3, 0.6], precisions=["fp32", "int8"], runtimes=["eager", "onnxruntime"], train_subset=512,
              val_subset=400, epochs=1, benchmark_rounds=2, benchmark_trials=2, benchmark_stream_trials=4)
 SAME = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "model_memory_mb", "activation_memory_mb", "memory_mb", "macs",
-        "artifact_bytes", "channels", "parameters", "accepted", "threads", "correct"]
+        "artifact_bytes", "channels", "parameters", "accepted", "threads", "correct", "predictions_sha256"]
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame):
+    "Equal results; eager INT8's TorchScript archive is the one artifact whose bytes carry the process's history (TorchScript numbers\n    the classes it compiles per process), so its size may differ by a few kB while its predictions do not."
+    torchscript = (a.index.get_level_values("runtime") == "eager") & (a.index.get_level_values("precision") == "int8")
+    pd.testing.assert_frame_equal(a[~torchscript], b.loc[a.index][~torchscript])
+    pd.testing.assert_frame_equal(a[torchscript].drop(columns="artifact_bytes"), b.loc[a.index][torchscript].drop(columns="artifact_bytes"))
 
 
 def overlaps(rows: pd.DataFrame) -> list:
@@ -44,7 +51,7 @@ def test_local_cluster_gives_the_local_rows(local_rows, tmp_path):
     assert rows.error.isna().all(), rows.error.dropna().tolist()
     key = ["pruning_level", "precision", "runtime"]
     a, b = local_rows.set_index(key)[SAME], rows.set_index(key)[SAME]
-    pd.testing.assert_frame_equal(a, b.loc[a.index])
+    same_rows(a, b)
     measured = rows[rows.unsupported.isna()]
     assert measured.latency_ms.gt(0).all() and measured.stream_latency_ms.gt(0).all()
     assert set(rows.host) == {local_rows.host.iloc[0]} and measured.timing_end.ge(measured.timing_start).all()
@@ -71,7 +78,7 @@ def test_a_killed_worker_costs_only_its_task(local_rows, tmp_path):
     assert rows.error.isna().all(), rows.error.dropna().tolist()
     key = ["pruning_level", "precision", "runtime"]
     a, b = local_rows.set_index(key)[SAME], rows.set_index(key)[SAME]
-    pd.testing.assert_frame_equal(a, b.loc[a.index])
+    same_rows(a, b)
 
 
 TINY = ["--pruning-levels", "0", "--precisions", "fp32", "--runtimes", "eager", "--epochs", "1", "--train-subset", "256",

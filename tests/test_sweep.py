@@ -103,15 +103,15 @@ SMALL = dict(pruning_levels=[0.0, 0.5], precisions=["fp32", "int8"], runtimes=["
 
 
 def test_failing_conversion_becomes_error_row_and_is_retried(tmp_path, monkeypatch):
-    real = runtimes.DEPLOYERS["onnxruntime"]
+    real = runtimes.BUILDERS["onnxruntime"]
 
     def broken(model, precision, *args, **kwargs):
         if precision == "int8" and model.conv1.out_channels == 8:
             raise RuntimeError("quantizer crashed")
         return real(model, precision, *args, **kwargs)
 
-    monkeypatch.setitem(runtimes.DEPLOYERS, "onnxruntime", broken)
-    cfg = SweepConfig(**SMALL)
+    monkeypatch.setitem(runtimes.BUILDERS, "onnxruntime", broken)
+    cfg = SweepConfig(**SMALL, build_workers=1)   # builds in this process, where the patch is
     df = run_sweep(cfg, tmp_path, progress=False)
     assert len(df) == 8
     failed = df[df.error.notna()]
@@ -121,7 +121,7 @@ def test_failing_conversion_becomes_error_row_and_is_retried(tmp_path, monkeypat
     paths = write_reports(df, cfg, tmp_path)   # reports still work with an error row
     assert json.loads(paths["summary.json"].read_text())["errors"] == 1
 
-    monkeypatch.setitem(runtimes.DEPLOYERS, "onnxruntime", real)   # a rerun retries only the failure
+    monkeypatch.setitem(runtimes.BUILDERS, "onnxruntime", real)   # a rerun retries only the failure
     again = run_sweep(cfg, tmp_path, progress=False)
     assert again.error.isna().all()
     keep = df.error.isna()
