@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from .data import DATASET_TEXT, DEFAULT_DATA_MEMORY_MB, data_identity, parse_dataset
+from .data import DATASET_TEXT, DEFAULT_DATA_MEMORY_MB, check_normalisation, data_identity, parse_dataset
 from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest, resolve_factory
 from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
@@ -151,12 +151,6 @@ def _directory(key, value):
 def _path(key, value):
     if not isinstance(value, (str, Path)) or not str(value).strip(): _fail(key, value, "expected a file path or null")
 
-def _per_channel(key, value):
-    "A non-empty list of finite numbers (above 0 for a std); their count is checked against the data's channels when it loads."
-    std = key.endswith("std")
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_num(v) and (v > 0 or not std) for v in value):
-        _fail(key, value, f"expected a non-empty list of finite numbers{' above 0 (pixels are divided by them)' if std else ''}, one per channel, or null")
-
 @dataclass(frozen=True)
 class TrainingKeys:
     "What is trained: the data, the network, the weights it starts from and its baseline training."
@@ -166,9 +160,9 @@ class TrainingKeys:
     val_fraction: float = config_key(0.2, "share of each class held out for validation where the data has no split (mnist-5k, a folder without train/ and val/)",
                                      low=0, high=1, above=True, below=True)
     normalize_mean: tuple|None = config_key(None, "per-channel mean subtracted from pixels scaled to [0, 1] (null: the training split's)",
-                                            kind=float, many=True, rule=_per_channel, rule_text="a list of numbers, one per channel")
+                                            kind=float, many=True, rule=check_normalisation, rule_text="a list of numbers, one per channel")
     normalize_std: tuple|None = config_key(None, "per-channel std the pixels are divided by (null: the training split's)",
-                                           kind=float, many=True, rule=_per_channel, rule_text="a list of numbers above 0, one per channel")
+                                           kind=float, many=True, rule=check_normalisation, rule_text="a list of numbers above 0, one per channel")
     model: str = config_key("smallcnn", "the network", rule=_model, rule_text=f"one of {', '.join(MODELS)}, package.module:factory or path/to/file.py:factory")
     weights: str|None = config_key(None, "a trained state_dict (or a checkpoint holding one) loaded into model: the baseline as given, not retrained (null: train one)",
                                    kind=str, rule=_path, rule_text="a path to a .pt file")

@@ -22,7 +22,7 @@ from .model import factory_identity, file_digest, resolve_factory
 __all__ = ['DATASETS', 'SOURCE_KINDS', 'IMAGE_SIZE', 'IMAGE_CHANNELS', 'NUM_CLASSES', 'IMAGE_EXTENSIONS', 'VAL_FOLDERS',
            'NPZ_ARRAYS', 'DEFAULT_DATA_MEMORY_MB', 'DATASET_TEXT', 'PREPROCESSING_STEPS', 'DataError',
            'DatasetUnavailableError', 'DataSource', 'parse_dataset', 'scan_folder', 'data_identity', 'Preprocess',
-           'stratified_split', 'default_workers', 'ImageData', 'load_data', 'build_loaders']
+           'check_normalisation', 'stratified_split', 'default_workers', 'ImageData', 'load_data', 'build_loaders']
 
 # %% ../nbs/api/01_data.ipynb #b5a96941
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "kmnist")   # the built-in names
@@ -147,12 +147,15 @@ class Preprocess:
             x = F.resize(x, [self.size, self.size], F.InterpolationMode.BILINEAR, antialias=True)
         return F.to_dtype(x, torch.float32, scale=True).contiguous()
 
+    def normalise(self, x:torch.Tensor, inplace:bool=False) -> torch.Tensor:
+        "Step 5 on a CHW or NCHW float tensor (in place when asked: a whole split kept in memory)."
+        if self.mean is None: return x
+        m, s = torch.tensor(self.mean).view(-1, 1, 1), torch.tensor(self.std).view(-1, 1, 1)
+        return x.sub_(m).div_(s) if inplace else (x - m) / s
+
     def __call__(self, img) -> torch.Tensor:
         "Steps 2–5: what a network built by edge_opt takes."
-        x = self.scaled(img)
-        if self.mean is None: return x
-        shape = (-1, 1, 1)
-        return (x - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
+        return self.normalise(self.scaled(img))
 
 # %% ../nbs/api/01_data.ipynb #39320e94
 def _channel_stats(batches) -> tuple[tuple, tuple]:
@@ -166,15 +169,20 @@ def _channel_stats(batches) -> tuple[tuple, tuple]:
     std = (squares / count - mean ** 2).clamp_min(0).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())
 
-def _check_stats(key:str, values, channels:int) -> tuple|None:
-    "`normalize_mean` or `normalize_std` as a tuple of one value per channel (None: compute it)."
+def check_normalisation(key:str, # "normalize_mean" or "normalize_std"
+                        values, # what the key holds
+                        channels:int|None=None, # the images' channels (None: not known yet, as when a config is read)
+                       ) -> tuple|None:
+    "`values` as a tuple of finite numbers (above 0 for a std), one per channel when `channels` is known; None: compute them."
     if values is None: return None
-    values = tuple(float(v) for v in values)
-    if len(values) != channels:
+    std = key.endswith("std")
+    ok = isinstance(values, (list, tuple)) and values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not ok or not all(math.isfinite(v) and (v > 0 or not std) for v in values):
+        raise DataError(f"config key '{key}': {values!r} is not allowed; expected a non-empty list of finite numbers"
+                        f"{' above 0 (pixels are divided by them)' if std else ''}, one per channel, or null")
+    if channels is not None and len(values) != channels:
         raise DataError(f"config key '{key}': {list(values)} is not allowed; the images have {channels} channel(s) (input_channels), so give {channels} value(s)")
-    if not all(math.isfinite(v) for v in values) or (key == "normalize_std" and min(values) <= 0):
-        raise DataError(f"config key '{key}': {list(values)} is not allowed; expected finite numbers{' above 0 (pixels are divided by them)' if key == 'normalize_std' else ''}")
-    return values
+    return tuple(float(v) for v in values)
 
 # %% ../nbs/api/01_data.ipynb #82ebe6f0
 class _Images:
@@ -422,8 +430,7 @@ class _Streamed(Dataset):
     def __getitem__(self, i):
         j = self.index[i]
         x = _prepared(self.images, j, self.pre, self.strict, self.source)
-        if self.pre.mean is not None: x = (x - torch.tensor(self.pre.mean).view(-1, 1, 1)) / torch.tensor(self.pre.std).view(-1, 1, 1)
-        return x, int(self.images.labels[j])
+        return self.pre.normalise(x), int(self.images.labels[j])
 
 def default_workers() -> int:
     "Worker processes for streamed data when `num_workers` is None: one per core, at most 4."
@@ -503,18 +510,17 @@ def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subs
     generator = torch.Generator().manual_seed(seed)
     tr, va = _subset(len(train), train_subset, generator), _subset(len(val), val_subset, generator)
     channels = input_channels or (3 if train.files is not None else train.arrays.shape[1] if train.arrays is not None else _channels_of(train.image(0)))
-    if input_size is None and (own := _own_size(train, src)) != (other := _own_size(val, src)):
-        _fail(src, f"its training images are {own}×{own} and its validation images {other}×{other}; set input_size")
-    size = input_size or _own_size(train, src)
-    mean, std = _check_stats("normalize_mean", normalize_mean, channels), _check_stats("normalize_std", normalize_std, channels)
+    size = input_size or _own_size(train, src)   # the images' own: every file header read once
+    if input_size is None and (other := _own_size(val, src)) != size:
+        _fail(src, f"its training images are {size}×{size} and its validation images {other}×{other}; set input_size")
+    mean, std = check_normalisation("normalize_mean", normalize_mean, channels), check_normalisation("normalize_std", normalize_std, channels)
     pre, strict = Preprocess(channels, size), input_size is None and src.kind == "factory"
     in_memory = (len(tr) + len(va)) * channels * size * size * 4 <= memory_mb * 2**20
     if in_memory:
         x_train, x_val = _decode(train, tr, pre, strict, src), _decode(val, va, pre, strict, src)
-        mean, std = _stats_of(x_train.split(256), mean, std)
-        norm = lambda x: x.sub_(torch.tensor(mean).view(1, -1, 1, 1)).div_(torch.tensor(std).view(1, -1, 1, 1))
-        train_ds = TensorDataset(norm(x_train), torch.from_numpy(train.labels[tr]))
-        val_ds = TensorDataset(norm(x_val), torch.from_numpy(val.labels[va]))
+        normalised = Preprocess(channels, size, *_stats_of(x_train.split(256), mean, std))
+        train_ds = TensorDataset(normalised.normalise(x_train, inplace=True), torch.from_numpy(train.labels[tr]))
+        val_ds = TensorDataset(normalised.normalise(x_val, inplace=True), torch.from_numpy(val.labels[va]))
     else:
         if mean is None or std is None:
             blocks = DataLoader(_Streamed(train, tr, pre, strict, str(src)), batch_size=256, num_workers=num_workers)
@@ -522,7 +528,7 @@ def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subs
         normalised = Preprocess(channels, size, mean, std)
         train_ds, val_ds = _Streamed(train, tr, normalised, strict, str(src)), _Streamed(val, va, normalised, strict, str(src))
     given = "given" if normalize_mean is not None and normalize_std is not None else "the training split" if normalize_mean is None and normalize_std is None else "partly given, the rest from the training split"
-    return ImageData(str(src), classes, channels, size, tuple(mean), tuple(std), given, train_ds, val_ds,
+    return ImageData(str(src), classes, channels, size, tuple(normalised.mean), tuple(normalised.std), given, train_ds, val_ds,
                      train.labels[tr], val.labels[va], in_memory, identity, num_workers)
 
 # %% ../nbs/api/01_data.ipynb #e0cd1d44

@@ -104,7 +104,7 @@ def _builder_start(model:str):
 @contextmanager
 def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); None: no pool
               ):
-    "Worker processes that build artifacts side by side (None when `build_workers` is 1). Each worker pays the runtimes' first-use cost once (about 4 s for ExecuTorch), and ExecuTorch's lowering is single-threaded Python: on a 2-core machine two workers made the default sweep slower (108.6 s against 55.8 s), hence the default of 1."
+    "Worker processes that build artifacts side by side (None when `build_workers` is 1). Each worker pays every runtime's first-use cost, and ExecuTorch's lowering is single-threaded Python, so on a machine with few cores the pool can cost more than it saves: the default is 1 (measure before raising it)."
     n = cfg.build_workers if cfg is not None else 1
     if n <= 1: yield None; return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"   # never fork a process with threads running

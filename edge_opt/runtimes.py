@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .model import file_digest
 from .quantization import PRECISIONS, precision_variant
 from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
@@ -178,12 +179,6 @@ def _as_tensor(out) -> torch.Tensor:
 # %% ../nbs/api/04a_runtimes.ipynb #1dcab88b
 ARTIFACT_FILE = "artifact.json"   # beside an artifact's files: what it is and the SHA-256 of each file
 
-def _sha256(path:Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-    return h.hexdigest()
-
 @dataclass(frozen=True)
 class Artifact:
     "A built variant on disk: the files a runtime loads (the first is the one it opens) and what loading them needs."
@@ -212,13 +207,13 @@ class Artifact:
 
     def sealed(self) -> Artifact:
         "This artifact with the SHA-256 of its files, written to `artifact.json` beside them."
-        done = dataclasses.replace(self, sha256=tuple(_sha256(p) for p in self.paths))
+        done = dataclasses.replace(self, sha256=tuple(file_digest(p) for p in self.paths))
         (Path(self.directory) / ARTIFACT_FILE).write_text(json.dumps(done.record(), indent=1))
         return done
 
     def intact(self) -> bool:
         "Whether every file is there with the SHA-256 recorded when it was built."
-        return bool(self.sha256) and all(p.is_file() for p in self.paths) and tuple(_sha256(p) for p in self.paths) == self.sha256
+        return bool(self.sha256) and all(p.is_file() for p in self.paths) and tuple(file_digest(p) for p in self.paths) == self.sha256
 
     @classmethod
     def read(cls, directory:str|Path) -> Artifact|None:
