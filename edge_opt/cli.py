@@ -33,7 +33,7 @@ from .runtimes import RUNTIMES
 # %% auto #0
 __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'add_config_flags', 'flag_values', 'build_parser',
            'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'recommend_main',
-           'publish_reports', 'run', 'main', 'export_parser', 'export_main']
+           'publish_reports', 'run', 'main', 'export_parser', 'export_main', 'time_split']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 class _Parser(argparse.ArgumentParser):
@@ -283,6 +283,16 @@ def export_main(argv:list[str], # the arguments after `edge-opt export`
     return 0
 
 # %% ../nbs/api/10_cli.ipynb #225efa7a
+def time_split(frames:list[pd.DataFrame], # the sweeps' rows
+               since:float, # when the command started (`time.time()`): older rows were resumed, not measured now
+               total:float, # the command's wall seconds
+              ) -> str:
+    "Where a command's time went: its levels' building and measuring (`level_build_s`, `level_measure_s` of the rows it measured), and the rest."
+    levels = [f[f.timing_start >= since].drop_duplicates("pruning_level") for f in frames if "timing_start" in f and "level_build_s" in f]
+    build, measure = (sum(float(l[k].sum()) for l in levels) for k in ("level_build_s", "level_measure_s"))
+    return (f"Done in {total:.1f} s: building artifacts {build:.1f} s, timing and scoring {measure:.1f} s, "
+            f"the rest (data, baseline, pruning, reports, shipping) {total - build - measure:.1f} s")
+
 def _sweep_main(argv:list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -294,9 +304,9 @@ def _sweep_main(argv:list[str]) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    start = time.perf_counter()
+    start, since = time.perf_counter(), time.time()
     try:
-        run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *argv])
+        frames = run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *argv])
     except (ConfigError, DatasetUnavailableError, ValueError) as e:
         return _fail(str(e))
     except OSError as e:
@@ -305,5 +315,5 @@ def _sweep_main(argv:list[str]) -> int:
         print(f"\nedge-opt: interrupted; measured rows are kept in {run_dir(cfg.output_dir, cfg.fingerprint())} "
               f"({ROWS_FILE}); run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"Done in {time.perf_counter() - start:.1f} s")
+    print(time_split(frames, since, time.perf_counter() - start))
     return 0

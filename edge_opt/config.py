@@ -27,10 +27,10 @@ from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, dask_available, local_workers
 
 # %% auto #0
-__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value',
-           'config_key', 'setting', 'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys',
-           'input_identity', 'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml',
-           'config_flag', 'config_groups', 'config_reference']
+__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'MAX_BUILD_WORKERS', 'POOL_MIN_BUILDS', 'RESULT_NEUTRAL_KEYS',
+           'ConfigError', 'Setting', 'check_value', 'config_key', 'setting', 'TrainingKeys', 'VariantKeys',
+           'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys', 'input_identity', 'SweepConfig', 'validate',
+           'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag', 'config_groups', 'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -136,6 +136,8 @@ def setting(name:str, # a config key
 
 # %% ../nbs/api/07_config.ipynb #4e6c2f70
 DEFAULT_EPOCHS = 5   # baseline training epochs when `epochs` is null and no weights are given
+MAX_BUILD_WORKERS = 8   # build processes when `build_workers` is null: one per core up to this (each holds the stack, about 1 GB)
+POOL_MIN_BUILDS = 16    # fewer artifacts than this build in the sweep's own process: a worker's start-up (importing the stack, warming the runtimes) costs about 10 s of CPU
 
 def _model(key, value):
     "A built-in model name, or a factory that imports (what it returns is checked when it is built)."
@@ -221,8 +223,9 @@ class ExecutionKeys(MeasurementKeys):
     "Where the work runs: in this process, or on a Dask cluster (it never changes what is measured)."
     executor: str = config_key("local", "where pruning levels run: in this process (local) or on a Dask cluster (dask)", rule=_executor,
                                rule_text=f"one of {', '.join(EXECUTORS)} (dask needs edge_opt[distributed])", neutral=True)
-    build_workers: int = config_key(1, "processes that build a level's artifacts side by side, never while a level is timed (1: in the sweep's own process)",
-                                    low=1, high=256, neutral=True)
+    build_workers: int|None = config_key(None, "processes that build a level's artifacts side by side, never while a level is timed "
+                                         f"(null: one per core, at most {MAX_BUILD_WORKERS}, when the sweep has at least {POOL_MIN_BUILDS} artifacts to build; 1: in the sweep's own process)",
+                                         kind=int, low=1, high=256, neutral=True)
     keep_artifacts: str = config_key("pareto", "artifacts the run's store keeps after a sweep: all, the accepted Pareto variants and the recommended one (pareto), or the recommended one alone",
                                      choices=("all", "pareto", "recommended"), neutral=True)
     scheduler: str|None = config_key(None, "executor dask: local:N starts N worker processes here; an address joins a running scheduler",

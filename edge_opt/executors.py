@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import socket
+import tempfile
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'ExecutorError', 'dask_available', 'local_workers', 'benchmark_slot',
-           'LocalExecutor', 'DaskExecutor', 'open_executor']
+__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'HOST_LOCK', 'ExecutorError', 'dask_available', 'local_workers',
+           'build_slot', 'benchmark_slot', 'LocalExecutor', 'DaskExecutor', 'open_executor']
 
 # %% ../nbs/api/07b_executors.ipynb #e134344e
 EXECUTORS = ("local", "dask")   # values of the `executor` config key
@@ -46,13 +49,31 @@ def _in_dask_worker() -> bool:
     try: get_worker(); return True
     except ValueError: return False
 
+HOST_LOCK = Path(tempfile.gettempdir()) / "edge-opt-host.lock"   # one per host (per temporary folder): builds share it, a timing holds it alone
+
+@contextmanager
+def _host_lock(exclusive:bool):
+    try: import fcntl
+    except ImportError: yield; return   # no flock here (Windows): nothing to wait for
+    fd = os.open(HOST_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)   # read-only: another user's lock file still locks
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally: os.close(fd)   # closing releases it
+
+@contextmanager
+def build_slot():
+    "Hold this host's build lock shared for a block: builds run side by side, and wait while anything on the host is timed."
+    with _host_lock(exclusive=False): yield
+
 @contextmanager
 def benchmark_slot():
-    "Hold this host's one timing slot for a block (a cluster-wide semaphore inside a Dask worker; nothing to wait for elsewhere); yields the host name."
+    "Hold this host's one timing slot for a block: the build lock alone (no build runs meanwhile) and, inside a Dask worker, a cluster-wide semaphore for the host; yields the host name."
     host = socket.gethostname()
-    if not _in_dask_worker(): yield host; return
-    from distributed import Semaphore
-    with Semaphore(max_leases=1, name=f"edge-opt-benchmark-{host}"): yield host
+    with _host_lock(exclusive=True):
+        if not _in_dask_worker(): yield host; return
+        from distributed import Semaphore
+        with Semaphore(max_leases=1, name=f"edge-opt-benchmark-{host}"): yield host
 
 # %% ../nbs/api/07b_executors.ipynb #455a5126
 class LocalExecutor:

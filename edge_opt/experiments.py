@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .config import SweepConfig
+from .config import MAX_BUILD_WORKERS, POOL_MIN_BUILDS, SweepConfig
 from .data import ImageData, load_data
 from .executors import benchmark_slot, open_executor
 from .constraints import Constraints, judge_rows
@@ -35,14 +35,14 @@ from .model import MODELS, ModelError, build_model, resolve_factory, check_model
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .recipes import requested_recipes
-from .runtimes import UnsupportedPrecisionError, deploy, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
+from .runtimes import UnsupportedPrecisionError, deploy, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
 from .storage import ARTIFACTS_DIR, ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_pool',
-           'build_variants', 'predictions_digest', 'measure_variants', 'level_task', 'level_network', 'row_key',
-           'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
+__all__ = ['BUILD_ORDER', 'sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_order',
+           'build_workers', 'build_pool', 'build_variants', 'predictions_digest', 'measure_variants', 'level_task',
+           'level_network', 'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
@@ -96,19 +96,31 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
 def _error_row(error:Exception) -> dict:
     return {"error": f"{type(error).__name__}: {error}", "unsupported": None, "accepted": False}
 
-def _builder_start(model:str):
-    "A build worker: one intra-op thread each (the workers share the cores), and a file factory's module imported (to unpickle the network)."
-    torch.set_num_threads(1)
-    if model not in MODELS: resolve_factory(model)
+BUILD_ORDER = ("executorch", "openvino", "eager", "onnxruntime")   # slowest builds first: the pool's last job is a short one
+
+def build_order(todo:list[tuple[str, str]], # `(precision, runtime)` pairs
+               ) -> list[tuple[str, str]]:
+    "`todo` with the slowest builds first (`BUILD_ORDER`, INT8 first within a runtime), so that parallel workers finish together."
+    rank = {r: i for i, r in enumerate(BUILD_ORDER)}
+    return sorted(todo, key=lambda k: (rank.get(k[1], len(rank)), k[0] != "int8"))
+
+def build_workers(cfg:SweepConfig, # the sweep's settings (`build_workers`)
+                  builds:int, # artifacts the sweep has left to build
+                 ) -> int:
+    "How many processes build: `build_workers`, or when it is null one per usable core (at most `MAX_BUILD_WORKERS`) once there are `POOL_MIN_BUILDS` artifacts to build, else 1 (the sweep's own process)."
+    if cfg.build_workers: return cfg.build_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(MAX_BUILD_WORKERS, cores) if builds >= POOL_MIN_BUILDS else 1
 
 @contextmanager
 def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); None: no pool
+               builds:int=0, # artifacts the sweep has left to build (`build_workers`)
               ):
-    "Worker processes that build artifacts side by side (None when `build_workers` is 1). Each worker pays every runtime's first-use cost, and ExecuTorch's lowering is single-threaded Python, so on a machine with few cores the pool can cost more than it saves: the default is 1 (measure before raising it)."
-    n = cfg.build_workers if cfg is not None else 1
+    "Worker processes that build artifacts side by side (None when `build_workers` comes to 1); each pays its own start-up and every runtime's first-build cost (about 10 s of CPU), which is why a small sweep builds in its own process."
+    n = build_workers(cfg, builds) if cfg is not None else 1
     if n <= 1: yield None; return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"   # never fork a process with threads running
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=_builder_start, initargs=(cfg.model,)) as pool:
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=start_build_worker, initargs=(cfg.model,)) as pool:
         yield pool
 
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
@@ -125,7 +137,7 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     recipe_of = lambda precision, runtime: asked.get(runtime) if precision == "int8" else None
     where = lambda runtime: (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
     if pool is not None and store is not None:
-        jobs = {(p, r): pool.submit(stored_artifact, pruned, p, r, calibration, store, cfg.batch_size, recipe_of(p, r)) for p, r in todo}
+        jobs = {(p, r): pool.submit(stored_artifact, pruned, p, r, calibration, store, cfg.batch_size, recipe_of(p, r)) for p, r in build_order(todo)}
         for (p, r), job in jobs.items():
             try:
                 artifact, reused = job.result()
@@ -180,7 +192,7 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
     if not built: return {}
     batch = next(iter(val_dl))[0]
     r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
-    with benchmark_slot():   # on a cluster, no other timing runs on this host meanwhile
+    with benchmark_slot():   # no build and no other timing runs on this host meanwhile
         start = time.time()
         full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
         one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
@@ -222,15 +234,18 @@ def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, d
     return pruned.eval()
 
 def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store=None, pool=None) -> dict:
-    "Every `(precision, runtime)` row of one pruning level, with where it ran (`host`, `threads`)."
+    "Every `(precision, runtime)` row of one pruning level, with where it ran (`host`, `threads`) and how long the level took to build and to measure."
     where = dict(host=socket.gethostname(), threads=threads)
     if store is not None:
         try: Path(store).mkdir(parents=True, exist_ok=True)
         except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
     try: pruned = _prune(model, level, cfg, train_dl, device)
     except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
+    start = time.perf_counter()
     built, rows = build_variants(pruned, todo, cfg, calibration, threads, device, store, pool)
+    built_at = time.perf_counter()
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
+    where.update(level_build_s=built_at - start, level_measure_s=time.perf_counter() - built_at)   # the level's wall time: building and loading, then timing and scoring
     sample = (1, *next(iter(val_dl))[0].shape[1:])
     base = footprint(model, sample)   # the FP32 unpruned network's memory: what a relative memory limit is a share of
     shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned),
@@ -297,7 +312,7 @@ def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baselin
     "`(level, rows)` of each pending level as it finishes, from the executor `cfg` names (a task that failed for good: error rows); `counts`: the bar's total and start."
     if not pending: return
     threads = resolve_threads(cfg.threads)
-    with open_executor(cfg) as ex, build_pool(None if ex.remote else cfg) as pool:
+    with open_executor(cfg) as ex, build_pool(None if ex.remote else cfg, sum(len(todo) for _, todo in pending)) as pool:
         device = None if ex.remote else resolve_device(cfg.device)   # a worker resolves its own
         shared = _shared_baseline(cfg, here, ex, progress, baseline, device)
         with tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:   # once the baseline is ready

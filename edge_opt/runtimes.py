@@ -11,6 +11,7 @@ import importlib.util
 import json
 import io
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import file_digest
+from .executors import build_slot
+from .model import MODELS, file_digest, resolve_factory
 from .quantization import PRECISIONS, precision_variant
 from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
@@ -38,7 +40,7 @@ __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ART
            'thread_limit', 'take_batches', 'Deployed', 'Artifact', 'resolve_threads', 'Builder', 'Loader',
            'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch', 'onnx_artifact',
            'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino', 'load_openvino',
-           'build_artifact', 'load_artifact', 'artifact_key', 'stored_artifact', 'deploy']
+           'build_artifact', 'load_artifact', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -488,7 +490,8 @@ def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modifi
     _checked(precision, runtime, calibration)
     chosen = _recipe(runtime, precision, recipe, backend)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    built = BUILDERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch or len(calibration[0][0]), chosen, Path(directory))
+    with build_slot():   # never while anything on this host is timed
+        built = BUILDERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch or len(calibration[0][0]), chosen, Path(directory))
     return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None).sealed()
 
 def load_artifact(artifact:Artifact, # a built artifact
@@ -567,3 +570,13 @@ def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
         return dataclasses.replace(load_artifact(artifact, threads, device), reused=reused)
     with tempfile.TemporaryDirectory() as tmp:
         return load_artifact(build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend), threads, device)
+
+def start_build_worker(model:str, # the sweep's `model` (a file factory's module is imported, to unpickle the network)
+                      ):
+    "Set up a process that builds artifacts for others (a pool's `initializer`): one intra-op thread (the workers share the cores), and helper processes forked."
+    torch.set_num_threads(1)
+    # A worker started by a forkserver would start the helper processes of the libraries it runs the same way: a fresh
+    # interpreter importing the whole stack, on the cores the builds need. OpenVINO's and NNCF's usage telemetry starts one
+    # per message (several per OpenVINO build); forked, as in the sweep's own process, each costs milliseconds.
+    multiprocessing.set_start_method("fork", force=True)
+    if model not in MODELS: resolve_factory(model)
