@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,9 @@ from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY',
-           'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits',
-           'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of', 'Recommendation', 'recommend']
+           'TIE_RULE', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits',
+           'objective_spread', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
+           'tied_candidates', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -193,16 +194,25 @@ def resolved_limits(rows:pd.DataFrame, # measured rows
             "latency_ms": resolve_limit(c.latency_limit, latency_base, "latency_limit"), "latency_baseline_ms": latency_base}
 
 # %% ../nbs/api/06a_constraints.ipynb #5a7ade11
+def objective_spread(objective:str, # a key of `OBJECTIVES`
+                    ) -> tuple[str, str]:
+    "The row columns of the objective's spread: the 5th and 95th percentiles of its round medians (`stream_latency_low_ms`, ...)."
+    column = OBJECTIVES[objective]
+    return column.replace("_ms", "_low_ms"), column.replace("_ms", "_high_ms")
+
 def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
                     c:Constraints, # the constraints
                    ) -> pd.DataFrame:
-    "Every measured variant with its objective, memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first (the absolute limits in `.attrs['limits']`)."
+    "Every measured variant with its objective (and its spread), memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first (the absolute limits in `.attrs['limits']`)."
     ok = measured_rows(rows).reset_index(drop=True)
     lim = resolved_limits(ok, c)
     no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
+    low, high = objective_spread(c.objective)
+    t["objective_low_ms"] = ok[low] if low in ok else t.objective_ms   # a p95 objective has no spread: its point
+    t["objective_high_ms"] = ok[high] if high in ok else t.objective_ms
     t["memory"] = _memory(ok, c.memory_on)
     t["latency"] = ok[c.latency_column]
     fails = [_failures(r, c, lim) for r in t.itertuples()]
@@ -246,6 +256,14 @@ def memory_limit_of(rows:pd.DataFrame, # sweep rows
 
 # %% ../nbs/api/06a_constraints.ipynb #77d31e5f
 KEY = ["pruning_level", "precision", "runtime"]
+TIE_RULE = "less memory, then higher accuracy, then the lower median"   # among passing variants whose latency spreads overlap the fastest's
+
+def tied_candidates(passing:pd.DataFrame, # passing candidates, fastest median first (`candidate_table`)
+                   ) -> pd.DataFrame:
+    "The candidates whose objective spread (5th–95th percentile of round medians) overlaps the fastest's, in `TIE_RULE` order: the one to ship first."
+    if passing.empty: return passing
+    tied = passing[passing.objective_low_ms <= passing.objective_high_ms.iloc[0]]   # sorted by median: overlap is starting below the fastest's top
+    return tied.sort_values(["memory", "accuracy", "objective_ms"], ascending=[True, False, True], kind="stable")
 
 def _brief(r) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items() if not k.startswith("_")}
@@ -267,7 +285,7 @@ def _nearest_misses(t:pd.DataFrame) -> dict:
 # %% ../nbs/api/06a_constraints.ipynb #7baed3ce
 @dataclass
 class Recommendation:
-    "The fastest variant meeting every constraint, its runners-up, every candidate's verdict and, when none passes, the nearest misses."
+    "The fastest variant meeting every constraint (or, when its latency spread overlaps others', the one the tie rule picks), its runners-up, every candidate's verdict and, when none passes, the nearest misses."
     constraints: Constraints
     candidates: pd.DataFrame      # every measured variant, passing ones first (see `candidate_table`)
     baseline: dict|None           # the accuracy reference row (None: no FP32 unpruned row and no accuracy limit)
@@ -276,6 +294,8 @@ class Recommendation:
     nearest_misses: dict          # per constraint, the rejected candidate closest to it
     limits: dict                  # the absolute memory (MB) and latency (ms) limits, relative ones resolved
     loosen: dict|None = None      # when none passes: the nearest miss and the flags that would let it pass
+    tied: list = field(default_factory=list)   # the passing variants whose objective spread overlaps the fastest's, in tie-rule order (the choice first); empty: no tie
+    tie_rule: str = TIE_RULE      # how a tie is broken
 
     def to_json(self) -> dict:
         "What `recommendation.json` holds."
@@ -283,13 +303,15 @@ class Recommendation:
         pick = None if c is None else {**{k: c[k] for k in KEY + ["accuracy"]}, "memory_mb": c["memory"],
                                        "memory_on": self.constraints.memory_on, "objective": self.constraints.objective,
                                        OBJECTIVES[self.constraints.objective]: c["objective_ms"],
+                                       "objective_spread_ms": [c["objective_low_ms"], c["objective_high_ms"]],
                                        "accuracy_drop_points": c["drop_points"], "accuracy_drop_high": c["drop_high"]}
         k = self.constraints
         limits = {**self.limits, "memory": limit_text(k.memory_limit, self.limits["memory_mb"], "MB") if k.memory_limit else None,
                   "latency": limit_text(k.latency_limit, self.limits["latency_ms"], "ms") if k.latency_limit else None}
         return {"passed": c is not None, **(pick or {}), "recommendation": pick, "constraints": asdict(k), "limits": limits,
                 "loosen": self.loosen, "baseline": self.baseline, "runners_up": self.runners_up, "nearest_misses": self.nearest_misses,
-                "candidates": int(len(self.candidates)), "passing": int(self.candidates.passes.sum())}
+                "candidates": int(len(self.candidates)), "passing": int(self.candidates.passes.sum()),
+                "tied": self.tied, "tie_rule": self.tie_rule}
 
     def text(self,
              from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: `OUT`)
@@ -307,7 +329,8 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
               f"{k.latency_column} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
               f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
-    head = f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]})."
+    head = (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]}; "
+            f"a median's spread is the 5–95% range of its round medians; spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}).")
     if c is None:
         lines = [head, f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
         lines += [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
@@ -317,12 +340,18 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
             lines += [f"To accept the nearest miss, pruning {v['pruning_level']:g} {v['precision'].upper()} on {v['runtime']}, loosen "
                       f"{' and '.join(rec.loosen['loosened'])}:", f"  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}"]
         return "\n".join(lines)
-    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {c['objective_ms']:.4g} ms "
-             f"({OBJECTIVES[k.objective]}), accuracy {c['accuracy']:.3f}"
+    spread = lambda r: f"{r['objective_ms']:.4g} ms" + ("" if r["objective_low_ms"] == r["objective_high_ms"] else   # a p95 objective: no spread
+                                                        f" (5–95%: {r['objective_low_ms']:.4g}–{r['objective_high_ms']:.4g})")
+    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {OBJECTIVES[k.objective]} {spread(c)}, "
+             f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
              + f", {c['memory']:.4g} MB. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."]
-    lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {r['objective_ms']:.4g} ms, "
-              f"accuracy {r['accuracy']:.3f}" for r in rec.runners_up]
+    if rec.tied:
+        others = [f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}" for r in rec.tied[1:]]
+        lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also {', '.join(others)}); "
+                     f"chosen by the tie rule: {rec.tie_rule}.")
+    lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {spread(r)}, "
+              f"accuracy {r['accuracy']:.3f}, {r['memory']:.4g} MB" for r in rec.runners_up]
     return "\n".join(lines)
 
 # %% ../nbs/api/06a_constraints.ipynb #d8cc7900
@@ -361,11 +390,15 @@ def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
 def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
               constraints:Constraints=Constraints(), # the limits to meet
              ) -> Recommendation:
-    "The fastest variant meeting every constraint; nothing passing is a result (`choice` None, `nearest_misses` and `loosen` filled)."
+    "The fastest variant meeting every constraint, or when the spreads of the fastest ones overlap, the one `TIE_RULE` picks among them; nothing passing is a result (`choice` None, `nearest_misses` and `loosen` filled)."
     t = candidate_table(rows, constraints)
     base = _brief(_baseline(t)[KEY + ["accuracy"]]) if _has_baseline(t) else None   # the table keeps every measured row
     passing = t[t.passes]
-    brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "memory", "drop_points", "drop_high", "latency"]])
-    return Recommendation(constraints, t, base, brief(passing.iloc[0]) if len(passing) else None,
-                          [brief(r) for _, r in passing.iloc[1:4].iterrows()], {} if len(passing) else _nearest_misses(t),
-                          t.attrs["limits"], None if len(passing) else _loosen(t, constraints))
+    brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "objective_low_ms", "objective_high_ms", "memory", "drop_points", "drop_high", "latency"]])
+    tied = tied_candidates(passing)
+    chosen = tied.index[0] if len(tied) else None
+    rest = passing.drop(index=[chosen] if chosen is not None else [])
+    return Recommendation(constraints, t, base, brief(passing.loc[chosen]) if len(passing) else None,
+                          [brief(r) for _, r in rest.iloc[:3].iterrows()], {} if len(passing) else _nearest_misses(t),
+                          t.attrs["limits"], None if len(passing) else _loosen(t, constraints),
+                          [brief(r) for _, r in tied.iterrows()] if len(tied) > 1 else [])

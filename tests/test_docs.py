@@ -2,6 +2,7 @@
 import ast
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,59 @@ def test_outputs_hold_no_local_paths(path):
             text = json.dumps({k: v for k, v in out.get("data", {}).items() if k != "image/png"}) + json.dumps(out.get("text", ""))
             for local in ("/tmp/", "/work/", "/root/", "/home/"):
                 assert local not in text, f"{path.name}: output mentions {local}"
+
+
+def test_no_table_cell_is_cut_short():
+    "pandas cuts a cell's text at 50 characters with '...' unless told not to: no page shows a cut explanation."
+    cut = []
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text())["cells"]:
+            for out in cell.get("outputs", []):
+                html = "".join(out.get("data", {}).get("text/html", []))
+                cut += [f"{path.name}: {m}" for m in re.findall(r"<td>[^<]{40,}\.\.\.</td>", html)]
+    assert not cut, "\n".join(cut[:10])
+
+
+def test_every_page_has_its_own_title_and_the_navbar_reaches_every_page():
+    "Two pages with one title cannot be told apart in the sidebar or search; every tutorial and analysis is one click from the navbar."
+    titles = {}
+    for path in NOTEBOOKS:
+        first = next(c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+        titles.setdefault("".join(first["source"]).splitlines()[0], []).append(path.name)
+    assert not {t: ps for t, ps in titles.items() if len(ps) > 1}
+    navbar = yaml.safe_load((NBS / "_quarto.yml").read_text())["website"]["navbar"]["left"]
+    linked = {item["href"] for entry in navbar for item in entry.get("menu", [entry])}
+    assert {str(p.relative_to(NBS)) for p in PAGES} <= linked, sorted({str(p.relative_to(NBS)) for p in PAGES} - linked)
+
+
+def test_every_link_and_anchor_resolves():
+    "Markdown links between pages point to a page and a heading or documented name on it; a backticked `Class.method` (which nbdev links to the method's anchor) is documented with `show_doc` on its page."
+    from edge_opt._modidx import d
+    html = lambda p: str(p.relative_to(NBS).with_name(re.sub(r"^\d+[a-z]?_", "", p.stem) + ".html"))
+    pages = {html(p): p for p in NOTEBOOKS}
+    slug = lambda h: re.sub(r"[^a-z0-9_\- ]", "", h.strip().lower()).replace(" ", "-")
+    anchors, methods, shown, texts = {h: set() for h in pages}, {}, set(), []
+    for mod, entries in d["syms"].items():
+        for name, (url, _) in entries.items():
+            page, _, anchor = url.partition("#")
+            if name.count(".") == 2 and page in anchors: anchors[page].add(anchor)   # module.function, module.Class
+            if name.count(".") == 3: methods[".".join(name.split(".")[2:])] = url     # module.Class.method
+    for h, p in pages.items():
+        for c in json.loads(p.read_text())["cells"]:
+            src = "".join(c["source"])
+            if c["cell_type"] == "markdown":
+                anchors[h] |= {slug(m) for m in re.findall(r"^#+ (.+)$", src, re.M)}
+                texts.append((p, src))
+            else: shown |= set(re.findall(r"show_doc\(([A-Za-z_]+\.[A-Za-z_]+)", src))
+            texts += [(p, "".join(o.get("data", {}).get("text/markdown", []))) for o in c.get("outputs", [])]
+    texts += [(p, p.read_text()) for p in (NBS.parent / "edge_opt").glob("*.py") if p.name != "_modidx.py"]   # docstrings render too
+    bad = []
+    for p, text in texts:
+        here = p.relative_to(NBS).parent if p.suffix == ".ipynb" else Path("api")
+        for target, anchor in re.findall(r"\]\(([^)\s:]+?\.html)(?:#([^)\s]+))?\)", text):
+            full = os.path.normpath(here / target)
+            if full not in pages: bad.append(f"{p.name}: {target} (no such page)")
+            elif anchor and anchor not in anchors[full]: bad.append(f"{p.name}: {target}#{anchor} (no such anchor)")
+        bad += [f"{p.name}: `{ref}` links to {methods[ref]}, which no show_doc renders"
+                for ref in re.findall(r"`([A-Za-z_]+\.[a-z_]+)`", text) if ref in methods and ref not in shown]
+    assert not bad, "\n".join(bad)

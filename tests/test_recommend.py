@@ -36,7 +36,7 @@ def run(*args):
 
 
 def independent_answer(csv, memory_limit, max_drop, objective_col, max_latency_ms=None):
-    "The recommendation recomputed from sweep_results.csv with numpy alone: paired bootstrap of the drop, filter, argmin."
+    "The recommendation recomputed from sweep_results.csv with numpy alone: paired bootstrap of the drop, filter, the fastest and the variants tied with it, the tie rule."
     rows = pd.read_csv(csv)
     rows = rows[rows.error.isna() & rows.unsupported.isna()].reset_index(drop=True)
     base = rows[(rows.pruning_level == 0) & (rows.precision == "fp32") & (rows.runtime == "eager")].iloc[0]
@@ -47,7 +47,11 @@ def independent_answer(csv, memory_limit, max_drop, objective_col, max_latency_m
     ok = rows[(rows.memory_mb <= max_memory_mb) & (np.round(high, 9) <= max_drop)
               & ((rows.stream_latency_ms <= max_latency_ms) if max_latency_ms else True)]
     if ok.empty: return None
-    best = ok.sort_values([objective_col, "accuracy", "memory_mb", "pruning_level"], ascending=[True, False, True, True]).iloc[0]
+    fastest = ok.sort_values([objective_col, "accuracy", "memory_mb", "pruning_level"], ascending=[True, False, True, True]).iloc[0]
+    low, high = objective_col.replace("_ms", "_low_ms"), objective_col.replace("_ms", "_high_ms")   # 5th/95th percentile of round medians
+    low, high = (low, high) if low in ok else (objective_col, objective_col)   # a p95 objective has no spread
+    tied = ok[ok[low] <= fastest[high]]   # spreads that overlap the fastest's: a tie, broken by less memory, then accuracy, then median
+    best = tied.sort_values(["memory_mb", "accuracy", objective_col], ascending=[True, False, True]).iloc[0]
     return best.pruning_level, best.precision, best.runtime
 
 
