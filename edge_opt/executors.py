@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'HOST_LOCK', 'ExecutorError', 'dask_available', 'local_workers',
-           'build_slot', 'benchmark_slot', 'LocalExecutor', 'DaskExecutor', 'open_executor']
+__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'LOCK_DIR_VARIABLE', 'ExecutorError', 'dask_available',
+           'local_workers', 'host_lock_path', 'build_slot', 'benchmark_slot', 'LocalExecutor', 'DaskExecutor',
+           'open_executor']
 
 # %% ../nbs/api/07b_executors.ipynb #e134344e
 EXECUTORS = ("local", "dask")   # values of the `executor` config key
@@ -49,13 +50,17 @@ def _in_dask_worker() -> bool:
     try: get_worker(); return True
     except ValueError: return False
 
-HOST_LOCK = Path(tempfile.gettempdir()) / "edge-opt-host.lock"   # one per host (per temporary folder): builds share it, a timing holds it alone
+LOCK_DIR_VARIABLE = "EDGE_OPT_LOCK_DIR"   # where the host lock lives (default: the temporary folder)
+
+def host_lock_path() -> Path:
+    "The host lock's file: in `$EDGE_OPT_LOCK_DIR`, else the temporary folder. Processes that share the CPU share it; containers on one host can share it through a mounted folder."
+    return Path(os.environ.get(LOCK_DIR_VARIABLE) or tempfile.gettempdir()) / "edge-opt-host.lock"
 
 @contextmanager
 def _host_lock(exclusive:bool):
     try: import fcntl
     except ImportError: yield; return   # no flock here (Windows): nothing to wait for
-    fd = os.open(HOST_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)   # read-only: another user's lock file still locks
+    fd = os.open(host_lock_path(), os.O_RDONLY | os.O_CREAT, 0o666)   # read-only: another user's lock file still locks
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield

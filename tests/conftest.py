@@ -1,3 +1,6 @@
+import os
+import tempfile
+
 import pytest
 
 from edge_opt.cli import main
@@ -20,3 +23,8 @@ def cli_error(capsys):
         assert len(err.splitlines()) == 1 and err.startswith("edge-opt: error: "), err
         return err
     return run
+
+
+def pytest_configure(config):
+    "Each test process its own host lock (`edge_opt.executors.host_lock_path`): the suite's timings are not measurements, and would otherwise wait for the builds of the other test processes."
+    os.environ["EDGE_OPT_LOCK_DIR"] = tempfile.mkdtemp(prefix="edge-opt-lock-")
