@@ -136,8 +136,8 @@ def setting(name:str, # a config key
 
 # %% ../nbs/api/07_config.ipynb #4e6c2f70
 DEFAULT_EPOCHS = 5   # baseline training epochs when `epochs` is null and no weights are given
-MAX_BUILD_WORKERS = 8   # build processes when `build_workers` is null: one per core up to this (each holds the stack, about 1 GB)
-POOL_MIN_BUILDS = 16    # fewer artifacts than this build in the sweep's own process: a worker's start-up (importing the stack, warming the runtimes) costs about 10 s of CPU
+MAX_BUILD_WORKERS = 8   # build processes when `build_workers` is null: one per core up to this (each holds the whole stack in memory)
+POOL_MIN_BUILDS = 16    # fewer artifacts than this build in the sweep's own process: a worker's start-up (importing the stack, each runtime's first build) costs more than a few builds
 
 def _model(key, value):
     "A built-in model name, or a factory that imports (what it returns is checked when it is built)."

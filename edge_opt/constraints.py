@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import unpack_correct
-from .analysis import measured_rows
+from .analysis import measured_rows, spread_columns
 from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
@@ -21,8 +21,8 @@ from .runtimes import RUNTIMES
 # %% auto #0
 __all__ = ['OBJECTIVES', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY',
            'TIE_RULE', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits',
-           'objective_spread', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
-           'tied_candidates', 'Recommendation', 'recommend']
+           'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of', 'tied_candidates', 'Recommendation',
+           'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -194,12 +194,6 @@ def resolved_limits(rows:pd.DataFrame, # measured rows
             "latency_ms": resolve_limit(c.latency_limit, latency_base, "latency_limit"), "latency_baseline_ms": latency_base}
 
 # %% ../nbs/api/06a_constraints.ipynb #5a7ade11
-def objective_spread(objective:str, # a key of `OBJECTIVES`
-                    ) -> tuple[str, str]:
-    "The row columns of the objective's spread: the 5th and 95th percentiles of its round medians (`stream_latency_low_ms`, ...)."
-    column = OBJECTIVES[objective]
-    return column.replace("_ms", "_low_ms"), column.replace("_ms", "_high_ms")
-
 def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
                     c:Constraints, # the constraints
                    ) -> pd.DataFrame:
@@ -210,7 +204,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_resul
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
-    low, high = objective_spread(c.objective)
+    low, high = spread_columns(OBJECTIVES[c.objective])
     t["objective_low_ms"] = ok[low] if low in ok else t.objective_ms   # a p95 objective has no spread: its point
     t["objective_high_ms"] = ok[high] if high in ok else t.objective_ms
     t["memory"] = _memory(ok, c.memory_on)

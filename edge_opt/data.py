@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from .executors import usable_cores
 from .model import factory_identity, file_digest, resolve_factory
 
 # %% auto #0
@@ -434,7 +435,7 @@ class _Streamed(Dataset):
 
 def default_workers() -> int:
     "Worker processes for streamed data when `num_workers` is None: one per core, at most 4."
-    return min(4, os.cpu_count() or 1)
+    return min(4, usable_cores())
 
 # %% ../nbs/api/01_data.ipynb #f7714db0
 @dataclass(eq=False)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .config import MAX_BUILD_WORKERS, POOL_MIN_BUILDS, SweepConfig
 from .data import ImageData, load_data
-from .executors import benchmark_slot, open_executor
+from .executors import benchmark_slot, open_executor, usable_cores
 from .constraints import Constraints, judge_rows
 from .hardware import MB, summarize_hardware
 from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
@@ -109,14 +109,13 @@ def build_workers(cfg:SweepConfig, # the sweep's settings (`build_workers`)
                  ) -> int:
     "How many processes build: `build_workers`, or when it is null one per usable core (at most `MAX_BUILD_WORKERS`) once there are `POOL_MIN_BUILDS` artifacts to build, else 1 (the sweep's own process)."
     if cfg.build_workers: return cfg.build_workers
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(MAX_BUILD_WORKERS, cores) if builds >= POOL_MIN_BUILDS else 1
+    return min(MAX_BUILD_WORKERS, usable_cores()) if builds >= POOL_MIN_BUILDS else 1
 
 @contextmanager
 def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); None: no pool
                builds:int=0, # artifacts the sweep has left to build (`build_workers`)
               ):
-    "Worker processes that build artifacts side by side (None when `build_workers` comes to 1); each pays its own start-up and every runtime's first-build cost (about 10 s of CPU), which is why a small sweep builds in its own process."
+    "Worker processes that build artifacts side by side (None when `build_workers` comes to 1); each pays its own start-up and every runtime's first-build cost, which is why a small sweep builds in its own process."
     n = build_workers(cfg, builds) if cfg is not None else 1
     if n <= 1: yield None; return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"   # never fork a process with threads running

@@ -25,7 +25,7 @@ from .experiments import sweep_data
 from .metrics import unpack_correct
 from .constraints import MEMORY_READS, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
-                               precision_tradeoff_table)
+                               precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
 from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, resolve_threads
@@ -121,7 +121,8 @@ def plot_latency_by_runtime(df:pd.DataFrame, # sweep rows
         for i, p in enumerate(swept):
             sel = part[part.precision == p].set_index("runtime").reindex(runtimes)
             x = np.arange(len(runtimes)) + (i - (len(swept) - 1) / 2) * width
-            err = [sel[col] - sel[col.replace("_ms", "_low_ms")], sel[col.replace("_ms", "_high_ms")] - sel[col]]
+            low, high = spread_columns(col)
+            err = [sel[col] - sel[low], sel[high] - sel[col]]
             ax.bar(x, sel[col], width=width, color=PRECISION_COLORS[p], label=p.upper(), yerr=err, capsize=2)
         ax.set_xticks(range(len(runtimes)), [RUNTIME_SHORT[r] for r in runtimes], fontsize=8)
         ax.set_yscale("log"); _plain_log_ticks(ax.yaxis)
