@@ -12,7 +12,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'spread_columns', 'fastest_runtime_table',
-           'precision_tradeoff_table', 'cpu_mix', 'low_agreement', 'agreement_line', 'aggregate_seeds']
+           'precision_tradeoff_table', 'measured_on', 'cpu_mix', 'low_agreement', 'agreement_line', 'aggregate_seeds']
 
 # %% ../nbs/api/05a_analysis.ipynb #903038e7
 def measured_rows(df:pd.DataFrame, # sweep rows
@@ -86,12 +86,20 @@ def precision_tradeoff_table(sweep_df:pd.DataFrame, # measured rows, as `run_swe
     return grouped.sort_values(keys[:-1] + ["latency_ms_mean"]).reset_index(drop=True)
 
 # %% ../nbs/api/05a_analysis.ipynb #709be4f4
+def measured_on(df:pd.DataFrame, # sweep rows
+               ) -> pd.Series:
+    "Where each row was timed, in words: `board NAME on HOST` for a row a board measured (`measure_on`: its worker `measured_by`), else its `host`."
+    host = df["host"].astype(str) if "host" in df else pd.Series("an unknown host", index=df.index)
+    if "measure_on" not in df or "measured_by" not in df: return host
+    board = df.measure_on.notna() & df.measured_by.notna()
+    return host.where(~board, "board " + df.measured_by.astype(str) + " on " + host)
+
 def cpu_mix(df:pd.DataFrame, # sweep rows
            ) -> str|None:
-    "A warning when the measured rows come from hosts with different CPUs (their latencies do not compare like for like), else None."
+    "A warning when the measured rows come from hosts or boards with different CPUs (their latencies do not compare like for like), else None."
     ok = measured_rows(df)
     if "cpu" not in ok or ok.cpu.nunique() <= 1: return None
-    where = ok.groupby("cpu").host.agg(lambda h: ", ".join(sorted(set(h)))) if "host" in ok else ok.groupby("cpu").cpu.first()
+    where = ok.assign(on=measured_on(ok)).groupby("cpu").on.agg(lambda h: ", ".join(sorted(set(h))))
     return (f"rows were measured on {len(where)} different CPUs ({'; '.join(f'{c} on {h}' for c, h in where.items())}): "
             "latency comparisons across them are not like for like")
 

@@ -24,13 +24,14 @@ from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
 from .runtimes import RUNTIMES, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
-from .executors import EXECUTORS, dask_available, local_workers
+from .executors import EXECUTORS, check_resource_name, dask_available, local_workers
 
 # %% auto #0
-__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'MAX_BUILD_WORKERS', 'POOL_MIN_BUILDS', 'RESULT_NEUTRAL_KEYS',
-           'ConfigError', 'Setting', 'check_value', 'config_key', 'setting', 'TrainingKeys', 'VariantKeys',
-           'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys', 'input_identity', 'SweepConfig', 'validate',
-           'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag', 'config_groups', 'config_reference']
+__all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'MAX_BUILD_WORKERS', 'POOL_MIN_BUILDS', 'FINGERPRINT_WHEN_SET',
+           'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key', 'setting', 'TrainingKeys',
+           'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys', 'input_identity', 'SweepConfig',
+           'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag', 'config_groups',
+           'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -231,6 +232,11 @@ class ExecutionKeys(MeasurementKeys):
     scheduler: str|None = config_key(None, "executor dask: local:N starts N worker processes here; an address joins a running scheduler",
                                      rule=lambda key, value: local_workers(value), rule_text="local:N or a scheduler address such as tcp://host:8786",
                                      kind=str, neutral=True)
+    measure_on: str|None = config_key(None, "executor dask: time and score every artifact on the workers holding this Dask resource (a board started with "
+                                      "dask worker tcp://host:8786 --resources NAME=1); the client builds (null: measure where built)",
+                                      rule=check_resource_name, rule_text="a Dask worker resource name", kind=str)
+    measure_timeout_s: float = config_key(120.0, "how long to wait for a worker holding measure_on, at the start and whenever none is left",
+                                          low=0, above=True, unit="s", neutral=True)
 
 # %% ../nbs/api/07_config.ipynb #1b86940f
 _C = Constraints()
@@ -270,6 +276,7 @@ def input_identity(cfg, # a `SweepConfig`
     return dict(data=data_identity(cfg.dataset), model=None if cfg.model in MODELS else factory_identity(cfg.model),
                 weights=file_digest(cfg.weights) if cfg.weights else None)
 
+FINGERPRINT_WHEN_SET = ("measure_on",)   # keys added after runs were stored: part of the fingerprint only when set, so those runs still resume
 RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
                             or f.name not in ExecutionKeys.__dataclass_fields__)                     # (the constraints judge them)
 
@@ -293,7 +300,7 @@ class SweepConfig(ConstraintKeys):
 
     def fingerprint(self) -> str:
         "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
-        d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS}
+        d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS and not (k in FINGERPRINT_WHEN_SET and v is None)}
         d.update(epochs=self.baseline_epochs, inputs=input_identity(self))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -347,6 +354,11 @@ def validate(cfg:SweepConfig, # the config to check
         _fail("int8_recipe", list(cfg.int8_recipe), f"it names a runtime the sweep does not build (runtimes: {', '.join(cfg.runtimes)})")
     if cfg.executor == "dask" and cfg.scheduler is None:
         _fail("scheduler", None, "executor 'dask' needs local:N or a scheduler address such as tcp://host:8786")
+    if cfg.measure_on is not None and cfg.executor != "dask":
+        _fail("measure_on", cfg.measure_on, f"it needs executor: dask (with executor {cfg.executor!r} there is no worker to measure on)")
+    if cfg.measure_on is not None and cfg.device != "cpu":
+        _fail("device", cfg.device, f"with measure_on {cfg.measure_on!r} the board runs every runtime and precision, INT8 included, on its CPU, "
+                                    "so the device is cpu (cuda, mps and auto are allowed with measure_on: null, where eager float variants run here)")
     return cfg
 
 # %% ../nbs/api/07_config.ipynb #6b9dc190

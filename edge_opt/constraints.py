@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import unpack_correct
-from .analysis import measured_rows, spread_columns
+from .analysis import measured_on, measured_rows, spread_columns
 from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
@@ -209,6 +209,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_resul
     t["objective_high_ms"] = ok[high] if high in ok else t.objective_ms
     t["memory"] = _memory(ok, c.memory_on)
     t["latency"] = ok[c.latency_column]
+    t["measured_on"] = (measured_on(ok) + (" (" + ok.cpu.astype(str) + ")" if "cpu" in ok else "")) if "host" in ok else None   # where it was timed
     fails = [_failures(r, c, lim) for r in t.itertuples()]
     t["passes"] = [not f for f in fails]
     t["failed"] = [", ".join(f) for f in fails]
@@ -298,7 +299,8 @@ class Recommendation:
                                        "memory_on": self.constraints.memory_on, "objective": self.constraints.objective,
                                        OBJECTIVES[self.constraints.objective]: c["objective_ms"],
                                        "objective_spread_ms": [c["objective_low_ms"], c["objective_high_ms"]],
-                                       "accuracy_drop_points": c["drop_points"], "accuracy_drop_high": c["drop_high"]}
+                                       "accuracy_drop_points": c["drop_points"], "accuracy_drop_high": c["drop_high"],
+                                       "measured_on": c.get("measured_on")}
         k = self.constraints
         limits = {**self.limits, "memory": limit_text(k.memory_limit, self.limits["memory_mb"], "MB") if k.memory_limit else None,
                   "latency": limit_text(k.latency_limit, self.limits["latency_ms"], "ms") if k.latency_limit else None}
@@ -339,7 +341,8 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
     lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {OBJECTIVES[k.objective]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
-             + f", {c['memory']:.4g} MB. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."]
+             + f", {c['memory']:.4g} MB. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."
+             + (f" Measured on {c['measured_on']}." if c.get("measured_on") else "")]
     if rec.tied:
         others = [f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}" for r in rec.tied[1:]]
         lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also {', '.join(others)}); "
@@ -388,7 +391,7 @@ def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv
     t = candidate_table(rows, constraints)
     base = _brief(_baseline(t)[KEY + ["accuracy"]]) if _has_baseline(t) else None   # the table keeps every measured row
     passing = t[t.passes]
-    brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "objective_low_ms", "objective_high_ms", "memory", "drop_points", "drop_high", "latency"]])
+    brief = lambda r: _brief(r[KEY + ["accuracy", "objective_ms", "objective_low_ms", "objective_high_ms", "memory", "drop_points", "drop_high", "latency", "measured_on"]])
     tied = tied_candidates(passing)
     chosen = tied.index[0] if len(tied) else None
     rest = passing.drop(index=[chosen] if chosen is not None else [])

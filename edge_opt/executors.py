@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 # %% auto #0
-__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'LOCK_DIR_VARIABLE', 'ExecutorError', 'dask_available',
-           'local_workers', 'usable_cores', 'host_lock_path', 'build_slot', 'benchmark_slot', 'LocalExecutor',
-           'DaskExecutor', 'open_executor']
+__all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'RESOURCE_NAME', 'LOCK_DIR_VARIABLE', 'ExecutorError',
+           'dask_available', 'local_workers', 'check_resource_name', 'usable_cores', 'host_lock_path', 'build_slot',
+           'benchmark_slot', 'LocalExecutor', 'DaskExecutor', 'open_executor']
 
 # %% ../nbs/api/07b_executors.ipynb #e134344e
 EXECUTORS = ("local", "dask")   # values of the `executor` config key
@@ -26,6 +26,7 @@ CONNECT_TIMEOUT_S = 10          # how long to wait for a scheduler to answer
 TASK_RETRIES = 2                # reruns of a task whose worker died
 _LOG = logging.getLogger("distributed")
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$")
+RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")   # a name `dask worker --resources NAME=1` can carry
 
 class ExecutorError(ValueError):
     "The executor cannot run: Dask is not installed, or no scheduler answers at the address."
@@ -42,6 +43,14 @@ def local_workers(scheduler:str, # `local:N` or a scheduler address
     if not m and isinstance(scheduler, str) and _ADDRESS.match(scheduler): return None
     raise ValueError(f"config key 'scheduler': {scheduler!r} is not allowed; expected local:N (N from 1 to 1024) "
                      "or a scheduler address such as tcp://host:8786")
+
+def check_resource_name(key:str, # the config key or flag to name in errors
+                        value, # what the user gave
+                       ) -> str:
+    "`value` when it is a Dask worker resource name (`RESOURCE_NAME`), else a `ValueError` naming `key`, the value and what is allowed."
+    if isinstance(value, str) and RESOURCE_NAME.fullmatch(value): return value
+    raise ValueError(f"config key '{key}': {value!r} is not allowed; expected a Dask worker resource name: a letter or _, then "
+                     "up to 63 letters, digits, _ . or - (as in dask worker tcp://host:8786 --resources NAME=1)")
 
 # %% ../nbs/api/07b_executors.ipynb #24261f7d
 def _in_dask_worker() -> bool:
@@ -116,6 +125,7 @@ class DaskExecutor:
         self._log_level = _LOG.level; _LOG.setLevel(max(_LOG.getEffectiveLevel(), logging.WARNING))   # no INFO chatter until __exit__
         if self.workers:
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},   # no dashboard; its HTTP server on a free port, not 8787
                                         silence_logs=logging.CRITICAL)   # a failed task becomes an error row, not a log
         try: self.client = Client(self.cluster or self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError) as e:

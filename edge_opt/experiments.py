@@ -10,10 +10,11 @@ import multiprocessing
 import os
 import socket
 import sys
+import tempfile
 import time
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,23 +27,24 @@ from tqdm import tqdm
 
 from .config import MAX_BUILD_WORKERS, POOL_MIN_BUILDS, SweepConfig
 from .data import ImageData, load_data
-from .executors import benchmark_slot, open_executor, usable_cores
+from .boards import Boards, Shipment, Timed, host_facts, time_and_predict
+from .executors import build_slot, open_executor, usable_cores
 from .constraints import Constraints, judge_rows
 from .hardware import MB, summarize_hardware
-from .metrics import (LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, time_interleaved,
-                              top1_agreement, variant_metrics)
+from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, top1_agreement, variant_metrics
 from .model import MODELS, ModelError, build_model, resolve_factory, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
-from .recipes import requested_recipes
-from .runtimes import UnsupportedPrecisionError, deploy, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
+from .recipes import recipes_for
+from .runtimes import UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
 from .storage import ARTIFACTS_DIR, ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
 __all__ = ['BUILD_ORDER', 'sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_order',
-           'build_workers', 'build_pool', 'build_variants', 'predictions_digest', 'measure_variants', 'level_task',
-           'level_network', 'row_key', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
+           'build_workers', 'build_pool', 'build_artifacts', 'build_variants', 'predictions_digest', 'scored_rows',
+           'measure_variants', 'level_task', 'level_network', 'row_key', 'run_sweep', 'code_version', 'cache_root',
+           'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
@@ -96,6 +98,9 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
 def _error_row(error:Exception) -> dict:
     return {"error": f"{type(error).__name__}: {error}", "unsupported": None, "accepted": False}
 
+def _unsupported_row(error:Exception) -> dict:
+    return {"unsupported": str(error), "error": None, "accepted": False}
+
 BUILD_ORDER = ("executorch", "openvino", "eager", "onnxruntime")   # slowest builds first: the pool's last job is a short one
 
 def build_order(todo:list[tuple[str, str]], # `(precision, runtime)` pairs
@@ -122,6 +127,25 @@ def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); N
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=start_build_worker, initargs=(cfg.model,)) as pool:
         yield pool
 
+def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
+                    todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
+                    cfg:SweepConfig, # the sweep's settings
+                    calibration:list, # `take_batches` of the training data
+                    store:Path, # keep and reuse the artifacts here (`stored_artifact`)
+                    pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
+                    recipes:dict|None=None, # INT8 recipe name per runtime (None: `recipes_for(cfg)`, this CPU's)
+                   ) -> tuple[dict, dict]:
+    "Build (or reuse from `store`) every pair's files: `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`; with a `pool` a level's builds run side by side, slowest first."
+    recipes = recipes_for(cfg) if recipes is None else recipes
+    args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None)
+    jobs = {key: pool.submit(stored_artifact, *args(*key)) for key in build_order(todo)} if pool is not None else {}
+    artifacts, finished = {}, {}
+    for key in todo:
+        try: artifacts[key] = jobs[key].result() if key in jobs else stored_artifact(*args(*key))
+        except UnsupportedPrecisionError as e: finished[key] = _unsupported_row(e)
+        except Exception as e: finished[key] = _error_row(e)  # one failed variant must not cost the others
+    return artifacts, finished
+
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
                    cfg:SweepConfig, # the sweep's settings
@@ -130,32 +154,26 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    device:torch.device|None=None, # where eager variants run (None: `resolve_device(cfg.device)`)
                    store:Path|None=None, # keep and reuse artifacts here (`stored_artifact`; None: temporary files)
                    pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
+                   recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
                   ) -> tuple[dict, dict]:
-    "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built)`; with a `pool` every build of the level runs side by side, and all are done before anything is timed."
-    asked, built, finished = requested_recipes(cfg), {}, {}
-    recipe_of = lambda precision, runtime: asked.get(runtime) if precision == "int8" else None
-    where = lambda runtime: (device or resolve_device(cfg.device)) if runtime == "eager" else "cpu"
-    if pool is not None and store is not None:
-        jobs = {(p, r): pool.submit(stored_artifact, pruned, p, r, calibration, store, cfg.batch_size, recipe_of(p, r)) for p, r in build_order(todo)}
-        for (p, r), job in jobs.items():
-            try:
-                artifact, reused = job.result()
-                built[p, r] = dataclasses.replace(load_artifact(artifact, threads, where(r)), reused=reused)
-            except UnsupportedPrecisionError as e: finished[p, r] = {"unsupported": str(e), "error": None, "accepted": False}
+    "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built or loaded)`; all are built before anything is timed."
+    device = device or resolve_device(cfg.device)
+    built, finished = {}, {}
+    with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
+        artifacts, finished = build_artifacts(pruned, todo, cfg, calibration, Path(where), pool, recipes)
+        for (p, r), (artifact, reused) in artifacts.items():
+            try: built[p, r] = dataclasses.replace(load_artifact(artifact, threads, device if r == "eager" else "cpu"), reused=reused)
+            except UnsupportedPrecisionError as e: finished[p, r] = _unsupported_row(e)
             except Exception as e: finished[p, r] = _error_row(e)
-        return built, finished
-    for precision, runtime in todo:
-        try: built[precision, runtime] = deploy(pruned, precision, runtime, calibration, cfg.batch_size, threads, None, where(runtime), recipe_of(precision, runtime), store)
-        except UnsupportedPrecisionError as e: finished[precision, runtime] = {"unsupported": str(e), "error": None, "accepted": False}
-        except Exception as e: finished[precision, runtime] = _error_row(e)  # one failed variant must not cost the others
     return built, finished
 
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
-def _footprints(pruned:nn.Module, built:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple) -> dict:
-    "Storage, activations and MACs of each precision variant (inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
+def _footprints(pruned:nn.Module, keys, cfg:SweepConfig, calibration:list, sample_shape:tuple, recipes:dict|None=None) -> dict:
+    "Storage, activations and MACs of each precision of `keys` (inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
+    eager = (recipes_for(cfg) if recipes is None else recipes).get("eager")
     out = {}
-    for p in {p for p, _ in built}:
-        variant = precision_variant(pruned, p, calibration, len(calibration), requested_recipes(cfg).get("eager"))[0]
+    for p in {p for p, _ in keys}:
+        variant = precision_variant(pruned, p, calibration, len(calibration), eager)[0]
         out[p] = footprint(variant, sample_shape, input_dtype(p))
     return out
 
@@ -165,12 +183,14 @@ def _artifact_fields(d) -> dict:
     return dict(artifact_dir=Path(a.directory).name if a else None, artifact_files=" ".join(a.files) if a else None,
                 artifact_sha256=" ".join(a.sha256) if a else None, artifact_reused=d.reused)
 
-def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, threads:int, agreement:float) -> dict:
-    "One measured row: metrics, roofline, layers and per-image correctness (`judge_rows` adds acceptance and budget violations)."
+def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, facts:dict, agreement:float) -> dict:
+    "One measured row: metrics, roofline, layers, per-image correctness, and where it was measured (`facts`: `host_facts` of the measuring process); `judge_rows` adds acceptance and budget violations."
     acc = accuracy_with_ci(correct, seed=cfg.seed)
-    metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, threads, agreement)
+    metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, facts["threads"], agreement)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
-    return {**metrics.to_row(), **{f"hw_{k}": v for k, v in asdict(hw).items()},
+    measured = dict(host=facts["host"], measured_by=facts["measured_by"], cpu=facts["cpu"], cpu_flags=facts["cpu_flags"],
+                    runtime_version=facts["runtime_versions"].get(deployed.runtime))
+    return {**metrics.to_row(), **measured, **{f"hw_{k}": v for k, v in asdict(hw).items()},
             "layers": fp.layers.assign(output_shape=fp.layers.output_shape.map(list)).to_dict("records"),
             "correct": pack_correct(correct), **_artifact_fields(deployed), "error": None, "unsupported": None}
 
@@ -180,36 +200,44 @@ def predictions_digest(predictions:np.ndarray, # the predicted class of every va
     "SHA-256 of the predicted classes as int64: what an exported artifact must reproduce, image for image."
     return hashlib.sha256(np.asarray(predictions, dtype=np.int64).tobytes()).hexdigest()
 
+def scored_rows(pruned:nn.Module, # the network the artifacts were built from
+                loaded:dict, # `{(precision, runtime): Deployed}` as loaded where they were measured
+                measured:dict, # `{key: Timed, a finished row, or an exception}` (`time_and_predict`, `boards.measure_shipped`)
+                window:dict, # the timing window (`timing_start`, `timing_end`)
+                facts:dict, # `host_facts` of the process that measured them
+                cfg:SweepConfig, # the sweep's settings
+                calibration:list, # the calibration batches (for the INT8 footprint)
+                val_dl, # validation batches (the reference network's predictions, when computed here)
+                recipes:dict|None=None, # the INT8 recipes they were built with (None: this CPU's)
+               ) -> dict:
+    "The rows of one level's measured artifacts: accuracy with its interval and top-1 agreement from the predictions, latency from the timings, memory and MACs from the network, and where they were measured: `{(precision, runtime): row}`."
+    timed = {k: v for k, v in measured.items() if isinstance(v, Timed)}
+    rows = {k: v if isinstance(v, dict) else _error_row(v) for k, v in measured.items() if k not in timed}
+    if not timed: return rows
+    batch = next(iter(val_dl))[0]
+    fps = _footprints(pruned, timed, cfg, calibration, (1, *batch.shape[1:]), recipes)
+    eager = loaded.get(("fp32", "eager"))   # the FP32 source itself, when it ran on a CPU
+    reference = (timed[("fp32", "eager")].predictions if eager is not None and eager.device == "cpu" and ("fp32", "eager") in timed
+                 else deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl)[0])
+    for key, t in timed.items():
+        try:
+            rows[key] = {**_row(loaded[key], fps[key[0]], (t.predictions == t.labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), t.full),
+                                LatencyStats.from_rounds(1, t.one), cfg, facts, top1_agreement(t.predictions, reference)),
+                         "predictions_sha256": predictions_digest(t.predictions), **window}
+        except Exception as e: rows[key] = _error_row(e)
+    return rows
+
 def measure_variants(pruned:nn.Module, # the network the artifacts were built from
                      built:dict, # `{(precision, runtime): Deployed}` from `build_variants`
                      cfg:SweepConfig, # the sweep's settings
                      calibration:list, # the calibration batches (for the INT8 footprint)
                      val_dl:DataLoader, # validation batches: accuracy, and the timed inputs
                      threads:int, # threads the artifacts run with
+                     recipes:dict|None=None, # the INT8 recipes they were built with (None: this CPU's)
                     ) -> dict:
-    "Time every artifact interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy and its top-1 agreement with `pruned`: `{(precision, runtime): row}`."
-    if not built: return {}
-    batch = next(iter(val_dl))[0]
-    r, w = cfg.benchmark_rounds, cfg.benchmark_warmup
-    with benchmark_slot():   # no build and no other timing runs on this host meanwhile
-        start = time.time()
-        full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, r, cfg.benchmark_trials, w)
-        one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, r, cfg.benchmark_stream_trials, w)
-        window = dict(timing_start=start, timing_end=time.time())
-    fps, rows, predicted = _footprints(pruned, built, cfg, calibration, (1, *batch.shape[1:])), {}, {}
-    for key, d in built.items():
-        try: predicted[key] = deployed_predictions(d, val_dl)
-        except Exception as e: rows[key] = _error_row(e)
-    eager = built.get(("fp32", "eager"))   # the FP32 source itself, when it ran on the CPU
-    reference = (predicted[("fp32", "eager")] if eager is not None and eager.device == "cpu" and ("fp32", "eager") in predicted
-                 else deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl))[0]
-    for key, (predictions, labels) in predicted.items():
-        try:
-            rows[key] = {**_row(built[key], fps[key[0]], (predictions == labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), full[key]),
-                                LatencyStats.from_rounds(1, one[key]), cfg, threads, top1_agreement(predictions, reference)),
-                         "predictions_sha256": predictions_digest(predictions), **window}
-        except Exception as e: rows[key] = _error_row(e)
-    return rows
+    "Time every artifact here, interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy and its top-1 agreement with `pruned`: `{(precision, runtime): row}`."
+    timed, window = time_and_predict(built, val_dl, cfg.benchmark_rounds, cfg.benchmark_trials, cfg.benchmark_stream_trials, cfg.benchmark_warmup)
+    return scored_rows(pruned, built, timed, window, host_facts(threads), cfg, calibration, val_dl, recipes)
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
 def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
@@ -232,9 +260,14 @@ def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, d
                                 importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed)
     return pruned.eval()
 
+def _level_shape(model:nn.Module, pruned:nn.Module, val_dl) -> dict:
+    "What every row of a level shares about its network: channels kept, parameters, and the FP32 unpruned network's memory (what a relative memory limit is a share of)."
+    base = footprint(model, (1, *next(iter(val_dl))[0].shape[1:]))
+    return dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned), baseline_memory_mb=(base.model_bytes + base.activation_bytes) / MB)
+
 def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store=None, pool=None) -> dict:
-    "Every `(precision, runtime)` row of one pruning level, with where it ran (`host`, `threads`) and how long the level took to build and to measure."
-    where = dict(host=socket.gethostname(), threads=threads)
+    "Every `(precision, runtime)` row of one pruning level, with where it was built and measured (`built_on`, `host`, `threads`) and how long the level took to build and to measure."
+    where = dict(host=socket.gethostname(), built_on=socket.gethostname(), threads=threads)
     if store is not None:
         try: Path(store).mkdir(parents=True, exist_ok=True)
         except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
@@ -245,10 +278,7 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
     built_at = time.perf_counter()
     rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
     where.update(level_build_s=built_at - start, level_measure_s=time.perf_counter() - built_at)   # the level's wall time: building and loading, then timing and scoring
-    sample = (1, *next(iter(val_dl))[0].shape[1:])
-    base = footprint(model, sample)   # the FP32 unpruned network's memory: what a relative memory limit is a share of
-    shape = dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned),
-                 baseline_memory_mb=(base.model_bytes + base.activation_bytes) / MB)
+    shape = _level_shape(model, pruned, val_dl)
     return {key: {**where, **shape, **rows[key]} for key in todo}
 
 def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
@@ -310,6 +340,7 @@ def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tup
 def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
     "`(level, rows)` of each pending level as it finishes, from the executor `cfg` names (a task that failed for good: error rows); `counts`: the bar's total and start."
     if not pending: return
+    if cfg.measure_on: yield from _board_level_rows(cfg, pending, here, progress, baseline, counts); return
     threads = resolve_threads(cfg.threads)
     with open_executor(cfg) as ex, build_pool(None if ex.remote else cfg, sum(len(todo) for _, todo in pending)) as pool:
         device = None if ex.remote else resolve_device(cfg.device)   # a worker resolves its own
@@ -319,6 +350,69 @@ def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baselin
                 level, todo = pending[i]
                 yield level, result if isinstance(result, dict) else {key: _error_row(result) for key in todo}
                 bar.update(len(todo))
+
+def _board_features(facts:dict) -> dict:
+    "The CPU features INT8 recipes are chosen for: the measuring worker's (the first one's, with a notice when the workers holding the resource differ)."
+    first, *others = facts
+    differ = [n for n in others if facts[n]["features"] != facts[first]["features"]]
+    if differ:
+        cpus = "; ".join(f"{n}: {facts[n]['cpu']}" for n in [first, *differ])
+        print(f"edge-opt: the workers holding measure_on have different CPUs ({cpus}); "
+              f"INT8 recipes follow {first}, and rows measured on different boards are not like for like", file=sys.stderr)
+    return facts[first]["features"]
+
+def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes) -> dict:
+    "One level built here for a board: `pruned`, `calibration`, `artifacts`, the `rows` of pairs that could not be built, `shape` and `where`; only `failed` (its error rows) when pruning failed."
+    host = socket.gethostname()
+    where = dict(host=host, built_on=host, threads=threads)
+    with thread_limit(threads), build_slot():   # this host's work for the board waits while anything here is timed
+        reseed(train_dl, cfg.seed)   # the same calibration batches as a local run's
+        calibration = take_batches(train_dl, cfg.calibration_batches)
+        try: pruned = _prune(model, level, cfg, train_dl, device)
+        except Exception as e: return dict(failed={key: {**where, **_error_row(e)} for key in todo})
+        start = time.perf_counter()
+        artifacts, rows = build_artifacts(pruned, todo, cfg, calibration, store, pool, recipes)
+        where.update(level_build_s=time.perf_counter() - start)
+        return dict(pruned=pruned, calibration=calibration, artifacts=artifacts, rows=rows, shape=_level_shape(model, pruned, val_dl), where=where)
+
+def _board_rows(cfg, todo, built:dict, result, val_dl, recipes) -> dict:
+    "The rows of one level measured on a board: `built` is `_board_level`'s, `result` what `measure_shipped` sent back (an exception: what ended it; None: nothing was sent)."
+    rows, where = dict(built["rows"]), dict(built["where"])
+    if isinstance(result, Exception): rows.update({key: _error_row(result) for key in built["artifacts"]})
+    elif result is not None:
+        loaded = {k: dataclasses.replace(d, artifact=built["artifacts"][k][0], reused=built["artifacts"][k][1]) for k, d in result["loaded"].items()}
+        rows.update(scored_rows(built["pruned"], loaded, result["measured"], result["window"], result["facts"], cfg, built["calibration"], val_dl, recipes))
+        where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing (once this host's builds let it) and predicting
+    return {key: {**where, **built["shape"], **rows[key]} for key in todo}
+
+def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
+    "`(level, rows)` of each pending level with `measure_on`: pruned and built here (and in the build pool), each level's files measured on a worker holding the resource while the next level builds."
+    threads, device = resolve_threads(cfg.threads), resolve_device(cfg.device)
+    settings = dict(rounds=cfg.benchmark_rounds, trials=cfg.benchmark_trials, stream_trials=cfg.benchmark_stream_trials, warmup=cfg.benchmark_warmup, threads=cfg.threads)
+    with open_executor(cfg) as ex:
+        boards = Boards(ex.client, cfg.measure_on, cfg.measure_timeout_s)
+        recipes = recipes_for(cfg, _board_features(boards.facts()))   # asked before anything is built
+        boards.warm(cfg.runtimes)
+        model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)
+        boards.send([(x, y) for x, y in val_dl])
+        store, levels = here / ARTIFACTS_DIR, {}
+        store.mkdir(parents=True, exist_ok=True)
+        with build_pool(cfg, sum(len(todo) for _, todo in pending)) as pool, \
+             tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:
+            def finished(block):
+                for level, result in boards.finished(block):
+                    todo, built = levels.pop(level)
+                    with build_slot(): rows = _board_rows(cfg, todo, built, result, val_dl, recipes)
+                    yield level, rows
+                    bar.update(len(todo))
+            for level, todo in pending:
+                built = _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes)
+                if "failed" in built or not built["artifacts"]:   # nothing to measure
+                    yield level, built.get("failed") or _board_rows(cfg, todo, built, None, val_dl, recipes); bar.update(len(todo)); continue
+                levels[level] = todo, built
+                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["artifacts"].items()}, settings)
+                yield from finished(block=False)
+            yield from finished(block=True)
 
 # %% ../nbs/api/08_experiments.ipynb #546107a2
 def run_sweep(cfg:SweepConfig, # the sweep's settings
@@ -337,7 +431,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
         for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
             for (precision, runtime), values in rows.items():
                 row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": level,
-                       "precision": precision, "runtime": runtime, "requested_device": cfg.device, **values}
+                       "precision": precision, "runtime": runtime, "requested_device": cfg.device, "measure_on": cfg.measure_on, **values}
                 append_row(here / ROWS_FILE, row); done[row_key(row)] = row
     return judge_rows(pd.DataFrame([done[k] for k in grid]), Constraints.from_config(cfg), cfg.memory_budgets_mb)
 

@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['CPU_FEATURES', 'CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'cpu_name', 'cpu_features', 'describe_cpu',
            'is_arm', 'has_int8_dot_products', 'u8s8_saturates', 'cpu_class', 'Int8Recipe', 'int8_recipe',
-           'parse_int8_recipes', 'requested_recipes']
+           'parse_int8_recipes', 'requested_recipes', 'recipes_for']
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
 def _cpuinfo() -> str:
@@ -156,3 +156,10 @@ def requested_recipes(cfg, # a `SweepConfig` (or anything with `int8_recipe` and
     "The recipe a configuration asks of each runtime: its `int8_recipe` entries and eager's `quantization_backend`; runtimes left to `auto` are absent."
     asked = parse_int8_recipes(cfg.int8_recipe)
     return asked | ({"eager": cfg.quantization_backend} if cfg.quantization_backend != "auto" else {})
+
+def recipes_for(cfg, # a `SweepConfig` (its `int8_recipe`, `quantization_backend` and `runtimes`)
+                features:dict|None=None, # the measuring CPU's features (None: this CPU's `cpu_features()`)
+               ) -> dict[str, str]:
+    "The recipe name each of the sweep's runtimes builds INT8 with for a CPU with `features`: the requested ones, and `auto` decided for that CPU (a board's, when another machine builds for it)."
+    asked = requested_recipes(cfg)
+    return {r: int8_recipe(r, features, asked.get(r)).name for r in cfg.runtimes if r in INT8_RECIPES}

@@ -207,24 +207,36 @@ def _version(pkg:str) -> str|None:
     try: return version(pkg)
     except PackageNotFoundError: return None
 
-def _int8_recipes(cfg:SweepConfig) -> dict:
-    "The INT8 recipe each runtime of `cfg` builds on this CPU: its name, what it builds and why (empty without INT8)."
+def _int8_recipes(cfg:SweepConfig, features:dict|None=None) -> dict:
+    "The INT8 recipe each runtime of `cfg` builds for a CPU with `features` (None: this one): its name, what it builds and why (empty without INT8)."
     if "int8" not in cfg.precisions: return {}
     asked = requested_recipes(cfg)
-    return {r: {k: v for k, v in dataclasses.asdict(int8_recipe(r, requested=asked.get(r))).items() if k != "runtime"} for r in cfg.runtimes}
+    return {r: {k: v for k, v in dataclasses.asdict(int8_recipe(r, features, asked.get(r))).items() if k != "runtime"} for r in cfg.runtimes}
+
+def _boards(rows:pd.DataFrame|None) -> list[dict]:
+    "The boards that measured `rows` (`measure_on`): each worker's name, host, CPU, flags, threads and runtime versions."
+    if rows is None or "measure_on" not in rows or "measured_by" not in rows: return []
+    ok = measured_rows(rows)
+    ok = ok[ok.measure_on.notna() & ok.measured_by.notna()]
+    return [dict(measured_by=name, host=g.host.iloc[0], cpu=g.cpu.iloc[0], cpu_flags=g.cpu_flags.iloc[0], threads=int(g.threads.iloc[0]),
+                 runtime_versions=dict(zip(g.runtime, g.runtime_version))) for name, g in ok.groupby("measured_by")]
 
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
                            command:list[str]|None=None, # the command line (default: `sys.argv`)
                            devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
+                           rows:pd.DataFrame|None=None, # the sweep's rows: the boards that measured them, with `measure_on`
                           ) -> dict:
-    "What ran where: package and runtime versions, CPU and its precision-relevant features, each runtime's INT8 recipe, the data (classes, counts, mean and std) and the content hashes of the data, model source and weights, platform, threads, git commit, seeds, command, config, devices requested and used."
+    "What ran where: package and runtime versions, CPU (and, with `measure_on`, every board that measured: its CPU, flags, threads and runtime versions) and its precision-relevant features, each runtime's INT8 recipe, the data (classes, counts, mean and std) and the content hashes of the data, model source and weights, platform, threads, git commit, seeds, command, config, devices requested and used."
+    boards = _boards(rows)
+    features = {f: True for f in boards[0]["cpu_flags"].split()} if boards else None   # INT8 recipes follow the (first) board's CPU
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
         packages={p: _version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         cpu_features=cpu_features(), threads=resolve_threads(cfgs[0].threads),
-        int8_backend=int8_recipe("eager", requested=requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0]),
+        int8_backend=int8_recipe("eager", features, requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0], features),
+        measured_on=boards or None,
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict(), data=data_record(cfgs[0]),
         inputs=input_identity(cfgs[0]))
@@ -302,6 +314,6 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
         paths[f"{name}.png"] = atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
         plt.close(fig)
     used = sorted(set(df["device"].dropna())) if "device" in df else None
-    for name, record in (("summary", summarize_sweep(df, cfg)), ("reproducibility", reproducibility_record([cfg], command, used))):
+    for name, record in (("summary", summarize_sweep(df, cfg)), ("reproducibility", reproducibility_record([cfg], command, used, df))):
         paths[f"{name}.json"] = write_json(out / f"{name}.json", record)
     return paths
