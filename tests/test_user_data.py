@@ -1,6 +1,8 @@
 """Your network on your images: folder, npz and factory data, given weights, the fingerprint of what can change in place, bad input."""
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,11 +147,24 @@ def test_streamed_data_equals_data_in_memory(tmp_path):
     assert torch.allclose(torch.cat(xs), kept.val.tensors[0], atol=1e-6) and torch.equal(torch.cat(ys), kept.val.tensors[1])
 
 
-def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path, cli_error, capsys):
+# Run in a fresh process, as a user's command line is: one process for all the cases (each in-process `main`, its stderr
+# kept), so that a test process which ran Dask clusters and build pools before cannot make the outcome depend on its past.
+BAD_INPUT_RUNNER = """
+import contextlib, io, json, sys
+from edge_opt.cli import main
+out = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main(args)
+    out.append([rc, err.getvalue().strip()])
+print(json.dumps(out))
+"""
+
+
+def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path):
     root, _ = user
     out = tmp_path / "out"
     assert main(user_args(root, out, "--pruning-levels", "0", "--runtimes", "eager", "--precisions", "fp32")) == 0
-    capsys.readouterr()
     kept = sorted(p.read_bytes() for p in out.rglob("sweep_rows.jsonl"))
     other = tmp_path / "other.pt"; torch.save({"0.weight": torch.zeros(4, 3, 3, 3)}, other)
     whole = tmp_path / "whole.pt"; torch.save(torch.nn.Linear(2, 2), whole)
@@ -160,7 +175,7 @@ def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path, cli_error,
     def with_(flag, *values):
         i = base.index(flag); n = 3 if flag.startswith("--normalize") else 1
         return base[:i + 1] + list(values) + base[i + 1 + n:]
-    for args, needle in [
+    cases = [
         (with_("--dataset", f"folder:{tmp_path}/nowhere"), "does not exist"),
         (with_("--dataset", f"folder:{broken}"), "bad.png"),
         (with_("--weights", str(other)), "'0.weight' has shape (4, 3, 3, 3) in the weights and (8, 3, 3, 3) in the network"),
@@ -170,6 +185,11 @@ def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path, cli_error,
         (with_("--normalize-std", "0.25", "0", "0.25"), "above 0"),
         (with_("--normalize-mean", "0.5", "0.5"), "3 channel(s)"),
         (with_("--dataset", f"{tmp_path / 'bad_data.py'}:one"), "expected (train_dataset, val_dataset)"),
-    ]:
-        assert needle in cli_error(args), (args, needle)
+    ]
+    run = subprocess.run([sys.executable, "-c", BAD_INPUT_RUNNER, json.dumps([args for args, _ in cases])], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(results) == len(cases)
+    for (args, needle), (rc, err) in zip(cases, results):
+        assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("edge-opt: error: ") and needle in err, (args, needle, rc, err)
     assert sorted(p.read_bytes() for p in out.rglob("sweep_rows.jsonl")) == kept   # nothing measured was lost
