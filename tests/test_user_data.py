@@ -150,22 +150,20 @@ def test_streamed_data_equals_data_in_memory(tmp_path):
 # Run in a fresh process, as a user's command line is: one process for all the cases (each in-process `main`, its stderr
 # kept), so that a test process which ran Dask clusters and build pools before cannot make the outcome depend on its past.
 BAD_INPUT_RUNNER = """
-import contextlib, io, json, sys
+import contextlib, hashlib, io, json, pathlib, sys
 from edge_opt.cli import main
-out = []
-for args in json.loads(sys.argv[1]):
+for args in json.loads(sys.argv[1]):   # the first: a good run that measures rows; then the bad ones
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main(args)
-    out.append([rc, err.getvalue().strip()])
-print(json.dumps(out))
+    rows = b"".join(sorted(p.read_bytes() for p in pathlib.Path(sys.argv[2]).rglob("sweep_rows.jsonl")))
+    print(json.dumps([rc, err.getvalue().strip(), hashlib.sha256(rows).hexdigest()]), flush=True)
 """
 
 
 def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path):
     root, _ = user
     out = tmp_path / "out"
-    assert main(user_args(root, out, "--pruning-levels", "0", "--runtimes", "eager", "--precisions", "fp32")) == 0
-    kept = sorted(p.read_bytes() for p in out.rglob("sweep_rows.jsonl"))
+    good = user_args(root, out, "--pruning-levels", "0", "--runtimes", "eager", "--precisions", "fp32")
     other = tmp_path / "other.pt"; torch.save({"0.weight": torch.zeros(4, 3, 3, 3)}, other)
     whole = tmp_path / "whole.pt"; torch.save(torch.nn.Linear(2, 2), whole)
     text = tmp_path / "notes.pt"; text.write_text("not a checkpoint")
@@ -186,10 +184,13 @@ def test_bad_user_input_is_one_line_and_keeps_results(user, tmp_path):
         (with_("--normalize-mean", "0.5", "0.5"), "3 channel(s)"),
         (with_("--dataset", f"{tmp_path / 'bad_data.py'}:one"), "expected (train_dataset, val_dataset)"),
     ]
-    run = subprocess.run([sys.executable, "-c", BAD_INPUT_RUNNER, json.dumps([args for args, _ in cases])], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([sys.executable, "-c", BAD_INPUT_RUNNER, json.dumps([good] + [args for args, _ in cases]), str(out)], capture_output=True,
+                         text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    results = json.loads(run.stdout.strip().splitlines()[-1])
-    assert len(results) == len(cases)
-    for (args, needle), (rc, err) in zip(cases, results):
+    (first, _, measured), *results = [json.loads(line) for line in run.stdout.strip().splitlines()]
+    assert first == 0 and len(results) == len(cases)
+    for (args, needle), (rc, err, rows_now) in zip(cases, results):
         assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("edge-opt: error: ") and needle in err, (args, needle, rc, err)
-    assert sorted(p.read_bytes() for p in out.rglob("sweep_rows.jsonl")) == kept   # nothing measured was lost
+        assert rows_now == measured, args   # the rows file is exactly as the good run left it
+    rows = [json.loads(line) for p in out.rglob("sweep_rows.jsonl") for line in p.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["accuracy"] > 0   # the good run's row, still there: nothing measured was lost
