@@ -28,3 +28,11 @@ def cli_error(capsys):
 def pytest_configure(config):
     "Each test process its own host lock (`edge_opt.executors.host_lock_path`): the suite's timings are not measurements, and would otherwise wait for the builds of the other test processes."
     os.environ["EDGE_OPT_LOCK_DIR"] = tempfile.mkdtemp(prefix="edge-opt-lock-")
+
+
+def pytest_unconfigure(config):
+    "A pytest-xdist worker ends here without running the native libraries' exit-time destructors (a worker that had run clusters, pools and every runtime crashed in them at exit, and xdist then reports its last test as crashed)."
+    if hasattr(config, "workerinput"):
+        import sys
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(0)
