@@ -11,7 +11,6 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,7 +19,8 @@ import numpy as np
 from .executors import TASK_RETRIES, ExecutorError, benchmark_slot, usable_cores
 from .metrics import cpu_flags, deployed_predictions, time_interleaved
 from .recipes import cpu_features, cpu_name
-from .runtimes import RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, runtime_available, thread_limit
+from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, runtime_available,
+                               thread_limit)
 
 # %% auto #0
 __all__ = ['POLL_S', 'runtime_versions', 'import_runtimes', 'host_facts', 'Timed', 'time_and_predict', 'Shipment',
@@ -36,10 +36,7 @@ def _worker_name() -> str|None:
 
 def runtime_versions() -> dict[str, str|None]:
     "The version of each runtime's package installed here (None where it is missing)."
-    def v(package):
-        try: return version(package)
-        except PackageNotFoundError: return None
-    return {r: v(RUNTIME_PACKAGES[r]) if runtime_available(r) else None for r in RUNTIMES}
+    return {r: package_version(RUNTIME_PACKAGES[r]) if runtime_available(r) else None for r in RUNTIMES}
 
 def import_runtimes(runtimes:list|tuple, # runtime names
                    ) -> list[str]:

@@ -22,8 +22,8 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
 from .experiments import run_sweep, sweep_data
-from .analysis import (agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime,
-                               precision_tradeoff_table)
+from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
+from .metrics import memory_text
 from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
 from .reporting import reproducibility_record, summarize_sweep, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, tidy_store
@@ -109,13 +109,13 @@ def _pick_line(name:str, r:dict|None) -> str:
     if r is None: return f"{name}: none fits the memory limit"
     return (f"{name}: pruning {r['pruning_level']:g}, {r['precision'].upper()} on {r['runtime']}: accuracy {r['accuracy']:.3f}, "
             f"batch {r['latency_ms']:.3g} ms ({r['latency_low_ms']:.3g}–{r['latency_high_ms']:.3g}), one sample "
-            f"{r['stream_latency_ms']:.3g} ms ({r['stream_latency_low_ms']:.3g}–{r['stream_latency_high_ms']:.3g}), {r['memory_mb']:.3g} MB")
+            f"{r['stream_latency_ms']:.3g} ms ({r['stream_latency_low_ms']:.3g}–{r['stream_latency_high_ms']:.3g}), footprint {memory_text(r['memory_mb'])}")
 
 # %% ../nbs/api/10_cli.ipynb #99f73a6d
 def report_text(df:pd.DataFrame, # the sweep's rows
                 cfg:SweepConfig, # the sweep's settings
                ) -> str:
-    "The closing console report: the data and the baseline, trade-offs per runtime, fastest runtime per variant, Pareto per runtime, the fastest accepted variant."
+    "The closing console report: the data and the baseline, the fastest runtime per variant, Pareto per runtime, the fastest accepted variant (no averages over pruning levels: they mix networks of different sizes)."
     ok, summary = measured_rows(df), summarize_sweep(df, cfg)
     data = summary["data"]
     lines = [f"Data: {sweep_data(cfg).describe()}" if "unavailable" not in data else f"Data: {cfg.dataset} ({data['unavailable']})",
@@ -124,7 +124,6 @@ def report_text(df:pd.DataFrame, # the sweep's rows
              f"{summary['unsupported']} unsupported, {summary['errors']} failed",
              f"(batch {cfg.batch_size}; latencies are medians of {cfg.benchmark_rounds} interleaved rounds with the 5–95% spread "
              f"of the rounds; {ok.threads.iloc[0] if len(ok) else '?'} threads, {ok.cpu.iloc[0] if len(ok) else '?'})", "",
-             "Trade-offs per runtime and precision (mean over pruning levels):", _fmt(precision_tradeoff_table(ok)) if len(ok) else "(none)", "",
              "Fastest runtime per variant:", _fmt(fastest_runtime_table(ok)[["pruning_level", "precision", "batch_runtime", "batch_ms",
              "batch_verdict", "single_runtime", "single_ms", "single_verdict"]]) if len(ok) else "(none)", "",
              "Accepted Pareto variants per runtime (accuracy vs batch latency):"]

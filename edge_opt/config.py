@@ -130,6 +130,8 @@ def config_key(default, # the default value (a tuple: a list key; None: optional
     if callable(default): return field(default_factory=lambda: tuple(default()), metadata=meta)
     return field(default=default, metadata=meta)
 
+
+# %% ../nbs/api/07_config.ipynb #5c3e5c42
 def setting(name:str, # a config key
            ) -> Setting:
     "The `Setting` of config key `name`."
@@ -250,7 +252,7 @@ class ConstraintKeys(ExecutionKeys):
     """Limits a variant must meet: `memory_limit` alone decides which variants fit (the rows' `accepted`, every report and the recommendation), and the accuracy, latency, runtime and precision limits narrow the recommendation. Each limit is absolute (MB, ms) or a share of the FP32 unpruned baseline (`30%`); limits judge results without changing them, so `edge-opt recommend --from DIR` re-judges a sweep under new limits without re-running it."""
     memory_limit: float|str|None = config_key(DEFAULT_MEMORY_LIMIT, "the memory limit that decides which variants fit, on memory_on", kind=str,
                                               rule=_limit("MB"), rule_text=_LIMIT_TEXT, normalize=True, optional=True, unit="MB or %")
-    memory_on: str = config_key(_C.memory_on, "what memory_limit reads: true_storage (model + one sample's activations) or artifact (the shipped file)", choices=MEMORY_ON)
+    memory_on: str = config_key(_C.memory_on, "what memory_limit reads: true_storage (the footprint: weights + one sample's activations) or artifact (the file size)", choices=MEMORY_ON)
     max_accuracy_drop: float|None = config_key(_C.max_accuracy_drop, "accuracy points a variant may lose against eager FP32 unpruned (null: no limit)",
                                                kind=float, optional=True, low=0, high=100, unit="points")
     latency_limit: float|str|None = config_key(_C.latency_limit, "latency limit on latency_stat at latency_batch (null: none)", kind=str,
@@ -280,6 +282,8 @@ FINGERPRINT_WHEN_SET = ("measure_on",)   # keys added after runs were stored: pa
 RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
                             or f.name not in ExecutionKeys.__dataclass_fields__)                     # (the constraints judge them)
 
+
+# %% ../nbs/api/07_config.ipynb #b4ad8597
 @dataclass(frozen=True)
 class SweepConfig(ConstraintKeys):
     "Every setting of a pruning × precision × runtime sweep (frozen: change one with `dataclasses.replace`)."
@@ -408,6 +412,8 @@ def config_groups() -> dict[str, str]:
     "Each group of keys (`training`, `variant`, ...) and what it is, from its class's docstring."
     return {c.__name__.removesuffix("Keys").lower(): c.__doc__ for c in SweepConfig.__mro__[::-1] if c.__name__.endswith("Keys")}
 
+
+# %% ../nbs/api/07_config.ipynb #314d9570
 def config_reference(include_replaced:bool=False, # also list old keys that other keys replace
                     ) -> pd.DataFrame:
     "One row per config key: its group, flag, default, what it allows, unit and help."

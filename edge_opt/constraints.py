@@ -12,23 +12,26 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .metrics import unpack_correct
+from .metrics import MEMORY_TERMS, memory_text, unpack_correct
 from .analysis import measured_on, measured_rows, spread_columns
 from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'KEY',
-           'TIE_RULE', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits',
-           'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of', 'tied_candidates', 'Recommendation',
-           'recommend']
+__all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT',
+           'KEY', 'TIE_RULE', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops',
+           'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
+           'tied_candidates', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
               "single_p95": "stream_latency_p95_ms", "batch_p95": "latency_p95_ms"}  # objective -> row column
+LATENCY_WORDS = {"stream_latency_ms": "one-sample latency", "latency_ms": "batch latency", "stream_latency_p95_ms": "one-sample p95 latency",
+                 "latency_p95_ms": "batch p95 latency"}   # ... in words
 MEMORY_ON = ("true_storage", "artifact")   # what `memory_limit` reads
-MEMORY_READS = {"true_storage": "model + one sample's activations", "artifact": "artifact file"}   # ... in words
+MEMORY_READS = {"true_storage": "the footprint: weights + one sample's activations", "artifact": "the file size"}   # ... in the words of `MEMORY_TERMS`
+_MEMORY_COLUMN = {"true_storage": "memory_mb", "artifact": "artifact_bytes"}   # ... and the column whose word it is
 LATENCY_STATS = ("median", "p95")          # what `latency_limit` reads ...
 LATENCY_BATCHES = ("single", "batch")      # ... at which batch
 
@@ -82,8 +85,9 @@ def limit_text(limit:float|str|None, # what `parse_limit` returned
                resolved:float|None, # what `resolve_limit` returned
                unit:str, # "MB" or "ms"
               ) -> str:
-    "`≤ 30% of the FP32 baseline = 0.0435 MB`, or `≤ 0.05 MB`."
-    return (f"≤ {limit} of the FP32 baseline = {resolved:.3g} {unit}" if isinstance(limit, str) else f"≤ {resolved:g} {unit}")
+    "`≤ 30% of the FP32 baseline = 43.4 kB`, or `≤ 50 kB` (memory in `memory_text`'s unit)."
+    value = memory_text(resolved) if unit == "MB" else f"{resolved:.3g} {unit}"
+    return f"≤ {limit} of the FP32 baseline = {value}" if isinstance(limit, str) else f"≤ {value}"
 
 # %% ../nbs/api/06a_constraints.ipynb #40cf177c
 def _check_constraints(c):
@@ -167,11 +171,11 @@ def _failures(r, c:Constraints, lim:dict) -> dict:
 
 def _describe(f:dict, r, c:Constraints, lim:dict) -> str:
     parts = [v for k, v in f.items() if isinstance(v, str)]
-    if "memory" in f: parts.append(f"memory {r.memory:.4g} MB > {lim['memory_mb']:.4g} (+{f['memory']:.3g})")
+    if "memory" in f: parts.append(f"{MEMORY_TERMS[_MEMORY_COLUMN[c.memory_on]]} {memory_text(r.memory, lim['memory_mb'])} > {memory_text(lim['memory_mb'])}")
     if "accuracy" in f:
         noise = " — within noise of the limit" if r.drop_points <= c.max_accuracy_drop else ""
         parts.append(f"drop up to {r.drop_high:.2f} points > {c.max_accuracy_drop:g} (point estimate {r.drop_points:.2f}){noise}")
-    if "latency" in f: parts.append(f"{c.latency_column} {r.latency:.4g} ms > {lim['latency_ms']:.4g} (+{f['latency']:.3g})")
+    if "latency" in f: parts.append(f"{LATENCY_WORDS[c.latency_column]} {r.latency:.3g} ms > {lim['latency_ms']:.3g} ms")
     return "; ".join(parts)
 
 def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
@@ -179,7 +183,7 @@ def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
     return rows.memory_mb if memory_on == "true_storage" else rows.artifact_bytes / 1e6
 
 def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> float|None:
-    "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (true storage), else the baseline row's (None: neither)."
+    "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (its footprint), else the baseline row's (None: neither)."
     if memory_on == "true_storage" and "baseline_memory_mb" in rows and rows.baseline_memory_mb.notna().any():
         return float(rows.baseline_memory_mb.dropna().iloc[0])
     return None if base is None else float(_memory(base.to_frame().T, memory_on).iloc[0])
@@ -243,7 +247,7 @@ def violation_budgets(rows:pd.DataFrame, # rows `judge_rows` judged
 def memory_limit_of(rows:pd.DataFrame, # sweep rows
                     cfg, # a `SweepConfig` (or anything with its constraint keys)
                    ) -> tuple[float|None, str]:
-    "The absolute memory limit `cfg` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 0.0435 MB')`."
+    "The absolute memory limit `cfg` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 43.5 kB (the footprint: ...)')`."
     c = Constraints.from_config(cfg)
     if c.memory_limit is None: return None, "no memory limit"
     lim = resolved_limits(measured_rows(rows), c)["memory_mb"]
@@ -320,12 +324,13 @@ class Recommendation:
 def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
     "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses and how to let one pass."
     c, k, lim = rec.choice, rec.constraints, rec.limits
+    big = lim.get("memory_baseline_mb") or rec.candidates.memory.max()   # one memory unit for the whole text
     limits = [f"memory {limit_text(k.memory_limit, lim['memory_mb'], 'MB')} ({MEMORY_READS[k.memory_on]})" if k.memory_limit is not None else None,
               f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
-              f"{k.latency_column} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
+              f"{LATENCY_WORDS[k.latency_column]} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
               f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
-    head = (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({OBJECTIVES[k.objective]}; "
+    head = (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({LATENCY_WORDS[OBJECTIVES[k.objective]]}; "
             f"a median's spread is the 5–95% range of its round medians; spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}).")
     if c is None:
         lines = [head, f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
@@ -338,17 +343,17 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
         return "\n".join(lines)
     spread = lambda r: f"{r['objective_ms']:.4g} ms" + ("" if r["objective_low_ms"] == r["objective_high_ms"] else   # a p95 objective: no spread
                                                         f" (5–95%: {r['objective_low_ms']:.4g}–{r['objective_high_ms']:.4g})")
-    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {OBJECTIVES[k.objective]} {spread(c)}, "
+    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
-             + f", {c['memory']:.4g} MB. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."
+             + f", {MEMORY_TERMS[_MEMORY_COLUMN[k.memory_on]]} {memory_text(c['memory'], big)}. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."
              + (f" Measured on {c['measured_on']}." if c.get("measured_on") else "")]
     if rec.tied:
         others = [f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}" for r in rec.tied[1:]]
         lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also {', '.join(others)}); "
                      f"chosen by the tie rule: {rec.tie_rule}.")
     lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {spread(r)}, "
-              f"accuracy {r['accuracy']:.3f}, {r['memory']:.4g} MB" for r in rec.runners_up]
+              f"accuracy {r['accuracy']:.3f}, {memory_text(r['memory'], big)}" for r in rec.runners_up]
     return "\n".join(lines)
 
 # %% ../nbs/api/06a_constraints.ipynb #d8cc7900

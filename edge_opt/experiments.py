@@ -254,6 +254,11 @@ def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
     return [r for r in rows if r.get("fingerprint") == fingerprint and not r.get("error") and "runtime" in r]
 
 # %% ../nbs/api/08_experiments.ipynb #2ce0765e
+def _calibration(train_dl:DataLoader, cfg:SweepConfig) -> list:
+    "A level's calibration batches: the loader reseeded first, so they are the same wherever and whenever a level runs (here, a worker, for a board)."
+    reseed(train_dl, cfg.seed)
+    return take_batches(train_dl, cfg.calibration_batches)
+
 def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, device:torch.device) -> nn.Module:
     "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one; level 0 removes nothing and is not fine-tuned: it is the baseline."
     pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs if level > 0 else 0, cfg.learning_rate, device,
@@ -300,8 +305,7 @@ def level_task(cfg:SweepConfig, # the sweep's settings
     "Every row of one pruning level, wherever it runs: reseeded calibration, pruning, artifacts, accuracy and timing."
     model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
     with thread_limit(threads):
-        reseed(train_dl, cfg.seed)   # the same calibration batches wherever and whenever a level runs
-        calibration = take_batches(train_dl, cfg.calibration_batches)
+        calibration = _calibration(train_dl, cfg)
         return _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device or resolve_device(cfg.device), store, pool)
 
 # %% ../nbs/api/08_experiments.ipynb #f0c62834
@@ -312,8 +316,7 @@ def level_network(cfg:SweepConfig, # the sweep's settings
     "`(pruned network, calibration batches)` of one level exactly as the sweep made them (same baseline, seeds and threads): to rebuild an artifact it no longer holds."
     model, train_dl, _ = prepare_baseline(cfg, here)
     with thread_limit(resolve_threads(cfg.threads)):
-        reseed(train_dl, cfg.seed)
-        calibration = take_batches(train_dl, cfg.calibration_batches)
+        calibration = _calibration(train_dl, cfg)
         return _prune(model, float(level), cfg, train_dl, resolve_device(cfg.device)), calibration
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
@@ -366,8 +369,7 @@ def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, sto
     host = socket.gethostname()
     where = dict(host=host, built_on=host, threads=threads)
     with thread_limit(threads), build_slot():   # this host's work for the board waits while anything here is timed
-        reseed(train_dl, cfg.seed)   # the same calibration batches as a local run's
-        calibration = take_batches(train_dl, cfg.calibration_batches)
+        calibration = _calibration(train_dl, cfg)
         try: pruned = _prune(model, level, cfg, train_dl, device)
         except Exception as e: return dict(failed={key: {**where, **_error_row(e)} for key in todo})
         start = time.perf_counter()

@@ -5,8 +5,10 @@
 # %% ../nbs/api/05_hardware.ipynb #ce12bbbb
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -16,7 +18,7 @@ from .analysis import precision_tradeoff_table  # the design document names it h
 
 # %% auto #0
 __all__ = ['MB', 'estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',
-           'HardwareSummary', 'summarize_hardware']
+           'HardwareSummary', 'summarize_hardware', 'HostRoof', 'measure_host_roof']
 
 # %% ../nbs/api/05_hardware.ipynb #88db5aba
 MB = 1_000_000  # bytes in a megabyte: edge_opt reports decimal MB throughout
@@ -81,13 +83,13 @@ def peak_activation_bytes(model:nn.Module, # float, FP16 or INT8 network
     return peak_live_bytes(estimate_layerwise_stats(model, input_shape, input_dtype, all_layers=True))
 
 # %% ../nbs/api/05_hardware.ipynb #3fe70f33
-def memory_violations(memory_mb:float, # a variant's runtime memory, MB
+def memory_violations(memory_mb:float, # a variant's footprint (weights + activations), MB
                       budgets_mb:list[float], # device memory budgets, MB
                      ) -> dict[float, bool]:
     "For each budget, whether `memory_mb` exceeds it."
     return {float(b): memory_mb > b for b in budgets_mb}
 
-def is_accepted(memory_mb:float, # a variant's runtime memory, MB
+def is_accepted(memory_mb:float, # a variant's footprint (weights + activations), MB
                 active_budget_mb:float, # the memory limit that decides acceptance, MB (`memory_limit`, resolved)
                ) -> bool:
     "A variant is accepted when its memory fits the memory limit."
@@ -128,3 +130,57 @@ def summarize_hardware(layer_stats:pd.DataFrame, # `estimate_layerwise_stats` of
                            compute_utilization=achieved_gmacs / peak_gmacs, bandwidth_utilization=achieved_gbps / memory_bandwidth_gbps,
                            roofline_knee=knee, attainable_gmacs=min(peak_gmacs, intensity * memory_bandwidth_gbps),
                            bound="memory" if intensity < knee else "compute")
+
+# %% ../nbs/api/05_hardware.ipynb #2801ca32
+@dataclass(frozen=True)
+class HostRoof:
+    "This machine's measured roofline: compute peaks and DRAM bandwidth, on `threads` threads."
+    fp32_gmacs: float          # best FP32 matrix-product rate, GMAC/s, of the GEMM libraries measured
+    fp32_by: str               # the library that reached it ("torch" or "onnxruntime")
+    int8_gmacs: float|None     # best INT8 matrix-product rate (`torch._int_mm`), GMAC/s; None where PyTorch has none here
+    bandwidth_gbps: float      # best large-copy rate, bytes read + written, GB/s
+    threads: int               # PyTorch intra-op threads during the measurement
+
+def _best_seconds(f, repeats:int) -> float:
+    f()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
+    return min(times)   # a peak: the best run, not the typical one
+
+def _ort_matmul_seconds(a:np.ndarray, threads:int, repeats:int) -> float|None:
+    "Best seconds of ONNX Runtime's FP32 MatMul (its MLAS GEMM) of `a` by itself; None without ONNX Runtime."
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError: return None
+    n = a.shape[0]
+    io = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n])
+    model = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [io("a"), io("b")], [io("c")]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions(); options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return _best_seconds(lambda: session.run(None, {"a": a, "b": a}), repeats)
+
+def measure_host_roof(threads:int|None=None, # PyTorch threads (None: as they are)
+                      size:int=1024, # matrix side of the products
+                      copy_mb:int=256, # bytes copied, MB (well beyond the caches)
+                      repeats:int=5, # runs of each; the best counts
+                     ) -> HostRoof:
+    "Measure this machine's roof: FP32 (PyTorch's and ONNX Runtime's GEMM, the faster) and INT8 matrix-product peaks, and DRAM copy bandwidth."
+    old = torch.get_num_threads()
+    try:
+        if threads: torch.set_num_threads(threads)
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        rates = {"torch": size**3 / _best_seconds(lambda: a @ b, repeats) / 1e9}
+        ort_s = _ort_matmul_seconds(a.numpy(), torch.get_num_threads(), repeats)
+        if ort_s: rates["onnxruntime"] = size**3 / ort_s / 1e9
+        fp32_by = max(rates, key=rates.get)
+        try:
+            ai, bi = (torch.randint(-128, 128, (size, size), dtype=torch.int8) for _ in range(2))
+            int8 = size**3 / _best_seconds(lambda: torch._int_mm(ai, bi), repeats) / 1e9
+        except (RuntimeError, NotImplementedError, AttributeError): int8 = None
+        src = torch.empty(copy_mb * 10**6 // 4); dst = torch.empty_like(src)
+        gbps = 2 * src.numel() * 4 / _best_seconds(lambda: dst.copy_(src), repeats) / 1e9
+        return HostRoof(fp32_gmacs=rates[fp32_by], fp32_by=fp32_by, int8_gmacs=int8, bandwidth_gbps=gbps, threads=torch.get_num_threads())
+    finally: torch.set_num_threads(old)

@@ -21,9 +21,10 @@ from .runtimes import Deployed, eager_deployed, resolve_threads
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'Metrics', 'Footprint', 'footprint',
-           'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy',
-           'pack_correct', 'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
+__all__ = ['MEMORY_TERMS', 'bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'Metrics',
+           'memory_unit', 'memory_label', 'memory_text', 'Footprint', 'footprint', 'deployed_predictions',
+           'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy', 'pack_correct',
+           'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -135,9 +136,9 @@ class Metrics:
     accuracy_ci_high: float      # upper end of that interval
     latency: LatencyStats        # one full batch
     stream_latency: LatencyStats # one sample (batch 1): what a streaming device sees
-    model_memory_mb: float       # true storage: weights, biases and quantization parameters
-    activation_memory_mb: float  # peak live activations of one sample
-    artifact_bytes: int          # size of the runtime's serialized artifact
+    model_memory_mb: float       # weights: stored weights, biases and quantization parameters
+    activation_memory_mb: float  # activations: peak live activations of one sample
+    artifact_bytes: int          # file size: the runtime's artifact files on disk
     macs: int                    # multiply-accumulates per sample
     power_watts: float           # assumed device power for the energy proxy
     cpu_frequency_scale: float   # latency multiplier applied to emulate a slower target
@@ -150,7 +151,9 @@ class Metrics:
     int8_recipe: str|None = None # INT8: the recipe the artifact was built with (`edge_opt.recipes`)
     top1_agreement: float|None = None  # share of validation images given the FP32 source network's top-1 class
     @property
-    def memory_mb(self) -> float: return self.model_memory_mb + self.activation_memory_mb
+    def memory_mb(self) -> float:
+        "The footprint: weights + activations, what the memory limit judges."
+        return self.model_memory_mb + self.activation_memory_mb
     @property
     def energy_proxy_j(self) -> float: return self.power_watts * self.latency.median_ms / 1e3
     @property
@@ -169,6 +172,28 @@ def _flat_row(m:Metrics) -> dict:
     return {**row, "batch_size": m.latency.batch_size, "memory_mb": m.memory_mb,
             "throughput_sps": m.latency.batch_size / (m.latency.median_ms / 1e3), "stream_throughput_sps": 1e3 / m.stream_latency.median_ms,
             "energy_proxy_j": m.energy_proxy_j, "stream_energy_proxy_j": m.stream_energy_proxy_j}
+
+# %% ../nbs/api/06_metrics.ipynb #97122359
+MEMORY_TERMS = {"model_memory_mb": "weights", "activation_memory_mb": "activations", "memory_mb": "footprint",
+                "artifact_bytes": "file size"}   # the one word for each memory column, on every page
+
+def memory_unit(largest_mb:float, # the largest memory figure a page shows, MB
+               ) -> tuple[str, float]:
+    "The unit a page shows memory in and the factor from MB: `('kB', 1000.0)` below 1 MB, else `('MB', 1.0)`."
+    return ("kB", 1e3) if largest_mb < 1 else ("MB", 1.0)
+
+def memory_label(column:str, # a memory column (`MEMORY_TERMS`)
+                 unit:str, # from `memory_unit`
+                ) -> str:
+    "A header or axis label: `footprint (kB)`."
+    return f"{MEMORY_TERMS[column]} ({unit})"
+
+def memory_text(mb:float, # a memory figure, MB
+                largest_mb:float|None=None, # the largest figure shown beside it, which picks the unit (None: `mb`)
+               ) -> str:
+    "A memory figure in words, 3 significant digits, in the unit of `largest_mb`: `43.4 kB`."
+    unit, k = memory_unit(mb if largest_mb is None else largest_mb)
+    return f"{mb * k:.3g} {unit}"
 
 # %% ../nbs/api/06_metrics.ipynb #dd0d830c
 @dataclass(frozen=True)

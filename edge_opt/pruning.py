@@ -260,7 +260,7 @@ def compare_criteria(model:nn.Module, # trained network; never modified
                      random_seeds:int=3, # `random` is averaged over this many seeds
                      reference:dict|None=None, # more pruners: `{name: f(model, level, example_inputs) -> pruned}`
                     ) -> pd.DataFrame:
-    "Accuracy of every criterion at every level before and after the same fine-tune, plus the fine-tuned unpruned control."
+    "Accuracy of every criterion at every level before and after the same fine-tune (`random`: the mean of `random_seeds` runs, seeds `seed`, `seed`+1, …, with the standard deviation over them), plus the fine-tuned unpruned control."
     from edge_opt.training import evaluate_accuracy
     batches = [b for b, _ in zip(train_loader, range(4))]
     x = batches[0][0][:1]
@@ -273,8 +273,10 @@ def compare_criteria(model:nn.Module, # trained network; never modified
         net = r.pop("model")
         r.update(parameters=count_parameters(net), accuracy=evaluate_accuracy(net, val_loader),
                  accuracy_finetuned=evaluate_accuracy(_finetuned(net, train_loader, finetune_epochs, lr, seed), val_loader))
-    table = pd.DataFrame(rows).groupby(["criterion", "pruning_level"], as_index=False, sort=False).mean().drop(columns="run")
-    return table.assign(recovered=table.accuracy_finetuned - table.accuracy)
+    groups = pd.DataFrame(rows).groupby(["criterion", "pruning_level"], as_index=False, sort=False)
+    table, sd = groups.mean().drop(columns="run"), groups[["accuracy", "accuracy_finetuned"]].std(ddof=1)   # sd: NaN for one run
+    return table.assign(recovered=table.accuracy_finetuned - table.accuracy, runs=groups.size()["size"].to_numpy(),
+                        accuracy_sd=sd.accuracy.to_numpy(), accuracy_finetuned_sd=sd.accuracy_finetuned.to_numpy())
 
 # %% ../nbs/api/03_pruning.ipynb #aa0b0a6c
 def torch_pruning_pipeline(model:nn.Module, # trained network; never modified

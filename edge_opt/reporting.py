@@ -11,7 +11,6 @@ import platform
 import re
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,27 +21,50 @@ import torch
 
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
-from .metrics import unpack_correct
+from .metrics import memory_label, memory_unit, unpack_correct
 from .constraints import MEMORY_READS, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
 from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
-from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, resolve_threads
+from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
 from .storage import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'results_table', 'layerwise_table',
-           'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime', 'plot_layerwise', 'data_record',
-           'baseline_line', 'summarize_sweep', 'reproducibility_record', 'describe_config', 'field_table',
-           'write_reports']
+__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text', 'speedup_text',
+           'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime',
+           'plot_layerwise', 'data_record', 'baseline_line', 'summarize_sweep', 'reproducibility_record',
+           'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
 RUNTIME_MARKERS = dict(zip(RUNTIMES, ["o", "s", "^", "D"]))
 RUNTIME_SHORT = dict(zip(RUNTIMES, ["eager", "ExecuTorch", "ORT", "OpenVINO"]))
 COST_LABELS = {"latency_ms": "batch latency, median (ms)", "stream_latency_ms": "single-sample latency, median (ms)",
-               "energy_proxy_j": "energy proxy per batch (J)", "memory_mb": "runtime memory (MB)"}
+               "energy_proxy_j": "energy proxy per batch (J = power × batch latency)", "memory_mb": memory_label("memory_mb", "MB")}
+
+def latency_unit(largest_ms:float, # the largest latency a table or sentence shows, ms
+                ) -> tuple[str, float]:
+    "The unit to show latencies in and the factor from ms: `('µs', 1000.0)` below 10 ms (at most four digits), else `('ms', 1.0)`."
+    return ("µs", 1e3) if largest_ms < 10 else ("ms", 1.0)
+
+def latency_text(median_ms:float, # the median
+                 low_ms:float, # 5th percentile of the round medians
+                 high_ms:float, # 95th percentile
+                 unit:str|None=None, # "µs" or "ms" (None: `latency_unit` of `high_ms`)
+                 bare:bool=False, # leave the unit out (a table names it in its header)
+                ) -> str:
+    "A latency with its spread, 3 significant digits: `24 µs (23–25)`; the spread is the 5–95% range of the round medians."
+    unit = unit or latency_unit(high_ms)[0]
+    k = 1e3 if unit == "µs" else 1.0
+    g = lambda v: f"{v:.3g}" if v < 1000 else f"{v:,.0f}"   # 3 significant digits, never an exponent
+    return f"{g(median_ms * k)}{'' if bare else ' ' + unit} ({g(low_ms * k)}–{g(high_ms * k)})"
+
+def speedup_text(ratio:float, # old time ÷ new time (above 1: the new one is faster)
+                ) -> str:
+    "A speed ratio as a reader says it: `2.1× faster`, `6.2× slower`, `as fast` (within 5%)."
+    if 1 / 1.05 <= ratio <= 1.05: return "as fast"
+    return f"{ratio:.2g}× faster" if ratio > 1 else f"{1 / ratio:.2g}× slower"
 
 # %% ../nbs/api/09_reporting.ipynb #a6537e7a
 def results_table(df:pd.DataFrame, # sweep rows
@@ -80,7 +102,7 @@ def _legend(ax, precisions, runtimes, extra=()):
     handles = [Line2D([], [], ls="", marker="o", color=PRECISION_COLORS[p], label=p.upper()) for p in precisions]
     handles += [Line2D([], [], ls="", marker=RUNTIME_MARKERS[r], color="grey", label=RUNTIME_LABELS[r]) for r in runtimes]
     handles += [Line2D([], [], ls="", marker="o", color="grey", markerfacecolor="none", label="over budget")] + list(extra)
-    ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+    ax.legend(handles=handles, fontsize=9, loc="best", framealpha=0.8)
 
 # %% ../nbs/api/09_reporting.ipynb #32d1703a
 def plot_tradeoff(df:pd.DataFrame, # sweep rows
@@ -91,15 +113,17 @@ def plot_tradeoff(df:pd.DataFrame, # sweep rows
     "Accuracy against a cost: colour = precision, marker = runtime, hollow = over budget; the accepted Pareto line."
     ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
     ok = measured_rows(df)
+    unit, k = (memory_unit(ok[x_col].max()) if x_col == "memory_mb" else latency_unit(ok[x_col].max()) if x_col.endswith("_ms") else (None, 1.0))
+    label = COST_LABELS.get(x_col, x_col).replace("(MB)", f"({unit})").replace("(ms)", f"({unit})")   # the page's unit, not always MB and ms
     for (p, r, accepted), sel in ok.groupby(["precision", "runtime", ok.accepted.astype(bool)]):
-        ax.scatter(sel[x_col], sel.accuracy, s=36, marker=RUNTIME_MARKERS[r], color=PRECISION_COLORS[p],
+        ax.scatter(sel[x_col] * k, sel.accuracy, s=36, marker=RUNTIME_MARKERS[r], color=PRECISION_COLORS[p],
                    facecolors=None if accepted else "none", linewidths=1.3)
     front = pareto_frontier(ok, x_col)
     extra = []
-    if len(front): extra += ax.step(front[x_col], front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (accepted)")
-    if budget_mb is not None and x_col == "memory_mb": extra.append(ax.axvline(budget_mb, color="crimson", lw=1, label=f"memory limit {budget_mb:.3g} MB"))
+    if len(front): extra += ax.step(front[x_col] * k, front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (accepted)")
+    if budget_mb is not None and x_col == "memory_mb": extra.append(ax.axvline(budget_mb * k, color="crimson", lw=1, label=f"memory limit {budget_mb * k:.3g} {unit}"))
     _log_if_wide(ax, ok[x_col])
-    ax.set(xlabel=COST_LABELS.get(x_col, x_col), ylabel="validation accuracy", title=f"Accuracy vs {COST_LABELS.get(x_col, x_col)}")
+    ax.set(xlabel=label, ylabel="validation accuracy", title=f"Accuracy vs {label}")
     _legend(ax, [p for p in PRECISIONS if p in set(ok.precision)], [r for r in RUNTIMES if r in set(ok.runtime)], extra)
     ax.grid(alpha=0.3, which="both")
     return ax.figure
@@ -124,11 +148,11 @@ def plot_latency_by_runtime(df:pd.DataFrame, # sweep rows
             low, high = spread_columns(col)
             err = [sel[col] - sel[low], sel[high] - sel[col]]
             ax.bar(x, sel[col], width=width, color=PRECISION_COLORS[p], label=p.upper(), yerr=err, capsize=2)
-        ax.set_xticks(range(len(runtimes)), [RUNTIME_SHORT[r] for r in runtimes], fontsize=8)
+        ax.set_xticks(range(len(runtimes)), [RUNTIME_SHORT[r] for r in runtimes], fontsize=9)
         ax.set_yscale("log"); _plain_log_ticks(ax.yaxis)
         ax.set(ylabel="median latency (ms, log scale)", title=f"{title}, pruning {level:g}")
         ax.grid(alpha=0.3, axis="y", which="both")
-    axes[0].legend(fontsize=7, title="error bar: 5–95% of rounds" + ("\nno bar: unsupported" if refused else ""), title_fontsize=7)
+    axes[0].legend(fontsize=9, title="error bar: 5–95% of rounds" + ("\nno bar: unsupported" if refused else ""), title_fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -143,7 +167,7 @@ def plot_layerwise(layers:pd.DataFrame, # `layerwise_table` rows
     sns.barplot(part, x="layer", y="activation_kb", hue="pruning_level", ax=axes[1], palette="crest")
     axes[0].set(ylabel="MMACs per sample", title=f"MACs per layer ({precision})")
     axes[1].set(ylabel="output activation (kB)", title=f"Activation memory per layer ({precision})")
-    for ax in axes: ax.legend(title="pruning level", fontsize=7, title_fontsize=7)
+    for ax in axes: ax.legend(title="pruning level", fontsize=9, title_fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -203,10 +227,6 @@ def _git_commit() -> str|None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError): return None
 
-def _version(pkg:str) -> str|None:
-    try: return version(pkg)
-    except PackageNotFoundError: return None
-
 def _int8_recipes(cfg:SweepConfig, features:dict|None=None) -> dict:
     "The INT8 recipe each runtime of `cfg` builds for a CPU with `features` (None: this one): its name, what it builds and why (empty without INT8)."
     if "int8" not in cfg.precisions: return {}
@@ -232,7 +252,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
-        packages={p: _version(p) for p in dict.fromkeys(packages)},
+        packages={p: package_version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         cpu_features=cpu_features(), threads=resolve_threads(cfgs[0].threads),
         int8_backend=int8_recipe("eager", features, requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0], features),

@@ -35,12 +35,13 @@ from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'COMPUTES_IN', 'ARTIFACT_FILE', 'ORT_FP16_REASON', 'BUILDERS',
+__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'BUILDERS',
            'LOADERS', 'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes',
-           'thread_limit', 'take_batches', 'Deployed', 'Artifact', 'resolve_threads', 'Builder', 'Loader',
+           'thread_limit', 'take_batches', 'Artifact', 'resolve_threads', 'Deployed', 'Builder', 'Loader',
            'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch', 'onnx_artifact',
            'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino', 'load_openvino',
-           'build_artifact', 'load_artifact', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
+           'build_artifact', 'load_artifact', 'package_version', 'artifact_key', 'stored_artifact', 'deploy',
+           'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -137,47 +138,6 @@ def take_batches(loader, # batches of `(images, labels)`, or a list of them
     if not batches: raise ValueError("the calibration loader is empty: INT8 needs at least one batch of images")
     return batches
 
-# %% ../nbs/api/04a_runtimes.ipynb #f71f77c1
-@dataclass
-class Deployed:
-    "One variant as a runtime runs it."
-    runtime: str                  # one of RUNTIMES
-    precision: str                # one of PRECISIONS
-    run: Callable[[Any], Any]     # runs the artifact on a converted batch, returns the logits
-    to_input: Callable[[torch.Tensor], Any]  # PyTorch float32 batch -> the runtime's input
-    artifact_bytes: int           # size of the artifact's files (an in-memory module: its saved state dict)
-    max_batch: int                # largest batch the artifact accepts
-    inference_precision: str      # what the kernels compute in, as the runtime reports it
-    non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
-    device: str = "cpu"           # where the kernels run (only eager can use an accelerator)
-    module: nn.Module|None = None # the eager module (eager only)
-    int8_recipe: str|None = None  # INT8: the recipe it was built with (`Int8Recipe.description`)
-    keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and method)
-    artifact: Artifact|None = None # the files it was loaded from (None: an in-memory module, the reference)
-    reused: bool = False           # loaded from a store that held it already (`stored_artifact`)
-
-    def bind(self,
-             x:torch.Tensor, # one input batch
-            ) -> Callable[[], Any]:
-        "A zero-argument call running the artifact on `x`, converted once."
-        native = self.to_input(x)
-        return lambda: self.run(native)
-
-    def logits(self,
-               x:torch.Tensor, # one input batch
-              ) -> torch.Tensor:
-        "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`)."
-        return torch.cat([_as_tensor(self.run(self.to_input(c))) for c in x.split(self.max_batch)])
-
-COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
-
-# %% ../nbs/api/04a_runtimes.ipynb #40e153f7
-def _numpy_input(x:torch.Tensor) -> np.ndarray: return np.ascontiguousarray(x.numpy())
-
-def _as_tensor(out) -> torch.Tensor:
-    "A runtime's output as a float32 CPU tensor that owns its memory (runtimes may reuse their output buffers)."
-    return out.detach().float().cpu().clone() if isinstance(out, torch.Tensor) else torch.from_numpy(np.array(out, dtype=np.float32))
-
 # %% ../nbs/api/04a_runtimes.ipynb #1dcab88b
 ARTIFACT_FILE = "artifact.json"   # beside an artifact's files: what it is and the SHA-256 of each file
 
@@ -229,6 +189,47 @@ def resolve_threads(threads:int|None, # a thread count, or None
                    ) -> int:
     "The intra-op thread count every runtime gets: `threads`, else PyTorch's count (the one place this is decided)."
     return int(threads) if threads else torch.get_num_threads()
+
+# %% ../nbs/api/04a_runtimes.ipynb #f71f77c1
+@dataclass
+class Deployed:
+    "One variant as a runtime runs it."
+    runtime: str                  # one of RUNTIMES
+    precision: str                # one of PRECISIONS
+    run: Callable[[Any], Any]     # runs the artifact on a converted batch, returns the logits
+    to_input: Callable[[torch.Tensor], Any]  # PyTorch float32 batch -> the runtime's input
+    artifact_bytes: int           # size of the artifact's files (an in-memory module: its saved state dict)
+    max_batch: int                # largest batch the artifact accepts
+    inference_precision: str      # what the kernels compute in, as the runtime reports it
+    non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
+    device: str = "cpu"           # where the kernels run (only eager can use an accelerator)
+    module: nn.Module|None = None # the eager module (eager only)
+    int8_recipe: str|None = None  # INT8: the recipe it was built with (`Int8Recipe.description`)
+    keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and method)
+    artifact: Artifact|None = None # the files it was loaded from (None: an in-memory module, the reference)
+    reused: bool = False           # loaded from a store that held it already (`stored_artifact`)
+
+    def bind(self,
+             x:torch.Tensor, # one input batch
+            ) -> Callable[[], Any]:
+        "A zero-argument call running the artifact on `x`, converted once."
+        native = self.to_input(x)
+        return lambda: self.run(native)
+
+    def logits(self,
+               x:torch.Tensor, # one input batch
+              ) -> torch.Tensor:
+        "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`)."
+        return torch.cat([_as_tensor(self.run(self.to_input(c))) for c in x.split(self.max_batch)])
+
+COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
+
+# %% ../nbs/api/04a_runtimes.ipynb #40e153f7
+def _numpy_input(x:torch.Tensor) -> np.ndarray: return np.ascontiguousarray(x.numpy())
+
+def _as_tensor(out) -> torch.Tensor:
+    "A runtime's output as a float32 CPU tensor that owns its memory (runtimes may reuse their output buffers)."
+    return out.detach().float().cpu().clone() if isinstance(out, torch.Tensor) else torch.from_numpy(np.array(out, dtype=np.float32))
 
 # %% ../nbs/api/04a_runtimes.ipynb #6f5ad5b7
 class Builder(Protocol):
@@ -504,12 +505,16 @@ def load_artifact(artifact:Artifact, # a built artifact
     return deployed
 
 # %% ../nbs/api/04a_runtimes.ipynb #b6683075
+def package_version(package:str, # a distribution name, such as "onnxruntime"
+                   ) -> str|None:
+    "The installed version of `package` (None where it is not installed): the one version lookup of edge_opt."
+    from importlib.metadata import version, PackageNotFoundError
+    try: return version(package)
+    except PackageNotFoundError: return None
+
 def _builder_version(runtime:str) -> str:
     "What changes an artifact besides its inputs: edge_opt's builder code and the packages it calls."
-    from importlib.metadata import version, PackageNotFoundError
-    def v(p):
-        try: return version(p)
-        except PackageNotFoundError: return "-"
+    v = lambda p: package_version(p) or "-"
     code = b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], sys.modules[precision_variant.__module__]))
     return hashlib.sha256(code).hexdigest()[:12] + f"|torch {torch.__version__}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
 

@@ -129,3 +129,63 @@ def test_every_link_and_anchor_resolves():
         bad += [f"{p.name}: `{ref}` links to {methods[ref]}, which no show_doc renders"
                 for ref in re.findall(r"`([A-Za-z_]+\.[a-z_]+)`", text) if ref in methods and ref not in shown]
     assert not bad, "\n".join(bad)
+
+
+def test_nbdevs_docs_processor_renders_every_notebook(tmp_path):
+    "What `nbdev_docs` runs before Quarto (`nbdev_proc_nbs`): each notebook's exports and `show_doc` cells executed in page order. A signature that names a type defined further down the page fails here, and on the site."
+    from nbdev.processors import FilterDefaults
+    from nbdev.serve_drv import exec_nb
+    for path in NOTEBOOKS:
+        exec_nb(path, tmp_path / path.name, FilterDefaults)
+
+
+LATENCY = re.compile(r"(?<![\w.–-])\d[\d,]*(?:\.\d+)?\s?(?:µs|ms)\b(?!\s*[–-]\s*\d)")   # a latency figure, not the end of a range
+SPREAD = re.compile(r"\d\s?(?:µs|ms)?\s?[–-]\s?\d|±")                                   # a range or a ± beside it
+NOT_MEASURED = re.compile(r"(?:≤|<|>|limit\w*|under|over|within|at most|budget)\s*[\w`:=]*\s*$")   # a limit or threshold, not a measurement
+
+
+def prose_latencies_without_spread(text):
+    "Latency figures in `text` with no range or ± before the next figure (and within 80 characters)."
+    found, bad = list(LATENCY.finditer(text)), []
+    for i, m in enumerate(found):
+        if NOT_MEASURED.search(text[max(0, m.start() - 25):m.start()]): continue
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        if not SPREAD.search(text[m.end():min(end, m.end() + 80)]): bad.append(text[max(0, m.start() - 60):m.end() + 30].replace("\n", " "))
+    return bad
+
+
+def test_the_spread_check_catches_a_bare_latency():
+    assert prose_latencies_without_spread("runs one image in 380 µs on PyTorch eager.")
+    assert not prose_latencies_without_spread("runs one image in 380 µs (350–420) on PyTorch eager; 2.1 ms (1.9–2.4) a batch.")
+    assert not prose_latencies_without_spread("a latency limit ≤ 0.5 ms; 24 µs ± 2")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_latency_in_prose_has_its_spread(path):
+    "A median latency alone can flip between runs: every one a reader sees in prose (Markdown cells, computed Markdown, printed lines) has its spread beside it."
+    bad = []
+    for c in json.loads(path.read_text())["cells"]:
+        texts = ["".join(c["source"])] if c["cell_type"] == "markdown" else []
+        for o in c.get("outputs", []):
+            texts.append("".join(o.get("data", {}).get("text/markdown", [])))
+            if o.get("output_type") == "stream" and o.get("name") == "stdout": texts.append("".join(o.get("text", [])))
+        bad += [b for t in texts for b in prose_latencies_without_spread(t)]
+    assert not bad, "\n".join(bad)
+
+
+def test_every_citation_of_the_design_document_links_to_its_page():
+    "The design document is cited across the pages; each citation in prose links to the page that lists its claims and checks them."
+    bare = []
+    for path in [p for p in NOTEBOOKS if p.name != "design_document.ipynb"]:   # the page itself
+        prose = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"][1:]   # the title cell is the page's description
+        bare += [f"{path.name}: ...{m.group(0)}" for c in prose for m in re.finditer(r".{0,30}(?<!\[)design document(?!\]\().{0,10}", source(c))]
+    assert not bare, "\n".join(bare)
+    assert (NBS / "analyses" / "design_document.ipynb").exists()
+
+
+def test_figure_text_is_at_least_9_pt_and_figures_fit_the_page():
+    "Legends, titles and ticks at 9 pt or more, and figures at most 8.5 inches wide (850 px: the page's width, so nothing is shrunk)."
+    code = [(p.name, source(c)) for p in NOTEBOOKS for c in cells(p)] + [(p.name, p.read_text()) for p in (NBS.parent / "edge_opt").glob("*.py")]
+    small = [f"{name}: {m}" for name, s in code for m in re.findall(r"\b(?:title_)?fontsize=(?:[0-8](?:\.\d+)?)\b", s)]
+    wide = [f"{name}: {m}" for name, s in code for m in re.findall(r"figsize=\((\d+(?:\.\d+)?),", s) if float(m) > 8.5]
+    assert not small and not wide, small + wide
