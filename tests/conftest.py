@@ -26,8 +26,12 @@ def cli_error(capsys):
 
 
 def pytest_configure(config):
-    "Each test process its own host lock (`edge_opt.executors.host_lock_path`): the suite's timings are not measurements, and would otherwise wait for the builds of the other test processes."
+    "Each test process its own host lock (`edge_opt.executors.host_lock_path`): the suite's timings are not measurements, and would otherwise wait for the builds of the other test processes. An xdist worker that crashes leaves the stacks of all its threads in `$TMPDIR/edge-opt-faulthandler-gwN.log`."
     os.environ["EDGE_OPT_LOCK_DIR"] = tempfile.mkdtemp(prefix="edge-opt-lock-")
+    if hasattr(config, "workerinput"):
+        import faulthandler
+        config._crash_log = open(os.path.join(tempfile.gettempdir(), f"edge-opt-faulthandler-{config.workerinput['workerid']}.log"), "w")
+        faulthandler.enable(file=config._crash_log, all_threads=True)
 
 
 def pytest_unconfigure(config):

@@ -91,7 +91,7 @@ def test_a_torn_row_is_set_aside_and_measured_again(tmp_path, capsys):
     assert len(rows) == 2 and len({(r["pruning_level"], r["precision"], r["runtime"]) for r in rows}) == 2   # none lost, none twice
     assert rows[0] == json.loads(lines[0])                                    # the finished row was kept as measured
     assert all(l.strip().startswith("{") and l.strip().endswith("}") for l in path.read_text().splitlines())
-    assert (path.parent / f"{ROWS_FILE}.torn").read_text().strip() == lines[1][: len(lines[1]) // 2]
+    assert (path.parent / f"{ROWS_FILE}.torn").read_text().strip() == lines[1][: len(lines[1]) // 2].strip()   # the cut may end in a space
 
 
 def test_a_corrupt_checkpoint_is_set_aside_and_rebuilt(tmp_path, capsys):
