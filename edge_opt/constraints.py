@@ -180,7 +180,8 @@ def _describe(f:dict, r, c:Constraints, lim:dict) -> str:
 
 def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
     "The memory figure a limit on `memory_on` reads, in MB."
-    return rows.memory_mb if memory_on == "true_storage" else rows.artifact_bytes / 1e6
+    column = _MEMORY_COLUMN[memory_on]
+    return rows[column] / (1e6 if column == "artifact_bytes" else 1.0)
 
 def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> float|None:
     "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (its footprint), else the baseline row's (None: neither)."

@@ -22,7 +22,7 @@ import torch
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
 from .metrics import memory_label, memory_unit, unpack_correct
-from .constraints import MEMORY_READS, memory_limit_of, violation_budgets
+from .constraints import LATENCY_WORDS, MEMORY_READS, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
@@ -31,16 +31,16 @@ from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_versio
 from .storage import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text', 'speedup_text',
-           'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff', 'plot_latency_by_runtime',
-           'plot_layerwise', 'data_record', 'baseline_line', 'summarize_sweep', 'reproducibility_record',
-           'describe_config', 'field_table', 'write_reports']
+__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text',
+           'row_latency_text', 'speedup_text', 'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff',
+           'plot_latency_by_runtime', 'plot_layerwise', 'data_record', 'baseline_line', 'summarize_sweep',
+           'reproducibility_record', 'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
 RUNTIME_MARKERS = dict(zip(RUNTIMES, ["o", "s", "^", "D"]))
 RUNTIME_SHORT = dict(zip(RUNTIMES, ["eager", "ExecuTorch", "ORT", "OpenVINO"]))
-COST_LABELS = {"latency_ms": "batch latency, median (ms)", "stream_latency_ms": "single-sample latency, median (ms)",
+COST_LABELS = {**{c: f"{LATENCY_WORDS[c]}, median (ms)" for c in ("latency_ms", "stream_latency_ms")},   # the recommendation's words
                "energy_proxy_j": "energy proxy per batch (J = power × batch latency)", "memory_mb": memory_label("memory_mb", "MB")}
 
 def latency_unit(largest_ms:float, # the largest latency a table or sentence shows, ms
@@ -59,6 +59,15 @@ def latency_text(median_ms:float, # the median
     k = 1e3 if unit == "µs" else 1.0
     g = lambda v: f"{v:.3g}" if v < 1000 else f"{v:,.0f}"   # 3 significant digits, never an exponent
     return f"{g(median_ms * k)}{'' if bare else ' ' + unit} ({g(low_ms * k)}–{g(high_ms * k)})"
+
+def row_latency_text(row, # a sweep row (or a candidate row)
+                     column:str="stream_latency_ms", # its latency column; the spread is read from `spread_columns(column)`
+                     unit:str|None=None, # as in `latency_text`
+                     bare:bool=False, # as in `latency_text`
+                    ) -> str:
+    "`latency_text` of one row's `column` and its spread columns: `26 µs (19.4–27.2)`."
+    low, high = spread_columns(column)
+    return latency_text(row[column], row[low], row[high], unit, bare)
 
 def speedup_text(ratio:float, # old time ÷ new time (above 1: the new one is faster)
                 ) -> str:
