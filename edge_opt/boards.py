@@ -17,10 +17,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from .executors import TASK_RETRIES, ExecutorError, benchmark_slot, usable_cores
-from .metrics import cpu_flags, deployed_predictions, time_interleaved
+from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_turns
 from .recipes import cpu_features, cpu_name
-from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, runtime_available,
-                               thread_limit)
+from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, resolve_threads,
+                               runtime_available, thread_limit)
 
 # %% auto #0
 __all__ = ['POLL_S', 'runtime_versions', 'import_runtimes', 'host_facts', 'Timed', 'time_and_predict', 'Shipment',
@@ -59,6 +59,7 @@ class Timed:
     one: list                # rounds of per-call times on one image
     predictions: np.ndarray  # top-1 class of every validation image, in order
     labels: np.ndarray       # their labels
+    binding_ms: float|None = None  # an identity call of one sample through the same binding (`binding_overhead_ms`)
 
 def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
                      batches, # validation batches of `(images, labels)` (a DataLoader or a list); the first is the timed one
@@ -72,12 +73,14 @@ def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
     batch = next(iter(batches))[0]
     with benchmark_slot():   # no build and no other timing runs on this host meanwhile
         start = time.time()
-        full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, rounds, trials, warmup)
-        one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, rounds, stream_trials, warmup)
+        # one turn times a variant at the batch size, then on one sample: half as many switches, each waiting out the last one's threads
+        timed = time_turns({k: [(d.bind(batch), trials), (d.bind(batch[:1]), stream_trials)] for k, d in built.items()}, rounds, warmup)
+        full, one = ({k: t[part] for k, t in timed.items()} for part in (0, 1))
+        binding = {d.runtime: binding_overhead_ms(d.runtime, (1, *batch.shape[1:]), resolve_threads(None)) for d in built.values()}
         window = dict(timing_start=start, timing_end=time.time())
     out = {}
     for key, d in built.items():
-        try: out[key] = Timed(full[key], one[key], *deployed_predictions(d, batches))
+        try: out[key] = Timed(full[key], one[key], *deployed_predictions(d, batches), binding[d.runtime])
         except Exception as e: out[key] = e
     return out, window
 

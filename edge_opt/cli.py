@@ -21,12 +21,13 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
                              load_config, setting)
 from .constraints import Constraints, recommend
 from .data import DatasetUnavailableError
-from .experiments import run_sweep, sweep_data
+from .experiments import run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import memory_text
-from .storage import LATEST_FILE, RUNS_DIR, ROWS_FILE, atomic_write, output_lock, run_dir, write_json, write_text
+from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, RUNS_DIR, ROWS_FILE, OutputDirError,
+                              atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
 from .reporting import reproducibility_record, summarize_sweep, write_reports
-from .shipping import ShipError, export_variant, ship_recommended, tidy_store
+from .shipping import ShipError, export_variant, ship_recommended, shipped_files, tidy_store
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
@@ -184,12 +185,17 @@ def recommend_main(argv:list[str], # the arguments after `edge-opt recommend`
     try: cfg = _recommend_config(args)
     except ConfigError as e: return _fail(str(e))
     out = Path(cfg.output_dir)
-    if not (out / "sweep_results.csv").exists():
+    if (here := latest_run(out)) is None and (seeds := seed_folders(out)):
+        return _fail(f"--from '{out}' holds one sweep per seed; name one of them: --from {seeds[0]} ({', '.join(s.name for s in seeds)})")
+    if here is None:
         print(f"edge-opt: no sweep in {out}; running it first", flush=True)
         try: run(cfg, [cfg.seed], not args.no_progress, ["edge-opt", "recommend", *argv])
         except OSError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
         except ValueError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
-    try: rec = write_recommendation(pd.read_csv(out / "sweep_results.csv"), cfg, out)
+        here = latest_run(out)
+    try:   # the run's rows file, not the sweep_results.csv copy at the top (which a full disk or a cut copy may have torn)
+        claim(out, RECOMMENDATION_FILE)
+        rec = write_recommendation(pd.DataFrame(run_rows(here)), cfg, out)
     except ValueError as e: return _fail(str(e))
     print(rec.text(str(out)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT
@@ -213,8 +219,10 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
     here = run_dir(out, fp)
     written = write_reports(df, cfg, here, command)
     text, choice = _recommendation_text(df, cfg, here)
-    for name in [*written, "recommendation.json"]:   # the latest, copied rather than computed and drawn twice
-        if (here / name).exists(): atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
+    names = [n for n in [*written, RECOMMENDATION_FILE] if (here / n).exists()]
+    claim(out, *names, LATEST_FILE); mark(here, "run", names)
+    for name in names:   # the latest, copied rather than computed and drawn twice
+        atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
     write_text(pointer, fp)
     return "\n".join([text, ship_recommended(out, choice), tidy_store(here, df, cfg.keep_artifacts, choice)])
 
@@ -226,7 +234,10 @@ def run(cfg:SweepConfig, # the sweep's settings
        ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
     out, frames, cfgs = Path(cfg.output_dir), [], []
+    folders = [f"seed_{s}" for s in seeds] if len(seeds) > 1 else []
     with output_lock(out):
+        for name in folders: check_output_dir(out / name)   # every folder checked before any work
+        check_output_dir(out, folders); claim(out, *folders)
         for seed in seeds:
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
             seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
@@ -236,8 +247,9 @@ def run(cfg:SweepConfig, # the sweep's settings
             frames.append(df); cfgs.append(seed_cfg)
         if len(seeds) > 1:
             agg = aggregate_seeds(frames)
-            atomic_write(out / "aggregate_summary.csv", lambda tmp: agg.to_csv(tmp, index=False))
-            write_json(out / "reproducibility.json", reproducibility_record(cfgs, command))
+            claim(out, AGGREGATE_FILE, REPRODUCIBILITY_FILE)
+            atomic_write(out / AGGREGATE_FILE, lambda tmp: agg.to_csv(tmp, index=False))
+            write_json(out / REPRODUCIBILITY_FILE, reproducibility_record(cfgs, command))
             print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
     return frames
 
@@ -276,8 +288,8 @@ def export_main(argv:list[str], # the arguments after `edge-opt export`
     "`edge-opt export`: export a measured row (rebuilding its artifact when the store lost it) and verify it."
     args = export_parser().parse_args(argv)
     try: to = export_variant(args.from_dir, args.pruning_level, args.precision, args.runtime, args.to)
-    except (ShipError, ConfigError) as e: return _fail(str(e))
-    print(f"Exported pruning {args.pruning_level:g} {args.precision.upper()} on {args.runtime} to {to} (artifact, pruned_fp32.pt2, manifest.json; "
+    except (ShipError, ConfigError, OutputDirError) as e: return _fail(str(e))
+    print(f"Exported pruning {args.pruning_level:g} {args.precision.upper()} on {args.runtime} to {to} ({shipped_files(to)}; "
           "verified in a fresh process, image for image)")
     return 0
 

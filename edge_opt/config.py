@@ -22,7 +22,7 @@ from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest,
 from .pruning import IMPORTANCES
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
-from .runtimes import RUNTIMES, check_runtimes, default_runtimes
+from .runtimes import RUNTIMES, TIMING_VERSION, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, check_resource_name, dask_available, local_workers
 
@@ -305,7 +305,7 @@ class SweepConfig(ConstraintKeys):
     def fingerprint(self) -> str:
         "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS and not (k in FINGERPRINT_WHEN_SET and v is None)}
-        d.update(epochs=self.baseline_epochs, inputs=input_identity(self))
+        d.update(epochs=self.baseline_epochs, inputs=input_identity(self), timing=TIMING_VERSION)   # rows timed another way never mix
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self,

@@ -367,6 +367,11 @@ def _classes(train:_Images, val:_Images, names:tuple|None, source) -> tuple[str,
     for split, images in (("training", train), ("validation", val)):
         bad = np.flatnonzero((images.labels < 0) | (images.labels >= len(names)))
         if len(bad): _fail(source, f"label {images.labels[bad[0]]} of {images.where(bad[0])} is out of range; expected 0 … {len(names) - 1} ({len(names)} classes)")
+    present = {split: [names[i] for i in np.unique(images.labels)] for split, images in (("training", train), ("validation", val))}
+    if (few := next((s for s, found in present.items() if len(found) < 2), None)):
+        found = present[few]
+        _fail(source, f"its {few} images hold {len(found)} class{'es' if len(found) != 1 else ''}" + (f" ({', '.join(found)})" if found else "")
+              + "; a classifier needs at least two classes with images in both training and validation")
     counts = np.bincount(train.labels, minlength=len(names))
     if (counts == 0).any():
         _fail(source, f"class '{names[int(np.argmin(counts))]}' has no training images" + (" (try a smaller val_fraction)" if len(val.labels) else ""))

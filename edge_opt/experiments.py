@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import hashlib
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -36,15 +37,17 @@ from .model import MODELS, ModelError, build_model, resolve_factory, check_model
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .recipes import recipes_for
-from .runtimes import UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact, take_batches, thread_limit
-from .storage import ARTIFACTS_DIR, ROWS_FILE, append_row, atomic_write, output_lock, read_rows, repair_rows, run_dir
+from .runtimes import (UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact,
+                               take_batches, thread_limit, timing_method)
+from .storage import (ARTIFACTS_DIR, ROWS_FILE, RUNS_DIR, append_row, atomic_write, claim, mark, output_lock, read_rows,
+                              repair_rows, run_dir)
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
 __all__ = ['BUILD_ORDER', 'sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_order',
            'build_workers', 'build_pool', 'build_artifacts', 'build_variants', 'predictions_digest', 'scored_rows',
-           'measure_variants', 'level_task', 'level_network', 'row_key', 'run_sweep', 'code_version', 'cache_root',
-           'cached_sweep']
+           'measure_variants', 'level_task', 'level_network', 'row_key', 'run_rows', 'run_sweep', 'code_version',
+           'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
@@ -189,7 +192,9 @@ def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepC
     metrics = variant_metrics(deployed, fp, acc, batch, one, cfg.power_watts, cfg.cpu_frequency_scale, facts["threads"], agreement)
     hw = summarize_hardware(fp.layers, metrics.latency.median_ms, metrics.latency.batch_size, cfg.memory_bandwidth_gbps, cfg.peak_gmacs)
     measured = dict(host=facts["host"], measured_by=facts["measured_by"], cpu=facts["cpu"], cpu_flags=facts["cpu_flags"],
-                    runtime_version=facts["runtime_versions"].get(deployed.runtime))
+                    runtime_version=facts["runtime_versions"].get(deployed.runtime),
+                    timing_method=timing_method(deployed.runtime, facts["threads"], cfg.benchmark_rounds, cfg.benchmark_trials,
+                                                cfg.benchmark_stream_trials, cfg.benchmark_warmup))
     return {**metrics.to_row(), **measured, **{f"hw_{k}": v for k, v in asdict(hw).items()},
             "layers": fp.layers.assign(output_shape=fp.layers.output_shape.map(list)).to_dict("records"),
             "correct": pack_correct(correct), **_artifact_fields(deployed), "error": None, "unsupported": None}
@@ -223,7 +228,7 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
         try:
             rows[key] = {**_row(loaded[key], fps[key[0]], (t.predictions == t.labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), t.full),
                                 LatencyStats.from_rounds(1, t.one), cfg, facts, top1_agreement(t.predictions, reference)),
-                         "predictions_sha256": predictions_digest(t.predictions), **window}
+                         "predictions_sha256": predictions_digest(t.predictions), "binding_overhead_ms": t.binding_ms, **window}
         except Exception as e: rows[key] = _error_row(e)
     return rows
 
@@ -325,6 +330,14 @@ def row_key(row:dict, # a sweep row
     "The resume key of a row: `(pruning_level, precision, runtime)`."
     return float(row["pruning_level"]), row["precision"], row["runtime"]
 
+def run_rows(here:str|Path, # a run directory (`latest_run(out)`)
+            ) -> list[dict]:
+    "The run's rows from its rows file, the source of truth (a torn line is skipped): the last row of each variant, in the order variants were first measured."
+    rows, name = {}, Path(here).name
+    for r in read_rows(Path(here) / ROWS_FILE):
+        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", name) == name: rows[row_key(r)] = r
+    return list(rows.values())
+
 # %% ../nbs/api/08_experiments.ipynb #53c832a4
 def _baseline_state(cfg:SweepConfig, threads:int) -> dict:
     "The trained baseline's weights (a task: trained with the client's training thread count, so the same weights wherever it runs)."
@@ -424,8 +437,12 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
              ) -> pd.DataFrame:
     "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable; judged against the memory limit (`judge_rows`)."
     out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
+    if cfg.threads and not cfg.measure_on and cfg.threads > usable_cores():
+        warnings.warn(f"threads {cfg.threads} is more than the {usable_cores()} usable cores of this machine; timing runs, with threads sharing cores")
     with output_lock(out):
+        claim(out, RUNS_DIR)
         here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
+        mark(here.parent, "run", [fingerprint]); mark(here, "run", [ROWS_FILE])
         grid = [(float(l), p, r) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
         done = {row_key(r): r for r in _resume_rows(out, here, fingerprint)}
         pending = [(float(l), todo) for l in cfg.pruning_levels if (todo := [(p, r) for m, p, r in grid if m == float(l) and (m, p, r) not in done])]

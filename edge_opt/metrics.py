@@ -6,6 +6,11 @@
 from __future__ import annotations
 
 import base64
+import functools
+import os
+import tempfile
+from pathlib import Path
+import threading
 import time
 from dataclasses import dataclass, fields, replace
 
@@ -17,14 +22,14 @@ from torch.utils.data import DataLoader
 from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
 from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
-from .runtimes import Deployed, eager_deployed, resolve_threads
+from .runtimes import Artifact, Deployed, eager_deployed, load_artifact, resolve_threads
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['MEMORY_TERMS', 'bootstrap_accuracy_ci', 'LatencyStats', 'time_interleaved', 'measure_latency', 'Metrics',
-           'memory_unit', 'memory_label', 'memory_text', 'Footprint', 'footprint', 'deployed_predictions',
-           'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy', 'pack_correct',
-           'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
+__all__ = ['MEMORY_TERMS', 'bootstrap_accuracy_ci', 'LatencyStats', 'wait_for_quiet_threads', 'time_turns', 'time_interleaved',
+           'binding_overhead_ms', 'measure_latency', 'Metrics', 'memory_unit', 'memory_label', 'memory_text',
+           'Footprint', 'footprint', 'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci',
+           'deployed_accuracy', 'pack_correct', 'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -88,25 +93,101 @@ def _check_count(name:str, value, low:int):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
-def time_interleaved(calls:dict, # name -> zero-argument callable (e.g. `Deployed.bind(x)`)
-                     rounds:int=5, # interleaved rounds
-                     per_round:int=10, # timed calls of each callable per round
-                     warmup:int=2, # untimed calls after each switch
-                    ) -> dict:
-    "Per-call wall times (ms) of each callable, as `{name: [round_1_times, ...]}`, visiting them in rotating order."
-    for name, value, low in (("rounds", rounds, 1), ("per_round", per_round, 1), ("warmup", warmup, 0)): _check_count(name, value, low)
-    if not calls: raise ValueError("time_interleaved needs at least one callable")
-    names, times = list(calls), {name: [] for name in calls}
+def _others_running() -> int|None:
+    "How many of this process's threads other than the caller are running now (state R in /proc; None where there is no /proc)."
+    me, running = threading.get_native_id(), 0
+    try: tids = os.listdir("/proc/self/task")
+    except OSError: return None
+    for tid in tids:
+        if int(tid) == me: continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f: running += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError): pass   # a thread that ended meanwhile
+    return running
+
+def wait_for_quiet_threads(max_s:float=0.05, # the longest wait (a thread of the process that never rests costs this much a turn)
+                          ) -> float:
+    "Wait until no other thread of this process is running (a runtime's worker threads spin for a while after its last call: ONNX Runtime's for 20–30 ms here), at most `max_s`; the seconds waited."
+    start, quiet = time.perf_counter(), 0
+    while quiet < 2 and time.perf_counter() - start < max_s:   # twice in a row: a thread between two spins is not asleep
+        running = _others_running()
+        if running is None: break
+        quiet = quiet + 1 if running == 0 else 0
+        if quiet < 2: time.sleep(0.0002 if quiet else 0.001)
+    return time.perf_counter() - start
+
+def time_turns(turns:dict, # name -> the parts of its turn: `[(zero-argument callable, timed calls per round), ...]`
+               rounds:int=5, # interleaved rounds
+               warmup:int=2, # untimed calls before each part (and at least `warmup_s` of them)
+               warmup_s:float=0.001, # untimed seconds before each part: thread pools that slept wake and ramp up
+               settle:bool=True, # before each turn, wait out threads the turn before left spinning (`wait_for_quiet_threads`)
+              ) -> dict:
+    "Per-call wall times (ms) of each part of each turn, `{name: [part_1_rounds, part_2_rounds, ...]}`, visiting the turns in rotating order."
+    for name, value, low in (("rounds", rounds, 1), ("warmup", warmup, 0)): _check_count(name, value, low)
+    if not turns: raise ValueError("time_turns needs at least one turn")
+    for parts in turns.values():
+        for _, per_round in parts: _check_count("per_round", per_round, 1)
+    names, times = list(turns), {name: [[] for _ in turns[name]] for name in turns}
     with torch.inference_mode():
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                fn = calls[name]
-                for _ in range(warmup): fn()
-                samples = []
-                for _ in range(per_round):
-                    start = time.perf_counter(); fn(); samples.append((time.perf_counter() - start) * 1e3)
-                times[name].append(samples)
+                if settle: wait_for_quiet_threads()
+                for part, (fn, per_round) in enumerate(turns[name]):
+                    until = time.perf_counter() + warmup_s
+                    for _ in range(warmup): fn()
+                    while time.perf_counter() < until: fn()
+                    samples = []
+                    for _ in range(per_round):
+                        start = time.perf_counter(); fn(); samples.append((time.perf_counter() - start) * 1e3)
+                    times[name][part].append(samples)
     return times
+
+def time_interleaved(calls:dict, # name -> zero-argument callable (e.g. `Deployed.bind(x)`)
+                     rounds:int=5, # interleaved rounds
+                     per_round:int=10, # timed calls of each callable per round
+                     warmup:int=2, # untimed calls after each switch (and at least `warmup_s` of them)
+                     warmup_s:float=0.001, # untimed seconds after each switch
+                     settle:bool=True, # wait out threads left spinning before each turn
+                    ) -> dict:
+    "Per-call wall times (ms) of each callable, as `{name: [round_1_times, ...]}`, visiting them in rotating order (`time_turns` with one part a turn)."
+    if not calls: raise ValueError("time_interleaved needs at least one callable")
+    _check_count("per_round", per_round, 1)
+    return {k: v[0] for k, v in time_turns({k: [(fn, per_round)] for k, fn in calls.items()}, rounds, warmup, warmup_s, settle).items()}
+
+# %% ../nbs/api/06_metrics.ipynb #9b8434be
+def _identity_artifact(runtime:str, shape:tuple, directory:Path) -> Artifact:
+    "An identity network (a copy of its input) of input `shape`, as `runtime`'s file in `directory`."
+    x, name = torch.zeros(shape), {"eager": "model.pt2", "executorch": "model.pte", "onnxruntime": "model.onnx", "openvino": "model.xml"}[runtime]
+    class Copy(nn.Module):
+        def forward(self, x): return x.clone()
+    if runtime in ("eager", "executorch"):
+        program = torch.export.export(Copy().eval(), (x,))
+        if runtime == "eager": torch.export.save(program, str(directory / name))
+        else:
+            from executorch.exir import to_edge_transform_and_lower
+            (directory / name).write_bytes(to_edge_transform_and_lower(program).to_executorch().buffer)
+    elif runtime == "onnxruntime":
+        import onnx
+        from onnx import TensorProto, helper
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n in ("input", "logits")]
+        onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity", io[:1], io[1:])), directory / name)
+    else:
+        import openvino as ov
+        p = ov.opset13.parameter(list(shape), ov.Type.f32)
+        ov.save_model(ov.Model([ov.opset13.convert(p, ov.Type.f32)], [p]), directory / name)
+    files = (name, "model.bin") if runtime == "openvino" else (name,)
+    return Artifact(runtime, "fp32", str(directory), files, shape[0], "float32", "float32")
+
+@functools.lru_cache(maxsize=None)
+def binding_overhead_ms(runtime:str, # one of RUNTIMES
+                        shape:tuple, # the input shape (one sample)
+                        threads:int, # intra-op threads
+                       ) -> float|None:
+    "Median time (ms) of an identity network called through `runtime`'s binding as a sweep calls it (the same loader and lines): what a C++ deployment would not pay. None where it cannot be built."
+    with tempfile.TemporaryDirectory() as tmp:
+        try: call = load_artifact(_identity_artifact(runtime, tuple(shape), Path(tmp)), threads).bind(torch.zeros(shape))
+        except Exception: return None   # a runtime that cannot build it (an older version): no figure rather than a wrong one
+        return float(np.median([np.median(r) for r in time_interleaved({"identity": call}, 3, 50, 5)["identity"]]))
 
 # %% ../nbs/api/06_metrics.ipynb #5da3c6de
 def _module_call(model:nn.Module, example:torch.Tensor):

@@ -28,7 +28,7 @@ from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agree
 from .quantization import PRECISIONS
 from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
-from .storage import atomic_write, write_json
+from .storage import atomic_write, claim, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text',
@@ -330,14 +330,15 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
               "pareto_frontier_latency": results_table(pareto_by_runtime(ok, "latency_ms")),
               "pareto_frontier_energy": results_table(pareto_by_runtime(ok, "energy_proxy_j")),
               "layerwise_breakdown": layers, "hardware_summary": hardware_table(ok)}
-    paths = {}
-    for name, table in tables.items():
-        paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     figures = {"accuracy_vs_latency": lambda: plot_tradeoff(ok, "latency_ms"),
                "accuracy_vs_energy": lambda: plot_tradeoff(ok, "energy_proxy_j"),
                "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", memory_limit_of(df, cfg)[0]),
                "latency_by_runtime": lambda: plot_latency_by_runtime(ok),
                "layerwise": lambda: plot_layerwise(layers, ok.precision.iloc[0])}
+    claim(out, *[f"{n}.csv" for n in tables], *[f"{n}.png" for n in figures], "summary.json", "reproducibility.json")   # never a file of the user's
+    paths = {}
+    for name, table in tables.items():
+        paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     for name, draw in (figures.items() if len(ok) else []):
         fig = draw()
         paths[f"{name}.png"] = atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))

@@ -35,13 +35,13 @@ from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'BUILDERS',
-           'LOADERS', 'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes', 'check_runtimes',
-           'thread_limit', 'take_batches', 'Artifact', 'resolve_threads', 'Deployed', 'Builder', 'Loader',
-           'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch', 'onnx_artifact',
-           'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino', 'load_openvino',
-           'build_artifact', 'load_artifact', 'package_version', 'artifact_key', 'stored_artifact', 'deploy',
-           'start_build_worker']
+__all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'TIMING_VERSION',
+           'DEPLOYED_AS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes',
+           'check_runtimes', 'thread_limit', 'take_batches', 'Artifact', 'resolve_threads', 'Deployed', 'Builder',
+           'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch',
+           'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino',
+           'load_openvino', 'timing_method', 'load_snippet', 'snippet_namespace', 'build_artifact', 'load_artifact',
+           'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -102,6 +102,7 @@ def _torchscript_notices_hidden():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.(trace|trace_method|load|save)` is deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"The feature will be removed\. Please remove usage of this function$")  # torch.onnx's own setup_onnx_logging
         yield
 
 # %% ../nbs/api/04a_runtimes.ipynb #e34ecd27
@@ -208,12 +209,14 @@ class Deployed:
     keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and method)
     artifact: Artifact|None = None # the files it was loaded from (None: an in-memory module, the reference)
     reused: bool = False           # loaded from a store that held it already (`stored_artifact`)
+    prepare: Callable[[tuple], Any]|None = None  # readies the runtime for an input shape before it is timed (OpenVINO compiles it)
 
     def bind(self,
              x:torch.Tensor, # one input batch
             ) -> Callable[[], Any]:
-        "A zero-argument call running the artifact on `x`, converted once."
+        "A zero-argument call running the artifact on `x`, converted once (and the runtime readied for its shape)."
         native = self.to_input(x)
+        if self.prepare: self.prepare(tuple(native.shape))
         return lambda: self.run(native)
 
     def logits(self,
@@ -341,18 +344,12 @@ def build_executorch(model, precision, calibration, max_batch, recipe, directory
                     names[precision], non_delegated_ops=_outside_delegate(edge))
 
 def load_executorch(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
-    "The `.pte` program, run by ExecuTorch's Python runtime."
-    with _quiet_logger("torch.utils._pytree"):
-        from executorch.runtime import Runtime
-    buffer = artifact.paths[0].read_bytes()   # the bytes, not the path: a program loaded by path can outlive its file and be mistaken for another at that path
-    with _native_stderr_silenced():
-        program = Runtime.get().load_program(buffer)
-        method = program.load_method("forward")
-    if threads: _executorch_threads(threads)
+    "The `.pte` program, run by ExecuTorch's Python runtime: the lines of `load_snippet`, which ship."
+    ns = snippet_namespace(artifact, threads)
     dtype = getattr(torch, artifact.input_dtype)
-    return Deployed("executorch", artifact.precision, lambda x: method.execute([x])[0], lambda x: x.to(dtype).contiguous(),
+    return Deployed("executorch", artifact.precision, ns["run"], lambda x: x.to(dtype).contiguous(),
                     artifact.artifact_bytes, artifact.max_batch, artifact.inference_precision, artifact.non_delegated_ops,
-                    keep=(buffer, program, method), artifact=artifact)
+                    keep=(ns,), artifact=artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #e48346fc
 ORT_FP16_REASON = ("ONNX Runtime's CPU execution provider has no FP16 Conv kernels on x86; it would insert Casts "
@@ -369,10 +366,10 @@ class _Calibration:
     def get_next(self): return next(self.it, None)
 
 def _ort_session(path:Path, threads:int|None):
+    "A session as a deployment opens one: ONNX Runtime's defaults but for the intra-op threads (the loader's lines, `load_snippet`)."
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads or 0, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads or 0
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 # %% ../nbs/api/04a_runtimes.ipynb #0ff5cf85
@@ -404,11 +401,10 @@ def build_onnxruntime(model, precision, calibration, max_batch, recipe, director
     return Artifact("onnxruntime", precision, str(directory), ("model.onnx",), max_batch, "float32", computes)
 
 def load_onnxruntime(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
-    "The ONNX file, run by ONNX Runtime's CPU execution provider."
-    session = _ort_session(artifact.paths[0], resolve_threads(threads))
-    name = session.get_inputs()[0].name
-    return Deployed("onnxruntime", artifact.precision, lambda x: session.run(None, {name: x})[0], _numpy_input, artifact.artifact_bytes,
-                    artifact.max_batch, artifact.inference_precision, keep=(session,), artifact=artifact)
+    "The ONNX file, run by ONNX Runtime's CPU execution provider: the lines of `load_snippet`, which ship."
+    ns = snippet_namespace(artifact, threads)
+    return Deployed("onnxruntime", artifact.precision, ns["run"], _numpy_input, artifact.artifact_bytes,
+                    artifact.max_batch, artifact.inference_precision, keep=(ns,), artifact=artifact)
 
 # %% ../nbs/api/04a_runtimes.ipynb #e377774d
 def _openvino_precision(compiled) -> str:
@@ -450,15 +446,92 @@ def build_openvino(model, precision, calibration, max_batch, recipe, directory) 
     return Artifact("openvino", precision, str(directory), ("model.xml", "model.bin"), max_batch, "float32", label)
 
 def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
-    "The IR compiled for the CPU plugin with the inference precision pinned; `UnsupportedPrecisionError` when the plugin would compute in another."
-    import openvino as ov
-    hint = "f16" if artifact.precision == "fp16" else "f32"
-    compiled = ov.Core().compile_model(str(artifact.paths[0]), "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": resolve_threads(threads)})
+    "The IR compiled for the CPU plugin, one static shape per input shape, with the inference precision pinned (the lines of `load_snippet`, which ship); `UnsupportedPrecisionError` when the plugin would compute in another."
+    ns = snippet_namespace(artifact, threads)
+    hint, compiled = ns["config"]["INFERENCE_PRECISION_HINT"], ns["core"].compile_model(ns["model"], "CPU", ns["config"])
     if _openvino_precision(compiled) != hint:
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin would compute in {_openvino_precision(compiled)}, not {hint}")
-    request = compiled.create_infer_request()
-    return Deployed("openvino", artifact.precision, lambda x: request.infer({0: x})[0], _numpy_input, artifact.artifact_bytes,
-                    artifact.max_batch, artifact.inference_precision, keep=(compiled, request), artifact=artifact)
+    return Deployed("openvino", artifact.precision, ns["run"], _numpy_input, artifact.artifact_bytes, artifact.max_batch,
+                    artifact.inference_precision, keep=(ns,), artifact=artifact, prepare=ns["compiled_for"])
+
+# %% ../nbs/api/04a_runtimes.ipynb #612b9a9b
+def _eager_lines(f, a:Artifact, threads:int) -> str:
+    load = f"torch.export.load({f(a.files[0])}).module()" if a.files[0].endswith(".pt2") else f"torch.jit.load({f(a.files[0])})"
+    return (f"import numpy as np\nimport torch\ntorch.set_num_threads({threads})\nmodule = {load}\n"
+            "def run(x):\n    with torch.inference_mode(): return module(x)\n"
+            f"def predict(x): return run(torch.from_numpy(np.ascontiguousarray(x)).to(torch.{a.input_dtype})).float().numpy()\n")
+
+def _executorch_lines(f, a:Artifact, threads:int) -> str:
+    return ("import pathlib\nimport numpy as np\nimport torch\nfrom executorch.runtime import Runtime\n"
+            "from executorch.extension.pybindings import portable_lib\n"
+            f"# XNNPACK's threads: ExecuTorch's default is one per core; this is its one call for it (C++: get_threadpool()->_unsafe_reset_threadpool)\n"
+            f"if portable_lib._threadpool_get_thread_count() != {threads}: portable_lib._unsafe_reset_threadpool({threads})\n"
+            f"buffer = pathlib.Path({f(a.files[0])}).read_bytes()   # the bytes: a program loaded by path may outlive its file\n"
+            "program = Runtime.get().load_program(buffer)\nmethod = program.load_method('forward')\n"
+            "def run(x): return method.execute([x])[0]\n"
+            f"def predict(x): return run(torch.from_numpy(np.ascontiguousarray(x)).to(torch.{a.input_dtype})).float().numpy()\n")
+
+def _onnxruntime_lines(f, a:Artifact, threads:int) -> str:
+    return ("import numpy as np\nimport onnxruntime as ort\n"
+            f"options = ort.SessionOptions()\noptions.intra_op_num_threads = {threads}   # every other option ONNX Runtime's default\n"
+            f"session = ort.InferenceSession({f(a.files[0])}, options, providers=['CPUExecutionProvider'])\n"
+            "input_name = session.get_inputs()[0].name\ndef run(x): return session.run(None, {input_name: x})[0]\n"
+            "def predict(x): return run(np.ascontiguousarray(x, dtype=np.float32))\n")
+
+# %% ../nbs/api/04a_runtimes.ipynb #bde6e752
+def _openvino_lines(f, a:Artifact, threads:int) -> str:
+    hint = "f16" if a.precision == "fp16" else "f32"
+    return ("import numpy as np\nimport openvino as ov\n"
+            f"core = ov.Core()\nmodel = core.read_model({f(a.files[0])})\n"
+            f"# the precision edge_opt measured, pinned: OpenVINO's default on a CPU with BF16 (AVX-512 BF16, AMX) is bf16, and there\n"
+            f"# its INT8 IRs fail to compile ('No suitable implementations')\n"
+            "# one stream of all the threads (the latency hint): what a program making one request at a time wants; OpenVINO's default\n"
+            "# with a thread count splits them into streams, and one request then runs on a part of them\n"
+            f"config = {{'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': {hint!r}, 'INFERENCE_NUM_THREADS': {threads}}}\nrequests = {{}}\n"
+            "def compiled_for(shape):   # faster kernels for a static shape: one compiled model per input shape, on first use\n"
+            "    if shape not in requests:\n        static = model.clone(); static.reshape(list(shape))\n"
+            "        requests[shape] = core.compile_model(static, 'CPU', config).create_infer_request()\n"
+            "    return requests[shape]\n"
+            "def run(x):   # x: a C-contiguous float32 array, used in place (a dict input costs 20-50 µs more per call in Python)\n"
+            "    request = compiled_for(x.shape)\n    request.set_input_tensor(ov.Tensor(x, shared_memory=True))\n"
+            "    request.infer()\n    return request.get_output_tensor(0).data   # OpenVINO's own buffer, reused by the next call\n"
+            "def predict(x): return run(np.ascontiguousarray(x, dtype=np.float32)).copy()\n")
+
+_LINES = {"eager": _eager_lines, "executorch": _executorch_lines, "onnxruntime": _onnxruntime_lines, "openvino": _openvino_lines}
+TIMING_VERSION = 2   # how artifacts are loaded and timed; in every fingerprint, so a resumed run never mixes rows timed two ways
+DEPLOYED_AS = {"eager": "torch.inference_mode per call",
+               "executorch": "XNNPACK thread pool sized to the threads",
+               "onnxruntime": "default session options (its intra-op threads spin between calls)",
+               "openvino": "latency hint (one stream), compiled for a static shape per input shape, input tensor shared, precision pinned"}
+
+def timing_method(runtime:str, # one of RUNTIMES
+                  threads:int, # intra-op threads
+                  rounds:int, # interleaved rounds
+                  calls:int, # timed calls per round at the batch size
+                  stream_calls:int, # timed calls per round on one sample
+                  warmup:int, # untimed calls at each turn
+                 ) -> str:
+    "How a row was timed, in words (the `timing_method` column and the manifest)."
+    return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds, "
+            f"each turn {calls} calls at the batch size then {stream_calls} on one sample, each after {warmup} warm-up calls (at least 1 ms), "
+            "once the threads the turn before left spinning had stopped")
+
+def load_snippet(artifact:Artifact, # the artifact
+                 threads:int, # intra-op threads, as timed
+                 folder:str|Path|None=None, # where its files are (None: the current folder, as in an export)
+                ) -> str:
+    "The Python that loads the artifact with its runtime's own API and defines `run(x)` (the runtime's own input: what is timed) and `predict(x)` (a float32 NCHW numpy batch → numpy logits)."
+    return _LINES[artifact.runtime](lambda name: repr(str(Path(folder) / name) if folder else name), artifact, int(threads))
+
+def snippet_namespace(artifact:Artifact, # the artifact
+                      threads:int|None, # intra-op threads (None: `resolve_threads`)
+                     ) -> dict:
+    "`load_snippet`'s lines run here, on the artifact's folder: the namespace holding `run` and `predict` (and what they keep alive)."
+    if threads is None and artifact.runtime == "executorch": threads = _executorch_threads()   # its pool left as it is: a reset
+    ns = {}                                                  # frees the pool that programs loaded before still use
+    with _native_stderr_silenced(), _quiet_logger("torch.utils._pytree"):   # ExecuTorch's and torchao's load-time notices
+        exec(load_snippet(artifact, resolve_threads(threads), artifact.directory), ns)
+    return ns
 
 # %% ../nbs/api/04a_runtimes.ipynb #d928ba86
 BUILDERS = {"eager": build_eager, "executorch": build_executorch, "onnxruntime": build_onnxruntime, "openvino": build_openvino}

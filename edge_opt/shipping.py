@@ -18,43 +18,22 @@ import pandas as pd
 
 from .config import SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
-from .experiments import level_network, predictions_digest, sweep_data
+from .experiments import level_network, predictions_digest, run_rows, sweep_data
 from .recipes import cpu_name, requested_recipes
-from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, resolve_threads, stored_artifact
+from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
-from .storage import ARTIFACTS_DIR, LATEST_FILE, ROWS_FILE, read_rows, run_dir, write_json
+from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, OutputDirError, claim, folder_lock,
+                              foreign, latest_run, mark, marker_kind, names_text, replace_dir, seed_folders, write_json)
 
 # %% auto #0
-__all__ = ['RECOMMENDED_DIR', 'MANIFEST_FILE', 'PRUNED_FILE', 'ShipError', 'load_snippet', 'verify_export', 'sweep_config',
-           'find_row', 'export_variant', 'ship_recommended', 'tidy_store']
+__all__ = ['PRUNED_FILE', 'ShipError', 'verify_export', 'finished_sweep', 'sweep_config', 'find_row', 'export_target',
+           'export_variant', 'shipped_files', 'ship_recommended', 'tidy_store']
 
 # %% ../nbs/api/09a_shipping.ipynb #06d7b70c
 class ShipError(ValueError):
     "A variant that cannot be exported or does not verify; the message says which and why."
 
-RECOMMENDED_DIR = "recommended"   # `OUT/recommended/`: the recommended variant, exported after every sweep
-MANIFEST_FILE = "manifest.json"
 PRUNED_FILE = "pruned_fp32.pt2"
-
-def load_snippet(artifact:Artifact, # the artifact (its files in the current folder)
-                 threads:int, # intra-op threads, as measured
-                ) -> str:
-    "Python that loads the artifact's files with its runtime's own API and defines `predict(x)`: a float32 NCHW numpy batch → numpy logits."
-    f, dtype = artifact.files[0], artifact.input_dtype
-    if artifact.runtime == "eager":
-        load = f"torch.export.load({f!r}).module()" if f.endswith(".pt2") else f"torch.jit.load({f!r})"
-        return (f"import torch\ntorch.set_num_threads({threads})\nmodule = {load}\n"
-                f"def predict(x):\n    with torch.inference_mode(): return module(torch.from_numpy(x).to(torch.{dtype})).float().numpy()\n")
-    if artifact.runtime == "executorch":
-        return (f"import torch\nfrom executorch.runtime import Runtime\nmethod = Runtime.get().load_program({f!r}).load_method('forward')\n"
-                f"def predict(x): return method.execute([torch.from_numpy(x).to(torch.{dtype})])[0].float().numpy()\n")
-    if artifact.runtime == "onnxruntime":
-        return (f"import onnxruntime as ort\noptions = ort.SessionOptions(); options.intra_op_num_threads = {threads}\n"
-                f"session = ort.InferenceSession({f!r}, options, providers=['CPUExecutionProvider'])\n"
-                f"def predict(x): return session.run(None, {{session.get_inputs()[0].name: x}})[0]\n")
-    hint = "f16" if artifact.precision == "fp16" else "f32"
-    return (f"import openvino as ov\ncompiled = ov.Core().compile_model({f!r}, 'CPU', {{'INFERENCE_PRECISION_HINT': {hint!r}, 'INFERENCE_NUM_THREADS': {threads}}})\n"
-            f"def predict(x): return compiled(x)[0]\n")
 
 _VERIFY = """import sys
 import numpy as np
@@ -82,13 +61,24 @@ def verify_export(directory:str|Path, # a folder holding the artifact's files
         return predictions_digest(np.load(Path(tmp) / "p.npy"))
 
 # %% ../nbs/api/09a_shipping.ipynb #67f4aea1
+def finished_sweep(out:str|Path, # a sweep's output directory
+                   flag:str="--from", # how errors name it
+                  ) -> Path:
+    "The run directory of the finished sweep in `out` (`latest_run`); a `ShipError` says why there is none, naming the seed folders of a multi-seed sweep."
+    if not Path(out).is_dir(): raise ShipError(f"{flag} '{out}' is not allowed; it is not a directory holding a sweep")
+    if (here := latest_run(out)) is not None: return here
+    if seeds := seed_folders(out):
+        raise ShipError(f"{flag} '{out}' holds one sweep per seed; name one of them: {flag} {seeds[0]} ({', '.join(s.name for s in seeds)})")
+    raise ShipError(f"{flag} '{out}' is not allowed; it holds no finished sweep (no run under runs/ wrote its {REPRODUCIBILITY_FILE})")
+
 def sweep_config(out:str|Path, # a sweep's output directory
+                 here:Path|None=None, # its run directory, when already found (None: `finished_sweep(out)`)
                 ) -> SweepConfig:
-    "The configuration of the sweep whose reports sit at the top of `out` (from its `reproducibility.json`)."
-    path = Path(out) / "reproducibility.json"
-    if not Path(out).is_dir(): raise ShipError(f"--from '{out}' is not allowed; it is not a directory holding a sweep")
-    if not path.exists(): raise ShipError(f"--from '{out}' is not allowed; it holds no finished sweep (no reproducibility.json)")
-    config = json.loads(path.read_text())["config"]
+    "The configuration of the sweep whose reports sit at the top of `out` (from its run's `reproducibility.json`)."
+    path = (here or finished_sweep(out)) / REPRODUCIBILITY_FILE
+    try: config = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ShipError(f"--from '{out}': '{path}' is damaged or missing ({type(e).__name__}); run the sweep again to rewrite it") from None
     return config_from_dict({**config, "output_dir": str(out)})
 
 def _row_name(r:dict) -> str: return f"pruning {float(r['pruning_level']):g} {r['precision']} on {r['runtime']}"
@@ -99,10 +89,8 @@ def find_row(out:str|Path, # a sweep's output directory
              runtime:str, # its runtime
             ) -> tuple[dict, Path]:
     "The measured row and its run directory; a `ShipError` lists the nearest measured rows when there is none."
-    pointer = Path(out) / LATEST_FILE
-    if not pointer.exists(): raise ShipError(f"--from '{out}' is not allowed; it holds no finished sweep ({LATEST_FILE} is missing)")
-    here = run_dir(out, pointer.read_text().strip())
-    rows = read_rows(here / ROWS_FILE)
+    here = finished_sweep(out)
+    rows = run_rows(here)
     measured = [r for r in rows if not r.get("error") and not r.get("unsupported") and r.get("predictions_sha256")]
     key = (float(pruning_level), precision, runtime)
     hit = [r for r in rows if (float(r["pruning_level"]), r["precision"], r["runtime"]) == key]
@@ -126,19 +114,31 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     recipe = requested_recipes(cfg).get(runtime) if precision == "int8" else None
     return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe)[0]
 
-def _writable(to:Path):
-    if to.exists() and not to.is_dir(): raise ShipError(f"--to '{to}' is not allowed; it is a file, expected a directory")
+def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)
+                  kind:str="export", # `export`, or `recommended` for `OUT/recommended/`
+                 ) -> Path:
+    "`to`, resolved, if an export may go there: a new folder, an empty one, or an earlier export of `kind` with nothing else in it; else a `ShipError` naming what is in the way."
+    given, to = Path(to), Path(to).resolve()
+    name = f"--to '{given}'" + (f" (a link to '{to}')" if given.is_symlink() else "")
+    if to.exists() and not to.is_dir(): raise ShipError(f"{name} is not allowed; it is a file, expected a directory")
+    if inside := foreign(to, kind):
+        what = marker_kind(to)
+        owner = (f"it is an earlier {kind} that now also holds files edge_opt did not write" if what == kind
+                 else f"it is edge_opt's {what} folder" + (", whose results an export would replace" if what in ("output", "run") else "")
+                 if what else "it holds files edge_opt did not write")
+        raise ShipError(f"{name} is not allowed; {owner} ({names_text(inside)}); export into a new or empty folder: --to NEW_FOLDER")
     try: to.parent.mkdir(parents=True, exist_ok=True); probe = Path(tempfile.mkdtemp(dir=to.parent)); probe.rmdir()
-    except OSError as e: raise ShipError(f"--to '{to}' is not allowed; it cannot be written ({e.strerror or e})") from None
+    except OSError as e: raise ShipError(f"{name} is not allowed; it cannot be written ({e.strerror or e})") from None
+    return to
 
 # %% ../nbs/api/09a_shipping.ipynb #bdbdea68
 def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, verified:dict, threads:int) -> dict:
-    from importlib.metadata import version
-    pkg = RUNTIME_PACKAGES[artifact.runtime]
+    pkg, shapes = RUNTIME_PACKAGES[artifact.runtime], [[n, data.channels, data.size, data.size] for n in (1, cfg.batch_size)]
+    warm = "".join(f"compiled_for({tuple(s)})   # a measured shape, compiled now rather than at its first call\n" for s in shapes) if artifact.runtime == "openvino" else ""
     r = lambda k: None if row.get(k) is None or (isinstance(row.get(k), float) and math.isnan(row[k])) else row[k]
     return dict(
         variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime),
-        runtime=dict(name=RUNTIME_LABELS[artifact.runtime], package=pkg, version=version(pkg)), int8_recipe=artifact.int8_recipe,
+        runtime=dict(name=RUNTIME_LABELS[artifact.runtime], package=pkg, version=package_version(pkg)), int8_recipe=artifact.int8_recipe,
         computes_in=artifact.inference_precision,
         input=dict(name="input" if artifact.runtime == "onnxruntime" else None, shape=["N", data.channels, data.size, data.size],
                    dtype=artifact.input_dtype, layout="NCHW", max_batch=artifact.max_batch),
@@ -149,64 +149,80 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
                       batch_size=cfg.batch_size, latency_ms=dict(median=r("latency_ms"), low=r("latency_low_ms"), high=r("latency_high_ms")),
                       single_sample_latency_ms=dict(median=r("stream_latency_ms"), low=r("stream_latency_low_ms"), high=r("stream_latency_high_ms")),
                       spread="5th–95th percentile of the interleaved timing rounds", memory_mb=r("memory_mb"), artifact_bytes=artifact.artifact_bytes,
-                      threads=threads, cpu=row.get("cpu"), cpu_flags=row.get("cpu_flags"), dataset=cfg.dataset),
-        verified=verified, load_and_run=load_snippet(artifact, threads) + "logits = predict(images)  # images: float32 NCHW, preprocessed as above\n",
+                      threads=threads, cpu=row.get("cpu"), cpu_flags=row.get("cpu_flags"), dataset=cfg.dataset,
+                      timing=dict(method=row.get("timing_method"), shapes=shapes, static_shapes=artifact.runtime == "openvino",
+                                  binding_overhead_ms=r("binding_overhead_ms"),
+                                  note="load_and_run below is the code that was timed (its run(x)); OpenVINO compiles any other batch size on first use")),
+        verified=verified, load_and_run=load_snippet(artifact, threads) + warm + "logits = predict(images)  # images: float32 NCHW, preprocessed as above\n",
         pruned_fp32=dict(file=PRUNED_FILE, load=f"torch.export.load({PRUNED_FILE!r}).module()"))
+
+def _verified_copy(row:dict, cfg:SweepConfig, here:Path, artifact:Artifact, pruned:Artifact, staging:Path, threads:int, kind:str):
+    "Copy the files into `staging`, run them in a fresh process, and write the manifest and the marker; a `ShipError` if they predict otherwise."
+    data = sweep_data(cfg)
+    images = np.concatenate([x.numpy() for x, _ in data.loaders(cfg.batch_size, cfg.seed)[1]])
+    for src in artifact.paths: shutil.copyfile(src, staging / src.name)
+    shutil.copyfile(pruned.paths[0], staging / PRUNED_FILE)
+    digest = verify_export(staging, artifact, images, cfg.batch_size, threads)
+    matches, board = digest == row["predictions_sha256"], row.get("measured_by") if row.get("measure_on") else None
+    if not matches and not board:
+        raise ShipError(f"the exported {_row_name(row)} predicts other classes than the sweep measured (predictions SHA-256 {digest[:12]}…, "
+                        f"measured {row['predictions_sha256'][:12]}…); not shipped")
+    files = {p.name: sha for p, sha in zip(artifact.paths, artifact.sha256)}
+    files[PRUNED_FILE] = pruned.sha256[0]
+    verified = dict(images=len(images), predictions_sha256=digest, matches_sweep=matches,
+                    how="run in a fresh Python process that imports only numpy and the runtime")
+    if not matches:   # a board measured it: another CPU may round INT8 differently; the board's own run is the reference
+        verified["note"] = (f"board {board} ({row.get('cpu')}) measured predictions SHA-256 {row['predictions_sha256'][:12]}…; this machine "
+                            f"({cpu_name()}) predicts other classes for some images: check the file on the board")
+    write_json(staging / MANIFEST_FILE, _manifest(row, cfg, artifact, files, data, verified, threads))
+    mark(staging, kind, [*files, MANIFEST_FILE])
 
 def export_variant(out:str|Path, # a sweep's output directory
                    pruning_level:float, # the row's pruning level
                    precision:str, # its precision
                    runtime:str, # its runtime
-                   to:str|Path|None=None, # where the export goes (None: `OUT/export-<runtime>-<precision>-<level>`)
+                   to:str|Path|None=None, # a new or empty folder, or an earlier export (None: `OUT/export-<runtime>-<precision>-<level>`)
+                   kind:str="export", # the marker kind of `to` (`recommended`: `OUT/recommended/`)
                   ) -> Path:
-    "Export a measured row: its artifact, the pruned FP32 network and `manifest.json`, verified against the sweep's predictions before it is moved into `to`."
+    "Export a measured row: its artifact, the pruned FP32 network and `manifest.json`, verified against the sweep's predictions, then put in place by renames (an earlier export is replaced only then)."
     row, here = find_row(out, pruning_level, precision, runtime)
-    cfg = sweep_config(out)
-    to = Path(to) if to else Path(out) / f"export-{runtime}-{precision}-{float(pruning_level):g}"
-    _writable(to)
-    threads = int(row.get("threads") or resolve_threads(cfg.threads))
-    artifact = _stored(row, cfg, here, precision, runtime)
-    base = next((r for r in read_rows(here / ROWS_FILE) if float(r["pruning_level"]) == float(pruning_level)
-                 and r["precision"] == "fp32" and r["runtime"] == "eager" and r.get("artifact_dir")), {"pruning_level": pruning_level})
-    pruned = _stored(base, cfg, here, "fp32", "eager")
-    data = sweep_data(cfg)
-    images = np.concatenate([x.numpy() for x, _ in data.loaders(cfg.batch_size, cfg.seed)[1]])
-    staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
-    try:
-        for src in artifact.paths: shutil.copyfile(src, staging / src.name)
-        shutil.copyfile(pruned.paths[0], staging / PRUNED_FILE)
-        digest = verify_export(staging, artifact, images, cfg.batch_size, threads)
-        matches, board = digest == row["predictions_sha256"], row.get("measured_by") if row.get("measure_on") else None
-        if not matches and not board:
-            raise ShipError(f"the exported {_row_name(row)} predicts other classes than the sweep measured (predictions SHA-256 {digest[:12]}…, "
-                            f"measured {row['predictions_sha256'][:12]}…); not shipped")
-        files = {p.name: sha for p, sha in zip(artifact.paths, artifact.sha256)}
-        files[PRUNED_FILE] = pruned.sha256[0]
-        verified = dict(images=len(images), predictions_sha256=digest, matches_sweep=matches,
-                        how="run in a fresh Python process that imports only numpy and the runtime")
-        if not matches:   # a board measured it: another CPU may round INT8 differently; the board's own run is the reference
-            verified["note"] = (f"board {board} ({row.get('cpu')}) measured predictions SHA-256 {row['predictions_sha256'][:12]}…; this machine "
-                                f"({cpu_name()}) predicts other classes for some images: check the file on the board")
-        write_json(staging / MANIFEST_FILE, _manifest(row, cfg, artifact, files, data, verified, threads))
-        staging.chmod(0o755)   # mkdtemp's folder is private
-        if to.exists(): shutil.rmtree(to)
-        staging.rename(to)
-    finally: shutil.rmtree(staging, ignore_errors=True)
+    cfg = sweep_config(out, here)
+    to = export_target(to or Path(out) / f"export-{runtime}-{precision}-{float(pruning_level):g}", kind)
+    with folder_lock(to):
+        threads = int(row.get("threads") or resolve_threads(cfg.threads))
+        artifact = _stored(row, cfg, here, precision, runtime)
+        base = next((r for r in run_rows(here) if float(r["pruning_level"]) == float(pruning_level)
+                     and r["precision"] == "fp32" and r["runtime"] == "eager" and r.get("artifact_dir")), {"pruning_level": pruning_level})
+        pruned = _stored(base, cfg, here, "fp32", "eager")
+        staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
+        try:
+            _verified_copy(row, cfg, here, artifact, pruned, staging, threads, kind)
+            staging.chmod(0o755)   # mkdtemp's folder is private
+            try: replace_dir(staging, to, kind)
+            except OutputDirError as e: raise ShipError(f"--to '{to}' is not allowed; {str(e).split('; ')[0]}; nothing was replaced") from None
+        finally: shutil.rmtree(staging, ignore_errors=True)
     return to
+
+def shipped_files(folder:str|Path, # an export
+                 ) -> str:
+    "The files of an export, as a reader wants them named: `model.onnx, pruned_fp32.pt2, manifest.json`."
+    return ", ".join([*json.loads((Path(folder) / MANIFEST_FILE).read_text())["files"], MANIFEST_FILE])
 
 def ship_recommended(out:str|Path, # the sweep's output directory (its reports are at the top)
                      choice:dict|None, # the recommended row's `pruning_level`, `precision` and `runtime` (None: nothing to ship)
                     ) -> str:
-    "Export the recommended variant into `OUT/recommended/` (removing an older one); one line saying what was shipped, or why not."
+    "Export the recommended variant into `OUT/recommended/` (replacing an older one of edge_opt's, never a folder of the user's); one line saying what was shipped, or why not."
     target = Path(out) / RECOMMENDED_DIR
     if choice is None:
-        shutil.rmtree(target, ignore_errors=True)
+        if target.is_dir() and foreign(target, "recommended"):
+            return f"Nothing shipped: no variant meets the constraints ({target} holds files edge_opt did not write; it is left as it is)."
+        shutil.rmtree(target, ignore_errors=True)   # an older recommendation of edge_opt's no longer passes
         return "Nothing shipped: no variant meets the constraints."
-    try: export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target)
-    except ShipError as e: return f"NOT SHIPPED: {e}"
+    try: claim(out, RECOMMENDED_DIR); export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target, "recommended")
+    except (ShipError, OutputDirError) as e: return f"NOT SHIPPED: {e}"
     note = json.loads((target / MANIFEST_FILE).read_text())["verified"].get("note")
-    if note: return f"Shipped: {target} (artifact, {PRUNED_FILE}, {MANIFEST_FILE}); not verified here: {note}"
-    return f"Shipped: {target} (artifact, {PRUNED_FILE}, {MANIFEST_FILE}; verified in a fresh process, image for image)"
+    if note: return f"Shipped: {target} ({shipped_files(target)}); not verified here: {note}"
+    return f"Shipped: {target} ({shipped_files(target)}; verified in a fresh process, image for image)"
 
 # %% ../nbs/api/09a_shipping.ipynb #2b7653e8
 def _folder_mb(folder:Path) -> float: return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
@@ -227,7 +243,7 @@ def tidy_store(here:str|Path, # the run's directory
     levels = {k[0] for k in wanted}
     keep_dirs = {r["artifact_dir"] for _, r in ok.iterrows() if isinstance(r.get("artifact_dir"), str)
                  and (keep == "all" or key(r) in wanted or (float(r["pruning_level"]) in levels and r["precision"] == "fp32" and r["runtime"] == "eager"))}
-    removed = [d for d in store.iterdir() if d.is_dir() and d.name not in keep_dirs]
+    removed = [d for d in store.iterdir() if d.is_dir() and d.name not in keep_dirs and Artifact.read(d) is not None]   # only artifacts
     gone = sum(map(_folder_mb, removed))
     for d in removed: shutil.rmtree(d, ignore_errors=True)
     kept = [d for d in store.iterdir() if d.is_dir()]

@@ -10,14 +10,19 @@ import os
 import socket
 import sys
 import time
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'OutputDirError', 'atomic_write', 'write_text',
-           'write_json', 'append_row', 'read_rows', 'repair_rows', 'run_dir', 'prepare_output_dir', 'output_lock']
+__all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'MARKER_FILE', 'RESULTS_FILE',
+           'REPRODUCIBILITY_FILE', 'SUMMARY_FILE', 'RECOMMENDATION_FILE', 'AGGREGATE_FILE', 'RECOMMENDED_DIR',
+           'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS', 'OutputDirError', 'atomic_write',
+           'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows', 'read_marker', 'mark', 'marker_kind',
+           'owned', 'foreign', 'names_text', 'check_output_dir', 'claim', 'folder_lock', 'replace_dir', 'run_dir',
+           'prepare_output_dir', 'finished_runs', 'latest_run', 'seed_folders', 'output_lock']
 
 # %% ../nbs/api/07a_storage.ipynb #8a01e4a8
 ROWS_FILE = "sweep_rows.jsonl"   # one JSON row a line, in every run directory
@@ -25,9 +30,22 @@ ARTIFACTS_DIR = "artifacts"     # `out/runs/<fingerprint>/artifacts/`: the files
 RUNS_DIR = "runs"                # `out/runs/<fingerprint>/`: one directory per configuration
 LOCK_FILE = ".edge_opt.lock"     # who is writing into an output directory
 LATEST_FILE = "latest_run.txt"   # the fingerprint whose reports sit at the top of an output directory
+MARKER_FILE = ".edge_opt.json"   # in every folder edge_opt makes: that edge_opt wrote it, of which kind, and the files it wrote there
+RESULTS_FILE = "sweep_results.csv"               # the judged rows as a table (a report: the rows file is the source of truth)
+REPRODUCIBILITY_FILE = "reproducibility.json"    # what ran where; its `config` rebuilds the sweep
+SUMMARY_FILE = "summary.json"
+RECOMMENDATION_FILE = "recommendation.json"
+AGGREGATE_FILE = "aggregate_summary.csv"         # mean ± sd over seeds, beside the `seed_N/` folders
+RECOMMENDED_DIR = "recommended"                  # `OUT/recommended/`: the recommended variant, exported after every sweep
+MANIFEST_FILE = "manifest.json"                  # in an export: what the files are and how they were measured
+REPORT_FILES = (RESULTS_FILE, "precision_tradeoffs.csv", "fastest_runtime.csv", "pareto_frontier_latency.csv",
+                "pareto_frontier_energy.csv", "layerwise_breakdown.csv", "hardware_summary.csv", "accuracy_vs_latency.png",
+                "accuracy_vs_energy.png", "accuracy_vs_memory.png", "latency_by_runtime.png", "layerwise.png",
+                SUMMARY_FILE, REPRODUCIBILITY_FILE)   # `write_reports`' files, in a run directory and (the latest) at the top
+OUTPUT_NAMES = (*REPORT_FILES, RECOMMENDATION_FILE, LATEST_FILE, RUNS_DIR, RECOMMENDED_DIR, AGGREGATE_FILE)  # what a sweep writes at the top
 
 class OutputDirError(ValueError):
-    "An output directory that cannot be used (a file, not writable, a name too long, or busy)."
+    "An output directory that cannot be used (a file, not writable, a name too long, busy, or a name it needs taken by files edge_opt did not write)."
 
 # %% ../nbs/api/07a_storage.ipynb #5001e953
 def atomic_write(path:str|Path, # the file to (re)place
@@ -103,6 +121,131 @@ def repair_rows(path:str|Path, # the rows file
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"".join(l + b"\n" for l in lines if l not in bad)))
     return rows, len(bad)
 
+# %% ../nbs/api/07a_storage.ipynb #27033c86
+MARKER_KINDS = ("output", "run", "export", "recommended")
+
+def read_marker(folder:str|Path, # any folder
+               ) -> dict|None:
+    "The marker of a folder edge_opt wrote: `tool`, `version`, `kind`, `files` (None: no marker, or not edge_opt's)."
+    try: m = json.loads((Path(folder) / MARKER_FILE).read_text())
+    except (OSError, ValueError): return None
+    ok = isinstance(m, dict) and m.get("tool") == "edge_opt" and m.get("kind") in MARKER_KINDS and isinstance(m.get("files"), list)
+    return m if ok else None
+
+def mark(folder:str|Path, # a folder edge_opt made (or adopts)
+         kind:str, # one of `MARKER_KINDS`
+         files=(), # names edge_opt wrote in it, added to those the marker lists
+        ) -> dict:
+    "Write (or extend) `folder`'s marker: edge_opt wrote it, as `kind`, with `files`."
+    from edge_opt import __version__
+    old = read_marker(folder) or (dict(kind=kind, files=legacy[1]) if (legacy := _legacy(Path(folder))) and legacy[0] == kind else None)
+    if old and old["kind"] != kind: raise OutputDirError(f"'{folder}' is edge_opt's {old['kind']} folder, not its {kind} folder")
+    m = dict(tool="edge_opt", version=__version__, kind=kind, files=sorted({*(old or {}).get("files", []), *map(str, files)}))
+    if m != read_marker(folder): write_json(Path(folder) / MARKER_FILE, m)
+    return m
+
+# %% ../nbs/api/07a_storage.ipynb #e9ae50c0
+def _legacy(folder:Path) -> tuple[str, list]|None:
+    "`(kind, files)` of a folder edge_opt wrote before markers existed, recognised by its layout."
+    if (folder / LATEST_FILE).is_file() and (folder / RUNS_DIR).is_dir():
+        return "output", [n for n in OUTPUT_NAMES if (folder / n).exists()]
+    if (folder / ROWS_FILE).is_file(): return "run", sorted(e.name for e in os.scandir(folder))   # a run directory: all of it a sweep's
+    try: m = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError): return None
+    if not (isinstance(m, dict) and {"variant", "files", "load_and_run"} <= set(m) and isinstance(m["files"], dict)): return None
+    return ("recommended" if folder.name == RECOMMENDED_DIR else "export"), [MANIFEST_FILE, *m["files"]]
+
+def marker_kind(folder:str|Path, # any folder
+               ) -> str|None:
+    "What edge_opt wrote `folder` as (by its marker or, for an older folder, its layout); None: not edge_opt's."
+    m = read_marker(folder) or {}
+    return m.get("kind") or ((_legacy(Path(folder)) or (None,))[0] if Path(folder).is_dir() else None)
+
+def owned(folder:str|Path, # any folder
+          kind:str, # the kind edge_opt would have written it as
+         ) -> dict|None:
+    "`folder`'s marker if edge_opt wrote it as `kind`; an older folder of that kind's layout gets its marker now."
+    folder = Path(folder)
+    m = read_marker(folder)
+    if m is None and folder.is_dir() and (old := _legacy(folder)) and old[0] == kind: m = mark(folder, kind, old[1])
+    return m if m and m["kind"] == kind else None
+
+def foreign(folder:str|Path, # any folder
+            kind:str, # the kind edge_opt would have written it as
+           ) -> list[str]:
+    "The entries of `folder` that edge_opt did not write as `kind`: every entry when no marker of that kind says otherwise."
+    folder = Path(folder)
+    if not folder.is_dir(): return []
+    m = owned(folder, kind)
+    mine = {MARKER_FILE, LOCK_FILE, *(m["files"] if m else ())}
+    return sorted(e.name for e in os.scandir(folder) if e.name not in mine)
+
+# %% ../nbs/api/07a_storage.ipynb #067db0d6
+def names_text(names:list[str], # entries of a folder
+              ) -> str:
+    "The first four names, and how many there are when there are more: for one-line errors."
+    return ", ".join(names[:4]) + (f", … ({len(names)} entries)" if len(names) > 4 else "")
+
+def check_output_dir(path:str|Path, # an output directory (it may not exist yet)
+                     names=(), # names it will write besides `OUTPUT_NAMES` (the `seed_N` folders)
+                     key:str="output_dir", # how errors name it
+                    ):
+    "Raise `OutputDirError` if a name a sweep writes in `path` is taken by something edge_opt did not write there."
+    path = Path(path)
+    if not path.is_dir(): return
+    if (kind := marker_kind(path)) not in (None, "output"):
+        raise OutputDirError(f"config key '{key}': '{path}' is not allowed; it is edge_opt's {kind} folder, not an output directory; choose another {key}")
+    mine = set((owned(path, "output") or {}).get("files", []))
+    for name in (*OUTPUT_NAMES, *names):
+        p = path / name
+        if not (p.exists() or p.is_symlink()) or (p.is_dir() and not p.is_symlink() and not any(p.iterdir())): continue   # free, or an empty folder
+        inside = foreign(p, "recommended" if name == RECOMMENDED_DIR else "output") if name == RECOMMENDED_DIR or name.startswith("seed_") else []
+        if name not in mine or inside:
+            what = f"holds files edge_opt did not write ({names_text(inside or foreign(p, 'output') or [name])})" if p.is_dir() else "was not written by edge_opt"
+            raise OutputDirError(f"config key '{key}': '{path}' is not allowed; '{p}' {what}, and a sweep writes its own {name} there; "
+                                 f"move it or choose another {key}")
+
+def claim(folder:str|Path, # an output directory
+          *names:str, # the names about to be written at its top
+         ):
+    "Take `names` in `folder`'s marker (an output directory's, when it has none yet) before writing them; an `OutputDirError` if one is taken by a file edge_opt did not write."
+    m = read_marker(folder) or (mark(folder, *old) if (old := _legacy(Path(folder))) else None)   # an older folder of edge_opt's is adopted
+    mine = set(m["files"] if m else ())
+    taken = [n for n in names if n not in mine and ((p := Path(folder) / n).is_symlink() or p.is_file() or (p.is_dir() and any(p.iterdir())))]
+    if taken: raise OutputDirError(f"'{Path(folder) / taken[0]}' was not written by edge_opt; it is left as it is; move it and run again")
+    mark(folder, m["kind"] if m else "output", names)
+
+# %% ../nbs/api/07a_storage.ipynb #eef6ae0a
+@contextmanager
+def folder_lock(path:str|Path, # a folder edge_opt replaces whole (an export)
+               ):
+    "One writer at a time for `path`: an `flock` on a file in the temporary directory named after the resolved path, so no lock file is left in the user's folders; a second writer waits, saying so."
+    import hashlib, tempfile
+    try: import fcntl
+    except ImportError: yield; return
+    name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"edge_opt-{name}.lock", "a") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"edge-opt: another edge-opt process is writing '{path}'; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def replace_dir(staging:str|Path, # a finished folder, in the same parent as `to`
+                to:str|Path, # where it goes: missing, empty, or an earlier folder of `kind` with nothing foreign in it
+                kind:str, # the kind `staging` was marked as
+               ) -> Path:
+    "Put `staging` at `to` by renames: an earlier `to` of `kind` is kept until the new folder is in place, then removed; anything else at `to` is refused."
+    to = Path(to)
+    if to.exists() and not to.is_dir(): raise OutputDirError(f"'{to}' is a file, expected a directory")
+    if (inside := foreign(to, kind)): raise OutputDirError(f"'{to}' holds files edge_opt did not write ({names_text(inside)}); it is left as it is")
+    old = to.with_name(f".{to.name}.old-{os.getpid()}") if to.exists() else None
+    if old: os.rename(to, old)            # the one moment `to` is missing
+    os.rename(staging, to)
+    if old: shutil.rmtree(old)
+    return to
+
 # %% ../nbs/api/07a_storage.ipynb #0bb3896f
 def run_dir(output_dir:str|Path, # a sweep's output directory
             fingerprint:str, # `SweepConfig.fingerprint()`
@@ -113,7 +256,7 @@ def run_dir(output_dir:str|Path, # a sweep's output directory
 def prepare_output_dir(path:str|Path, # where results go
                        key:str="output_dir", # how errors name it
                       ) -> Path:
-    "Create `path` if needed and check that files can be written in it; an `OutputDirError` says why not."
+    "Create `path` if needed, check that files can be written in it and that no name a sweep writes is taken (`check_output_dir`), and mark it as edge_opt's output directory; an `OutputDirError` says why not."
     path = Path(path)
     def fail(why): raise OutputDirError(f"config key '{key}': '{path}' is not allowed; {why}")
     try:
@@ -125,7 +268,34 @@ def prepare_output_dir(path:str|Path, # where results go
     try: write_text(path / ".edge_opt_write_test", "")
     except OSError as e: fail(f"files cannot be written in it ({e.strerror or e})")
     (path / ".edge_opt_write_test").unlink()
+    check_output_dir(path, key=key)
+    mark(path, "output")
     return path
+
+# %% ../nbs/api/07a_storage.ipynb #36ff6368
+def finished_runs(output_dir:str|Path, # a sweep's output directory
+                 ) -> list[Path]:
+    "Its run directories whose sweep finished (rows and `reproducibility.json`), oldest first."
+    done = [d for d in (Path(output_dir) / RUNS_DIR).glob("*") if (d / ROWS_FILE).is_file() and (d / REPRODUCIBILITY_FILE).is_file()]
+    return sorted(done, key=lambda d: (d / REPRODUCIBILITY_FILE).stat().st_mtime)
+
+def latest_run(output_dir:str|Path, # a sweep's output directory
+              ) -> Path|None:
+    "The run whose reports sit at the top of `output_dir`; when `latest_run.txt` is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
+    out, pointer = Path(output_dir), Path(output_dir) / LATEST_FILE
+    try: fp = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError): fp = ""
+    if fp and os.sep not in fp and (run_dir(out, fp) / ROWS_FILE).is_file(): return run_dir(out, fp)
+    if not (done := finished_runs(out)): return None
+    why = "missing" if not pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no run here)"
+    print(f"edge-opt: {pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
+    return done[-1]
+
+def seed_folders(output_dir:str|Path, # a multi-seed sweep's output directory
+                ) -> list[Path]:
+    "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed)."
+    found = [d for d in Path(output_dir).glob("seed_*") if d.is_dir() and d.name[5:].isdigit() and finished_runs(d)]
+    return sorted(found, key=lambda d: int(d.name[5:]))
 
 # %% ../nbs/api/07a_storage.ipynb #531d964e
 _HELD: dict[str, tuple] = {}  # resolved lock path -> (open file, depth): this process's own locks, for re-entry
