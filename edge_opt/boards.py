@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .executors import TASK_RETRIES, ExecutorError, benchmark_slot, usable_cores
-from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_turns
+from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_interleaved
 from .recipes import cpu_features, cpu_name
 from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, resolve_threads,
                                runtime_available, thread_limit)
@@ -73,9 +73,10 @@ def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
     batch = next(iter(batches))[0]
     with benchmark_slot():   # no build and no other timing runs on this host meanwhile
         start = time.time()
-        # one turn times a variant at the batch size, then on one sample: half as many switches, each waiting out the last one's threads
-        timed = time_turns({k: [(d.bind(batch), trials), (d.bind(batch[:1]), stream_trials)] for k, d in built.items()}, rounds, warmup)
-        full, one = ({k: t[part] for k, t in timed.items()} for part in (0, 1))
+        # each shape in its own interleaved pass: a one-sample turn right after the same variant's batch calls ran up to 2× slow
+        # (eager INT8, with every runtime loaded), while separate passes agree with a fresh process's loop (tools/bench_fidelity.py)
+        full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, rounds, trials, warmup)
+        one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, rounds, stream_trials, warmup)
         binding = {d.runtime: binding_overhead_ms(d.runtime, (1, *batch.shape[1:]), resolve_threads(None)) for d in built.values()}
         window = dict(timing_start=start, timing_end=time.time())
     out = {}
@@ -133,7 +134,7 @@ def measure_shipped(shipments:dict, # `{key: Shipment}`: one level's artifacts
             except ImportError as e: measured[key] = _unsupported(f"{RUNTIME_PACKAGES[runtime]} cannot be imported on {where} ({e})")
             except Exception as e: measured[key] = e
         timed, window = time_and_predict(built, batches, settings["rounds"], settings["trials"], settings["stream_trials"], settings["warmup"])
-    loaded = {k: dataclasses.replace(d, run=None, to_input=None, keep=(), module=None, artifact=None) for k, d in built.items()}
+    loaded = {k: dataclasses.replace(d, run=None, to_input=None, prepare=None, keep=(), module=None, artifact=None) for k, d in built.items()}
     return dict(facts=facts, window=window, measured={**measured, **timed}, loaded=loaded, measure_s=time.perf_counter() - start)
 
 # %% ../nbs/api/07c_boards.ipynb #978f3dfc

@@ -193,9 +193,12 @@ def recommend_main(argv:list[str], # the arguments after `edge-opt recommend`
         except OSError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
         except ValueError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
         here = latest_run(out)
-    try:   # the run's rows file, not the sweep_results.csv copy at the top (which a full disk or a cut copy may have torn)
-        claim(out, RECOMMENDATION_FILE)
-        rec = write_recommendation(pd.DataFrame(run_rows(here)), cfg, out)
+    rows = run_rows(here)   # the run's rows file, not the sweep_results.csv copy at the top (which a full disk or a cut copy may have torn)
+    if not rows: return _fail(f"--from '{out}' is not allowed; its rows file {here / ROWS_FILE} holds no complete row; run the sweep again to measure them")
+    try:
+        with output_lock(out):
+            claim(out, RECOMMENDATION_FILE)
+            rec = write_recommendation(pd.DataFrame(rows), cfg, out)
     except ValueError as e: return _fail(str(e))
     print(rec.text(str(out)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT
@@ -289,6 +292,7 @@ def export_main(argv:list[str], # the arguments after `edge-opt export`
     args = export_parser().parse_args(argv)
     try: to = export_variant(args.from_dir, args.pruning_level, args.precision, args.runtime, args.to)
     except (ShipError, ConfigError, OutputDirError) as e: return _fail(str(e))
+    except (OSError, RuntimeError) as e: return _fail(f"the export to '{args.to or 'DIR/export-...'}' failed and nothing was replaced: {e}")
     print(f"Exported pruning {args.pruning_level:g} {args.precision.upper()} on {args.runtime} to {to} ({shipped_files(to)}; "
           "verified in a fresh process, image for image)")
     return 0

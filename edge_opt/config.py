@@ -302,10 +302,12 @@ class SweepConfig(ConstraintKeys):
         "The epochs the baseline trains: `epochs`, else 0 with `weights` (the given network as it is) and `DEFAULT_EPOCHS` without."
         return self.epochs if self.epochs is not None else 0 if self.weights else DEFAULT_EPOCHS
 
-    def fingerprint(self) -> str:
+    def fingerprint(self,
+                    timing:bool=True, # include how artifacts are timed (False: what the trained baseline depends on)
+                   ) -> str:
         "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS and not (k in FINGERPRINT_WHEN_SET and v is None)}
-        d.update(epochs=self.baseline_epochs, inputs=input_identity(self), timing=TIMING_VERSION)   # rows timed another way never mix
+        d.update(epochs=self.baseline_epochs, inputs=input_identity(self), **({"timing": TIMING_VERSION} if timing else {}))   # rows timed another way never mix
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self,

@@ -81,7 +81,7 @@ def baseline_checkpoint(cfg:SweepConfig, # the sweep's settings
                         output_dir:str|Path, # the run's directory
                        ) -> Path:
     "Where the trained baseline of `cfg` is saved."
-    return Path(output_dir) / f"baseline-{cfg.fingerprint()}.pt"
+    return Path(output_dir) / f"baseline-{cfg.fingerprint(timing=False)}.pt"   # training does not depend on how rows are timed
 
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)

@@ -170,7 +170,8 @@ def _identity_artifact(runtime:str, shape:tuple, directory:Path) -> Artifact:
         import onnx
         from onnx import TensorProto, helper
         io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n in ("input", "logits")]
-        onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity", io[:1], io[1:])), directory / name)
+        graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "identity", io[:1], io[1:])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), directory / name)
     else:
         import openvino as ov
         p = ov.opset13.parameter(list(shape), ov.Type.f32)
@@ -178,6 +179,7 @@ def _identity_artifact(runtime:str, shape:tuple, directory:Path) -> Artifact:
     files = (name, "model.bin") if runtime == "openvino" else (name,)
     return Artifact(runtime, "fp32", str(directory), files, shape[0], "float32", "float32")
 
+# %% ../nbs/api/06_metrics.ipynb #1b604c2d
 @functools.lru_cache(maxsize=None)
 def binding_overhead_ms(runtime:str, # one of RUNTIMES
                         shape:tuple, # the input shape (one sample)
@@ -185,9 +187,10 @@ def binding_overhead_ms(runtime:str, # one of RUNTIMES
                        ) -> float|None:
     "Median time (ms) of an identity network called through `runtime`'s binding as a sweep calls it (the same loader and lines): what a C++ deployment would not pay. None where it cannot be built."
     with tempfile.TemporaryDirectory() as tmp:
-        try: call = load_artifact(_identity_artifact(runtime, tuple(shape), Path(tmp)), threads).bind(torch.zeros(shape))
-        except Exception: return None   # a runtime that cannot build it (an older version): no figure rather than a wrong one
-        return float(np.median([np.median(r) for r in time_interleaved({"identity": call}, 3, 50, 5)["identity"]]))
+        try:
+            call = load_artifact(_identity_artifact(runtime, tuple(shape), Path(tmp)), threads).bind(torch.zeros(shape))
+            return float(np.median([np.median(r) for r in time_interleaved({"identity": call}, 3, 50, 5)["identity"]]))
+        except Exception: return None   # a runtime that cannot build or run it (an older version): no figure rather than a wrong one
 
 # %% ../nbs/api/06_metrics.ipynb #5da3c6de
 def _module_call(model:nn.Module, example:torch.Tensor):

@@ -465,6 +465,7 @@ def _executorch_lines(f, a:Artifact, threads:int) -> str:
     return ("import pathlib\nimport numpy as np\nimport torch\nfrom executorch.runtime import Runtime\n"
             "from executorch.extension.pybindings import portable_lib\n"
             f"# XNNPACK's threads: ExecuTorch's default is one per core; this is its one call for it (C++: get_threadpool()->_unsafe_reset_threadpool)\n"
+            "# set it before any program is loaded: a reset frees the pool that programs loaded before still use\n"
             f"if portable_lib._threadpool_get_thread_count() != {threads}: portable_lib._unsafe_reset_threadpool({threads})\n"
             f"buffer = pathlib.Path({f(a.files[0])}).read_bytes()   # the bytes: a program loaded by path may outlive its file\n"
             "program = Runtime.get().load_program(buffer)\nmethod = program.load_method('forward')\n"
@@ -498,6 +499,8 @@ def _openvino_lines(f, a:Artifact, threads:int) -> str:
             "def predict(x): return run(np.ascontiguousarray(x, dtype=np.float32)).copy()\n")
 
 _LINES = {"eager": _eager_lines, "executorch": _executorch_lines, "onnxruntime": _onnxruntime_lines, "openvino": _openvino_lines}
+
+# %% ../nbs/api/04a_runtimes.ipynb #36a86e91
 TIMING_VERSION = 2   # how artifacts are loaded and timed; in every fingerprint, so a resumed run never mixes rows timed two ways
 DEPLOYED_AS = {"eager": "torch.inference_mode per call",
                "executorch": "XNNPACK thread pool sized to the threads",
@@ -512,10 +515,11 @@ def timing_method(runtime:str, # one of RUNTIMES
                   warmup:int, # untimed calls at each turn
                  ) -> str:
     "How a row was timed, in words (the `timing_method` column and the manifest)."
-    return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds, "
-            f"each turn {calls} calls at the batch size then {stream_calls} on one sample, each after {warmup} warm-up calls (at least 1 ms), "
-            "once the threads the turn before left spinning had stopped")
+    return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds "
+            f"of {calls} calls at the batch size, then {rounds} of {stream_calls} on one sample, each turn after {warmup} warm-up calls "
+            "(at least 1 ms) and once the threads the turn before left spinning had stopped")
 
+# %% ../nbs/api/04a_runtimes.ipynb #4bbd2585
 def load_snippet(artifact:Artifact, # the artifact
                  threads:int, # intra-op threads, as timed
                  folder:str|Path|None=None, # where its files are (None: the current folder, as in an export)

@@ -156,6 +156,7 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
         verified=verified, load_and_run=load_snippet(artifact, threads) + warm + "logits = predict(images)  # images: float32 NCHW, preprocessed as above\n",
         pruned_fp32=dict(file=PRUNED_FILE, load=f"torch.export.load({PRUNED_FILE!r}).module()"))
 
+# %% ../nbs/api/09a_shipping.ipynb #8f9333b9
 def _verified_copy(row:dict, cfg:SweepConfig, here:Path, artifact:Artifact, pruned:Artifact, staging:Path, threads:int, kind:str):
     "Copy the files into `staging`, run them in a fresh process, and write the manifest and the marker; a `ShipError` if they predict otherwise."
     data = sweep_data(cfg)
@@ -177,6 +178,7 @@ def _verified_copy(row:dict, cfg:SweepConfig, here:Path, artifact:Artifact, prun
     write_json(staging / MANIFEST_FILE, _manifest(row, cfg, artifact, files, data, verified, threads))
     mark(staging, kind, [*files, MANIFEST_FILE])
 
+# %% ../nbs/api/09a_shipping.ipynb #c486c787
 def export_variant(out:str|Path, # a sweep's output directory
                    pruning_level:float, # the row's pruning level
                    precision:str, # its precision
@@ -187,7 +189,8 @@ def export_variant(out:str|Path, # a sweep's output directory
     "Export a measured row: its artifact, the pruned FP32 network and `manifest.json`, verified against the sweep's predictions, then put in place by renames (an earlier export is replaced only then)."
     row, here = find_row(out, pruning_level, precision, runtime)
     cfg = sweep_config(out, here)
-    to = export_target(to or Path(out) / f"export-{runtime}-{precision}-{float(pruning_level):g}", kind)
+    asked = Path(to or Path(out) / f"export-{runtime}-{precision}-{float(pruning_level):g}")
+    to = export_target(asked, kind)   # resolved: a link is replaced through, never replaced
     with folder_lock(to):
         threads = int(row.get("threads") or resolve_threads(cfg.threads))
         artifact = _stored(row, cfg, here, precision, runtime)
@@ -201,13 +204,14 @@ def export_variant(out:str|Path, # a sweep's output directory
             try: replace_dir(staging, to, kind)
             except OutputDirError as e: raise ShipError(f"--to '{to}' is not allowed; {str(e).split('; ')[0]}; nothing was replaced") from None
         finally: shutil.rmtree(staging, ignore_errors=True)
-    return to
+    return asked
 
 def shipped_files(folder:str|Path, # an export
                  ) -> str:
     "The files of an export, as a reader wants them named: `model.onnx, pruned_fp32.pt2, manifest.json`."
     return ", ".join([*json.loads((Path(folder) / MANIFEST_FILE).read_text())["files"], MANIFEST_FILE])
 
+# %% ../nbs/api/09a_shipping.ipynb #01ba59d4
 def ship_recommended(out:str|Path, # the sweep's output directory (its reports are at the top)
                      choice:dict|None, # the recommended row's `pruning_level`, `precision` and `runtime` (None: nothing to ship)
                     ) -> str:

@@ -147,14 +147,17 @@ def mark(folder:str|Path, # a folder edge_opt made (or adopts)
 # %% ../nbs/api/07a_storage.ipynb #e9ae50c0
 def _legacy(folder:Path) -> tuple[str, list]|None:
     "`(kind, files)` of a folder edge_opt wrote before markers existed, recognised by its layout."
-    if (folder / LATEST_FILE).is_file() and (folder / RUNS_DIR).is_dir():
-        return "output", [n for n in OUTPUT_NAMES if (folder / n).exists()]
+    seeds = [e.name for e in os.scandir(folder) if e.is_dir() and e.name.startswith("seed_") and _legacy(Path(e.path))] if folder.is_dir() else []
+    if ((folder / LATEST_FILE).is_file() or any((folder / RUNS_DIR).glob(f"*/{ROWS_FILE}")) or seeds
+            or ((folder / ROWS_FILE).is_file() and folder.parent.name != RUNS_DIR)):   # an output directory, of any age (rows at the top: the oldest)
+        return "output", [n for n in (*OUTPUT_NAMES, ROWS_FILE) if (folder / n).exists()] + seeds
     if (folder / ROWS_FILE).is_file(): return "run", sorted(e.name for e in os.scandir(folder))   # a run directory: all of it a sweep's
     try: m = json.loads((folder / MANIFEST_FILE).read_text())
     except (OSError, ValueError): return None
     if not (isinstance(m, dict) and {"variant", "files", "load_and_run"} <= set(m) and isinstance(m["files"], dict)): return None
     return ("recommended" if folder.name == RECOMMENDED_DIR else "export"), [MANIFEST_FILE, *m["files"]]
 
+# %% ../nbs/api/07a_storage.ipynb #48f91162
 def marker_kind(folder:str|Path, # any folder
                ) -> str|None:
     "What edge_opt wrote `folder` as (by its marker or, for an older folder, its layout); None: not edge_opt's."
@@ -205,6 +208,7 @@ def check_output_dir(path:str|Path, # an output directory (it may not exist yet)
             raise OutputDirError(f"config key '{key}': '{path}' is not allowed; '{p}' {what}, and a sweep writes its own {name} there; "
                                  f"move it or choose another {key}")
 
+# %% ../nbs/api/07a_storage.ipynb #6e400462
 def claim(folder:str|Path, # an output directory
           *names:str, # the names about to be written at its top
          ):
@@ -240,10 +244,13 @@ def replace_dir(staging:str|Path, # a finished folder, in the same parent as `to
     to = Path(to)
     if to.exists() and not to.is_dir(): raise OutputDirError(f"'{to}' is a file, expected a directory")
     if (inside := foreign(to, kind)): raise OutputDirError(f"'{to}' holds files edge_opt did not write ({names_text(inside)}); it is left as it is")
-    old = to.with_name(f".{to.name}.old-{os.getpid()}") if to.exists() else None
+    old = to.with_name(f".{to.name}.old-{os.getpid()}-{time.time_ns()}") if to.exists() else None
     if old: os.rename(to, old)            # the one moment `to` is missing
-    os.rename(staging, to)
-    if old: shutil.rmtree(old)
+    try: os.rename(staging, to)
+    except OSError:
+        if old: os.rename(old, to)        # the earlier folder back in place
+        raise
+    if old: shutil.rmtree(old, ignore_errors=True)
     return to
 
 # %% ../nbs/api/07a_storage.ipynb #0bb3896f

@@ -133,6 +133,35 @@ def test_readers_survive_a_damaged_run(sweep, tmp_path, capsys, name, damage):
     assert export(out, tmp_path / "exp") == 0
 
 
+def test_a_run_whose_own_files_are_damaged_says_so_in_one_line(sweep, tmp_path, cli_error):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep, out)
+    here = next((out / "runs").glob("*/sweep_rows.jsonl")).parent
+    (here / "sweep_rows.jsonl").write_text("")   # the source of truth emptied
+    assert "holds no complete row; run the sweep again" in cli_error(["recommend", "--from", str(out)])
+    shutil.copyfile(next((sweep / "runs").glob("*/sweep_rows.jsonl")), here / "sweep_rows.jsonl")
+    (here / "reproducibility.json").write_text('{"config": ')   # the run's configuration cut short
+    assert "is damaged or missing" in cli_error(["export", "--from", str(out), *ROW, "--to", str(tmp_path / "exp")])
+    assert not (tmp_path / "exp").exists()
+
+
+def test_older_output_folders_are_recognised(sweep, tmp_path):
+    "Folders of edge_opt's layout written before markers: a sweep cut before its first report, and one whose pointer is lost."
+    for case in ("no_reports_yet", "pointer_lost"):
+        old = tmp_path / case
+        shutil.copytree(sweep, old, ignore=shutil.ignore_patterns(MARKER_FILE))
+        if case == "no_reports_yet":
+            for p in old.iterdir():
+                if p.name not in ("runs", "notes.txt"): shutil.rmtree(p) if p.is_dir() else p.unlink()
+            for p in next((old / "runs").glob("*")).iterdir():
+                if p.name in ("reproducibility.json", "summary.json"): p.unlink()
+            assert main(["--output-dir", str(old), *GRID, *FAST]) == 0   # resumed, not refused
+        else:
+            (old / "latest_run.txt").unlink()
+            assert main(["recommend", "--from", str(old), "--max-accuracy-drop", "null"]) == 0
+        assert read_marker(old)["kind"] == "output" and (old / "notes.txt").read_text() == "my notes"
+
+
 def test_a_multi_seed_folder_names_its_seed_folders(tmp_path, cli_error):
     out = tmp_path / "seeds"
     assert main(["--output-dir", str(out), "--seeds", "1", "2", *GRID[:-4], *FAST]) == 0

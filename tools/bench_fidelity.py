@@ -4,7 +4,7 @@ For artifacts of a finished sweep (default: pruning level 0, FP32 and INT8, ever
 the sweep's batch size, three clocks alternate over --reps repetitions, each in a fresh process:
 
   sweep  edge_opt's own path: `load_artifact` (the lines a manifest ships), then `time_interleaved` over every
-         artifact at once with the sweep's rounds, calls and warm-up, exactly as a sweep times a level;
+         artifact at once, batch then one sample, with the sweep's rounds, calls and warm-up, as `time_and_predict` times a level;
   loop   a minimal loop written here against the runtime's own Python API (no edge_opt import), one artifact
          per process: median of 5 rounds' medians;
   tool   the runtime's own benchmark tool where its wheel ships one: OpenVINO's `benchmark_app` (C++, static
@@ -116,10 +116,10 @@ def sweep_clock(args, keys, shapes):
     result = {}
     with thread_limit(threads):
         built = {k: load_artifact(a, threads) for k, a in arts.items()}
-        for label, shape, per_round in (("one", shapes["one"], cfg.benchmark_stream_trials), ("batch", shapes["batch"], cfg.benchmark_trials)):
-            x = torch.randn(*shape)
-            times = time_interleaved({k: d.bind(x) for k, d in built.items()}, cfg.benchmark_rounds, per_round, cfg.benchmark_warmup)
-            for k, t in times.items(): result[f"{k}|{label}"] = LatencyStats.from_rounds(shape[0], t).median_ms
+        x = torch.randn(*shapes["batch"])
+        for label, part, per_round in (("batch", x, cfg.benchmark_trials), ("one", x[:1], cfg.benchmark_stream_trials)):   # as time_and_predict
+            for k, t in time_interleaved({k: d.bind(part) for k, d in built.items()}, cfg.benchmark_rounds, per_round, cfg.benchmark_warmup).items():
+                result[f"{k}|{label}"] = LatencyStats.from_rounds(len(part), t).median_ms
     return result
 
 
@@ -134,8 +134,8 @@ def _run(args, keys):
     arts, threads = {}, None
     for r in run_rows(here):
         k = f"{r['runtime']}|{r['precision']}|{float(r['pruning_level']):g}"
-        if k in keys and r.get("artifact_dir"):
-            arts[k] = Artifact.read(here / "artifacts" / r["artifact_dir"]); threads = int(r["threads"])
+        if k in keys and r.get("artifact_dir") and (a := Artifact.read(here / "artifacts" / r["artifact_dir"])) is not None:
+            arts[k] = a; threads = int(r["threads"])   # an artifact the store no longer holds is left out
     return cfg, arts, threads
 
 
