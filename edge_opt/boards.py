@@ -61,6 +61,7 @@ class Timed:
     labels: np.ndarray       # their labels
     binding_ms: float|None = None  # an identity call of one sample through the same binding (`binding_overhead_ms`)
 
+# %% ../nbs/api/07c_boards.ipynb #0564e317
 def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
                      batches, # validation batches of `(images, labels)` (a DataLoader or a list); the first is the timed one
                      rounds:int, # interleaved timing rounds

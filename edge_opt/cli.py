@@ -178,6 +178,7 @@ def _recommend_config(args:argparse.Namespace) -> SweepConfig:
         raise ConfigError(f"--from '{out}' is not allowed; it is a file, expected a directory holding a sweep or one to run it in")
     return config_from_dict({**values, "output_dir": str(out)}, base=base)
 
+# %% ../nbs/api/10_cli.ipynb #67064690
 def recommend_main(argv:list[str], # the arguments after `edge-opt recommend`
                   ) -> int:
     "`edge-opt recommend`: judge an existing sweep (or run it first) and print and save the recommendation."

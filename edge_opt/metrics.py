@@ -93,6 +93,7 @@ def _check_count(name:str, value, low:int):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
+# %% ../nbs/api/06_metrics.ipynb #81319a41
 def _others_running() -> int|None:
     "How many of this process's threads other than the caller are running now (state R in /proc; None where there is no /proc)."
     me, running = threading.get_native_id(), 0
@@ -116,6 +117,7 @@ def wait_for_quiet_threads(max_s:float=0.05, # the longest wait (a thread of the
         if quiet < 2: time.sleep(0.0002 if quiet else 0.001)
     return time.perf_counter() - start
 
+# %% ../nbs/api/06_metrics.ipynb #efa27dc8
 def time_turns(turns:dict, # name -> the parts of its turn: `[(zero-argument callable, timed calls per round), ...]`
                rounds:int=5, # interleaved rounds
                warmup:int=2, # untimed calls before each part (and at least `warmup_s` of them)

@@ -71,6 +71,7 @@ def finished_sweep(out:str|Path, # a sweep's output directory
         raise ShipError(f"{flag} '{out}' holds one sweep per seed; name one of them: {flag} {seeds[0]} ({', '.join(s.name for s in seeds)})")
     raise ShipError(f"{flag} '{out}' is not allowed; it holds no finished sweep (no run under runs/ wrote its {REPRODUCIBILITY_FILE})")
 
+# %% ../nbs/api/09a_shipping.ipynb #fdf285be
 def sweep_config(out:str|Path, # a sweep's output directory
                  here:Path|None=None, # its run directory, when already found (None: `finished_sweep(out)`)
                 ) -> SweepConfig:
@@ -81,6 +82,7 @@ def sweep_config(out:str|Path, # a sweep's output directory
         raise ShipError(f"--from '{out}': '{path}' is damaged or missing ({type(e).__name__}); run the sweep again to rewrite it") from None
     return config_from_dict({**config, "output_dir": str(out)})
 
+# %% ../nbs/api/09a_shipping.ipynb #7b312a4b
 def _row_name(r:dict) -> str: return f"pruning {float(r['pruning_level']):g} {r['precision']} on {r['runtime']}"
 
 def find_row(out:str|Path, # a sweep's output directory

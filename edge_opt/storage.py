@@ -236,6 +236,7 @@ def folder_lock(path:str|Path, # a folder edge_opt replaces whole (an export)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+# %% ../nbs/api/07a_storage.ipynb #9e055b7e
 def replace_dir(staging:str|Path, # a finished folder, in the same parent as `to`
                 to:str|Path, # where it goes: missing, empty, or an earlier folder of `kind` with nothing foreign in it
                 kind:str, # the kind `staging` was marked as
