@@ -257,6 +257,7 @@ def run(cfg:SweepConfig, # the sweep's settings
             print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
     return frames
 
+# %% ../nbs/api/10_cli.ipynb #4e21fb2b
 @contextmanager
 def _one_line_warnings():
     "Warnings as one line each (`edge-opt: warning: ...`, no source lines) for the length of a command."

@@ -108,7 +108,7 @@ def _others_running() -> int|None:
 
 def wait_for_quiet_threads(max_s:float=0.05, # the longest wait (a thread of the process that never rests costs this much a turn)
                           ) -> float:
-    "Wait until no other thread of this process is running (a runtime's worker threads spin for a while after its last call: ONNX Runtime's for 20–30 ms here), at most `max_s`; the seconds waited."
+    "Wait until no other thread of this process is running (a runtime's worker threads spin for a while after its last call, as ONNX Runtime's do by default), at most `max_s`; the seconds waited."
     start, quiet = time.perf_counter(), 0
     while quiet < 2 and time.perf_counter() - start < max_s:   # twice in a row: a thread between two spins is not asleep
         running = _others_running()

@@ -28,7 +28,7 @@ from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agree
 from .quantization import PRECISIONS
 from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
-from .storage import atomic_write, claim, write_json
+from .storage import REPRODUCIBILITY_FILE, SUMMARY_FILE, atomic_write, claim, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text',
@@ -335,8 +335,7 @@ def write_reports(df:pd.DataFrame, # `run_sweep` rows
                "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", memory_limit_of(df, cfg)[0]),
                "latency_by_runtime": lambda: plot_latency_by_runtime(ok),
                "layerwise": lambda: plot_layerwise(layers, ok.precision.iloc[0])}
-    claim(out, *[f"{n}.csv" for n in tables], *[f"{n}.png" for n in figures], "summary.json", "reproducibility.json")   # never a file of the user's
-    paths = {}
+    paths = {}; claim(out, *[f"{n}.csv" for n in tables], *[f"{n}.png" for n in figures], SUMMARY_FILE, REPRODUCIBILITY_FILE)   # never a user's file
     for name, table in tables.items():
         paths[f"{name}.csv"] = atomic_write(out / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
     for name, draw in (figures.items() if len(ok) else []):

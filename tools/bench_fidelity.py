@@ -193,8 +193,8 @@ def _all_keys(args):
 
 
 def _flags():
-    from edge_opt.recipes import cpu_features
-    return " ".join(sorted(k for k, v in cpu_features().items() if v))
+    from edge_opt.metrics import cpu_flags   # the project's one reading of the CPU's flags
+    return cpu_flags()
 
 
 def _span(values):
