@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .executors import TASK_RETRIES, ExecutorError, benchmark_slot, usable_cores
-from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_interleaved
+from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_turns
 from .recipes import cpu_features, cpu_name
 from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, resolve_threads,
                                runtime_available, thread_limit)
@@ -74,15 +74,13 @@ def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
     batch = next(iter(batches))[0]
     with benchmark_slot():   # no build and no other timing runs on this host meanwhile
         start = time.time()
-        # each shape in its own interleaved pass: a one-sample turn right after the same variant's batch calls ran up to 2× slow
-        # (eager INT8, with every runtime loaded), while separate passes agree with a fresh process's loop (tools/bench_fidelity.py)
-        full = time_interleaved({k: d.bind(batch) for k, d in built.items()}, rounds, trials, warmup)
-        one = time_interleaved({k: d.bind(batch[:1]) for k, d in built.items()}, rounds, stream_trials, warmup)
+        # one turn per variant, batch then one sample (each shape readied apart: `Deployed.prepare`)
+        times = time_turns({k: [(d.bind(batch), trials), (d.bind(batch[:1]), stream_trials)] for k, d in built.items()}, rounds, warmup)
         binding = {d.runtime: binding_overhead_ms(d.runtime, (1, *batch.shape[1:]), resolve_threads(None)) for d in built.values()}
         window = dict(timing_start=start, timing_end=time.time())
     out = {}
     for key, d in built.items():
-        try: out[key] = Timed(full[key], one[key], *deployed_predictions(d, batches), binding[d.runtime])
+        try: out[key] = Timed(*times[key], *deployed_predictions(d, batches), binding[d.runtime])
         except Exception as e: out[key] = e
     return out, window
 

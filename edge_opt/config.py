@@ -20,6 +20,7 @@ import yaml
 from .data import DATASET_TEXT, DEFAULT_DATA_MEMORY_MB, check_normalisation, data_identity, parse_dataset
 from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest, resolve_factory
 from .pruning import IMPORTANCES
+from .training import DISTILL_TEMPERATURE
 from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
 from .runtimes import RUNTIMES, TIMING_VERSION, check_runtimes, default_runtimes
@@ -191,7 +192,9 @@ class VariantKeys(TrainingKeys):
     pruning_levels: tuple = config_key((0.0, 0.25, 0.5, 0.7), "fractions of channels removed", low=0, high=1, below=True)
     pruning_importance: str = config_key("l1", "channel importance criterion", choices=IMPORTANCES, flag="--importance")
     round_to: int|None = config_key(None, "keep pruned channel counts multiples of this (null: any count)", kind=int, low=1)
-    finetune_epochs: int = config_key(0, "fine-tuning epochs after pruning", low=0)
+    finetune_epochs: int = config_key(3, "fine-tuning epochs of every pruned level (level 0 is the baseline, not fine-tuned)", low=0)
+    distill_weight: float = config_key(0.0, "fine-tuning: the share of the unpruned network's soft targets (knowledge distillation, Hinton et al. 2015; 0: the labels only, the default: after the default baseline's 5 epochs, labels fine-tuned pruned levels better than distillation did)", low=0, high=1)
+    distill_temperature: float = config_key(DISTILL_TEMPERATURE, "fine-tuning: the distillation temperature", low=0, above=True)
     precisions: tuple = config_key(("fp32", "fp16", "int8"), "precisions to build", choices=PRECISIONS)
     runtimes: tuple = config_key(default_runtimes, "runtimes to build each variant for (default: every one installed)", kind=str,
                                  rule=lambda key, value: check_runtimes(value, key), rule_text=f"a non-empty list of installed runtimes among {', '.join(RUNTIMES)}")

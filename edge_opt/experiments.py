@@ -267,7 +267,8 @@ def _calibration(train_dl:DataLoader, cfg:SweepConfig) -> list:
 def _prune(model:nn.Module, level:float, cfg:SweepConfig, train_dl:DataLoader, device:torch.device) -> nn.Module:
     "The pruned (and, with `finetune_epochs`, fine-tuned) network of one level, seeded so that a resumed sweep gets the same one; level 0 removes nothing and is not fine-tuned: it is the baseline."
     pruned = prune_and_finetune(model, level, train_dl, cfg.finetune_epochs if level > 0 else 0, cfg.learning_rate, device,
-                                importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed)
+                                importance=cfg.pruning_importance, round_to=cfg.round_to, seed=cfg.seed,
+                                distill_weight=cfg.distill_weight, temperature=cfg.distill_temperature)
     return pruned.eval()
 
 def _level_shape(model:nn.Module, pruned:nn.Module, val_dl) -> dict:

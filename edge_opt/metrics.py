@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
 from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
-from .runtimes import Artifact, Deployed, eager_deployed, load_artifact, resolve_threads
+from .runtimes import WARMUP_S, Artifact, Deployed, eager_deployed, load_artifact, resolve_threads
 from .training import input_dtype
 
 # %% auto #0
@@ -121,7 +121,7 @@ def wait_for_quiet_threads(max_s:float=0.05, # the longest wait (a thread of the
 def time_turns(turns:dict, # name -> the parts of its turn: `[(zero-argument callable, timed calls per round), ...]`
                rounds:int=5, # interleaved rounds
                warmup:int=2, # untimed calls before each part (and at least `warmup_s` of them)
-               warmup_s:float=0.001, # untimed seconds before each part: thread pools that slept wake and ramp up
+               warmup_s:float=WARMUP_S, # untimed seconds before each part: its caches and thread pools, left cold, warm up
                settle:bool=True, # before each turn, wait out threads the turn before left spinning (`wait_for_quiet_threads`)
               ) -> dict:
     "Per-call wall times (ms) of each part of each turn, `{name: [part_1_rounds, part_2_rounds, ...]}`, visiting the turns in rotating order."
@@ -135,7 +135,7 @@ def time_turns(turns:dict, # name -> the parts of its turn: `[(zero-argument cal
             for name in names[r % len(names):] + names[:r % len(names)]:
                 if settle: wait_for_quiet_threads()
                 for part, (fn, per_round) in enumerate(turns[name]):
-                    until = time.perf_counter() + warmup_s
+                    until = time.perf_counter() + warmup_s   # each part: a one-sample part after its batch part needs it too (tools/bench_fidelity.py)
                     for _ in range(warmup): fn()
                     while time.perf_counter() < until: fn()
                     samples = []
@@ -148,7 +148,7 @@ def time_interleaved(calls:dict, # name -> zero-argument callable (e.g. `Deploye
                      rounds:int=5, # interleaved rounds
                      per_round:int=10, # timed calls of each callable per round
                      warmup:int=2, # untimed calls after each switch (and at least `warmup_s` of them)
-                     warmup_s:float=0.001, # untimed seconds after each switch
+                     warmup_s:float=WARMUP_S, # untimed seconds after each switch
                      settle:bool=True, # wait out threads left spinning before each turn
                     ) -> dict:
     "Per-call wall times (ms) of each callable, as `{name: [round_1_times, ...]}`, visiting them in rotating order (`time_turns` with one part a turn)."

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 import pandas as pd
 
 from .model import SmallCNN, count_parameters, seed_everything
-from .training import train_model
+from .training import DISTILL_TEMPERATURE, check_distillation, train_model
 
 # %% auto #0
 __all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
@@ -227,13 +227,17 @@ def prune_and_finetune(model:nn.Module, # trained network; never modified
                        round_to:int|None=None, # keep channel counts multiples of this
                        importance_batches:int=4, # training batches the `taylor` criterion reads
                        seed:int|None=None, # reseed everything and the loader's shuffle first, so the result does not depend on what ran before
+                       distill_weight:float=0.0, # fine-tune with the unpruned `model` as teacher, its soft targets this share (0: plain cross-entropy)
+                       temperature:float=DISTILL_TEMPERATURE, # the distillation temperature
                       ) -> nn.Module:
-    "Prune with `prune_model` (on `SmallCNN` with `l1`: the design document's pruner), then fine-tune for `epochs`."
+    "Prune with `prune_model` (on `SmallCNN` with `l1`: the design document's pruner), then fine-tune for `epochs` (distilling from `model` where `distill_weight` > 0)."
+    check_distillation(distill_weight, temperature)
     if seed is not None: reseed(train_loader, seed)
     batches = [b for b, _ in zip(train_loader, range(importance_batches))]
     if not batches: raise PruningError("the training loader is empty: pruning needs at least one batch to trace the network")
     pruned = prune_model(model, pruning_level, batches[0][0][:1], importance, round_to, data=batches)
-    return train_model(pruned, train_loader, epochs, lr, device, progress).cpu()
+    teacher = model if distill_weight > 0 and epochs > 0 else None
+    return train_model(pruned, train_loader, epochs, lr, device, progress, teacher, distill_weight, temperature).cpu()
 
 def reseed(train_loader:DataLoader, # its shuffle generator is reseeded too
            seed:int, # the seed

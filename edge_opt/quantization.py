@@ -18,8 +18,8 @@ from .recipes import INT8_RECIPES, int8_recipe
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'FX_NOTICES', 'to_fp16', 'default_backend', 'quantized_layers',
-           'is_int8', 'QuantizationError', 'quantized_engine', 'to_int8', 'module_storage_bytes', 'model_storage_bytes',
-           'quantization_params_table', 'precision_variant']
+           'is_int8', 'QuantizationError', 'quantized_engine', 'spend_quantized_notice', 'to_int8',
+           'module_storage_bytes', 'model_storage_bytes', 'quantization_params_table', 'precision_variant']
 
 # %% ../nbs/api/04_quantization.ipynb #c3d1a8cc
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -82,6 +82,15 @@ def _fx_notices_hidden():
         for category, message in FX_NOTICES: warnings.filterwarnings("ignore", message=message, category=category)
         yield
 
+# %% ../nbs/api/04_quantization.ipynb #2c7bf5e4
+_NOTICE_SPENT = []
+
+def spend_quantized_notice():
+    "PyTorch warns once per process that quantized tensors are deprecated (`Quantizer.cpp`); where the first one is made outside Python's reach (a build process lowering INT8) the notice goes straight to standard error. Make the first one here, with that notice, and only it, hidden (`FX_NOTICES`)."
+    if _NOTICE_SPENT: return
+    with _fx_notices_hidden(): torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
+    _NOTICE_SPENT.append(True)
+
 # %% ../nbs/api/04_quantization.ipynb #0e1b9e9f
 def _calibrate(prepared:nn.Module, loader, batches:int):
     "Run up to `batches` batches of `loader` through the observers of `prepared`."
@@ -102,6 +111,7 @@ def to_int8(model:nn.Module, # FP32 network; never modified
     if isinstance(calibration_batches, bool) or not isinstance(calibration_batches, int) or calibration_batches < 1:
         raise ValueError(f"calibration_batches must be a positive integer, got {calibration_batches!r}")
     backend = _check_backend(backend or default_backend())
+    spend_quantized_notice()
     first = next(iter(calibration_loader), None)
     if first is None: raise ValueError("the calibration loader is empty: INT8 needs at least one batch of images")
     try:

@@ -282,7 +282,9 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
                    ) -> str:
     "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
     subsets = [f"{n:,} {name} examples" for n, name in ((cfg.train_subset, "training"), (cfg.val_subset, "validation")) if n]
-    finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s)" if cfg.finetune_epochs else ", without fine-tuning"
+    taught = (f" distilling from the unpruned network (soft-target weight {cfg.distill_weight:g}, temperature {cfg.distill_temperature:g})"
+              if cfg.distill_weight > 0 else " on the labels")
+    finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s){taught}" if cfg.finetune_epochs else ", without fine-tuning"
     threads = f"{cfg.threads} threads" if cfg.threads else f"{torch.get_num_threads()} threads (PyTorch's default)"
     data = data_record(cfg)
     shape = (f": {len(data['classes'])} classes, {data['train_images']:,} training and {data['val_images']:,} validation images of "

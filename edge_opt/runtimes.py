@@ -30,18 +30,18 @@ from torch import nn
 
 from .executors import build_slot
 from .model import MODELS, file_digest, resolve_factory
-from .quantization import PRECISIONS, precision_variant
+from .quantization import PRECISIONS, precision_variant, spend_quantized_notice
 from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
 __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'TIMING_VERSION',
-           'DEPLOYED_AS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError', 'runtime_available', 'default_runtimes',
-           'check_runtimes', 'thread_limit', 'take_batches', 'Artifact', 'resolve_threads', 'Deployed', 'Builder',
-           'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch', 'load_executorch',
-           'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities', 'build_openvino',
-           'load_openvino', 'timing_method', 'load_snippet', 'snippet_namespace', 'build_artifact', 'load_artifact',
-           'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
+           'WARMUP_S', 'DEPLOYED_AS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError', 'runtime_available',
+           'default_runtimes', 'check_runtimes', 'thread_limit', 'take_batches', 'Artifact', 'resolve_threads',
+           'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch',
+           'load_executorch', 'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities',
+           'build_openvino', 'load_openvino', 'timing_method', 'load_snippet', 'snippet_namespace', 'build_artifact',
+           'load_artifact', 'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -222,8 +222,13 @@ class Deployed:
     def logits(self,
                x:torch.Tensor, # one input batch
               ) -> torch.Tensor:
-        "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`)."
-        return torch.cat([_as_tensor(self.run(self.to_input(c))) for c in x.split(self.max_batch)])
+        "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`; where the runtime readies each input shape, a shorter chunk is padded to `max_batch`, so that scoring readies no shape besides the timed ones)."
+        out = []
+        for c in x.split(self.max_batch):
+            n = len(c)
+            if self.prepare and n < self.max_batch: c = torch.cat([c, c.new_zeros(self.max_batch - n, *c.shape[1:])])
+            out.append(_as_tensor(self.bind(c)())[:n])
+        return torch.cat(out)
 
 COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
 
@@ -293,12 +298,17 @@ def build_eager(model, precision, calibration, max_batch, recipe, directory) -> 
     return Artifact("eager", precision, str(directory), (name,), max_batch, str(example.dtype).removeprefix("torch."), computes)
 
 def load_eager(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
-    "The module the artifact holds, as PyTorch runs it."
+    "The module the artifact holds, as PyTorch runs it (INT8: `load_snippet`'s lines, which ship: one TorchScript module per input shape)."
     path = artifact.paths[0]
-    if path.suffix == ".pt2": module = torch.export.load(str(path)).module().to(device)
-    else:
-        with _torchscript_notices_hidden(): module = torch.jit.load(str(path), map_location="cpu")
-    return eager_deployed(module, artifact.precision, "fp16" if artifact.input_dtype == "float16" else "fp32", artifact.max_batch, artifact)
+    if path.suffix == ".pt2":
+        module = torch.export.load(str(path)).module().to(device)
+        return eager_deployed(module, artifact.precision, "fp16" if artifact.input_dtype == "float16" else "fp32", artifact.max_batch, artifact)
+    spend_quantized_notice()   # TorchScript's loader makes quantized tensors in C++, where PyTorch's notice would print unfiltered
+    ns = snippet_namespace(artifact, threads)
+    def prepare(shape):
+        with _torchscript_notices_hidden(): ns["module_for"](shape)
+    return Deployed("eager", artifact.precision, ns["run"], lambda x: x.float().contiguous(), artifact.artifact_bytes, artifact.max_batch,
+                    artifact.inference_precision, keep=(ns,), artifact=artifact, prepare=prepare)
 
 # %% ../nbs/api/04a_runtimes.ipynb #c50dbc43
 def _export(model:nn.Module, example:torch.Tensor, max_batch:int):
@@ -436,7 +446,8 @@ def build_openvino(model, precision, calibration, max_batch, recipe, directory) 
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin has no FP16 inference on this CPU (capabilities: "
                                         f"{', '.join(openvino_capabilities())}); an f16 hint would run BF16")
     with _torchscript_notices_hidden():
-        ov_model = ov.convert_model(model.cpu().float().eval(), example_input=calibration[0][0][:max_batch])
+        example = calibration[0][0][:max_batch]   # the IR's batch dimension dynamic, the others the images'
+        ov_model = ov.convert_model(model.cpu().float().eval(), example_input=example, input=[ov.PartialShape([-1, *example.shape[1:]])])
     if precision == "int8":
         import nncf
         with _nncf_quiet():  # subset_size counts dataset items, here whole batches
@@ -448,7 +459,10 @@ def build_openvino(model, precision, calibration, max_batch, recipe, directory) 
 def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
     "The IR compiled for the CPU plugin, one static shape per input shape, with the inference precision pinned (the lines of `load_snippet`, which ship); `UnsupportedPrecisionError` when the plugin would compute in another."
     ns = snippet_namespace(artifact, threads)
-    hint, compiled = ns["config"]["INFERENCE_PRECISION_HINT"], ns["core"].compile_model(ns["model"], "CPU", ns["config"])
+    shape = ns["model"].input().partial_shape
+    compiled = (ns["compiled_for"]((1, *(d.get_length() for d in shape[1:]))).get_compiled_model() if shape[1:].is_static   # one sample: a timed shape
+                else ns["core"].compile_model(ns["model"], "CPU", ns["config"]))   # an IR built with every dimension dynamic (before TIMING_VERSION 3)
+    hint = ns["config"]["INFERENCE_PRECISION_HINT"]
     if _openvino_precision(compiled) != hint:
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin would compute in {_openvino_precision(compiled)}, not {hint}")
     return Deployed("openvino", artifact.precision, ns["run"], _numpy_input, artifact.artifact_bytes, artifact.max_batch,
@@ -456,9 +470,15 @@ def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
 
 # %% ../nbs/api/04a_runtimes.ipynb #612b9a9b
 def _eager_lines(f, a:Artifact, threads:int) -> str:
-    load = f"torch.export.load({f(a.files[0])}).module()" if a.files[0].endswith(".pt2") else f"torch.jit.load({f(a.files[0])})"
-    return (f"import numpy as np\nimport torch\ntorch.set_num_threads({threads})\nmodule = {load}\n"
-            "def run(x):\n    with torch.inference_mode(): return module(x)\n"
+    if a.files[0].endswith(".pt2"):
+        body = f"module = torch.export.load({f(a.files[0])}).module()\ndef run(x):\n    with torch.inference_mode(): return module(x)\n"
+    else:   # INT8, TorchScript
+        body = ("# PyTorch's INT8 kernels keep what they prepared for the first input shape they see and prepare it again at every\n"
+                "# call of another shape: one module per input shape, loaded on first use (from the bytes, read once)\n"
+                f"import io, pathlib\nbuffer = pathlib.Path({f(a.files[0])}).read_bytes()\nmodules = {{}}\n"
+                "def module_for(shape):\n    if shape not in modules: modules[shape] = torch.jit.load(io.BytesIO(buffer))\n    return modules[shape]\n"
+                "def run(x):\n    with torch.inference_mode(): return module_for(tuple(x.shape))(x)\n")
+    return (f"import numpy as np\nimport torch\ntorch.set_num_threads({threads})\n{body}"
             f"def predict(x): return run(torch.from_numpy(np.ascontiguousarray(x)).to(torch.{a.input_dtype})).float().numpy()\n")
 
 def _executorch_lines(f, a:Artifact, threads:int) -> str:
@@ -501,8 +521,9 @@ def _openvino_lines(f, a:Artifact, threads:int) -> str:
 _LINES = {"eager": _eager_lines, "executorch": _executorch_lines, "onnxruntime": _onnxruntime_lines, "openvino": _openvino_lines}
 
 # %% ../nbs/api/04a_runtimes.ipynb #36a86e91
-TIMING_VERSION = 2   # how artifacts are loaded and timed; in every fingerprint, so a resumed run never mixes rows timed two ways
-DEPLOYED_AS = {"eager": "torch.inference_mode per call",
+TIMING_VERSION = 3   # how artifacts are loaded and timed; in every fingerprint, so a resumed run never mixes rows timed two ways
+WARMUP_S = 0.005     # untimed seconds of calls at every turn, at least: caches and thread pools another runtime's turn left cold warm up
+DEPLOYED_AS = {"eager": "torch.inference_mode per call; INT8 (TorchScript): one module per input shape",
                "executorch": "XNNPACK thread pool sized to the threads",
                "onnxruntime": "default session options (its intra-op threads spin between calls)",
                "openvino": "latency hint (one stream), compiled for a static shape per input shape, input tensor shared, precision pinned"}
@@ -517,7 +538,7 @@ def timing_method(runtime:str, # one of RUNTIMES
     "How a row was timed, in words (the `timing_method` column and the manifest)."
     return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds "
             f"of {calls} calls at the batch size, then {rounds} of {stream_calls} on one sample, each turn after {warmup} warm-up calls "
-            "(at least 1 ms) and once the threads the turn before left spinning had stopped")
+            f"(at least {WARMUP_S * 1e3:g} ms) and once the threads the turn before left spinning had stopped")
 
 # %% ../nbs/api/04a_runtimes.ipynb #4bbd2585
 def load_snippet(artifact:Artifact, # the artifact
@@ -657,6 +678,7 @@ def start_build_worker(model:str, # the sweep's `model` (a file factory's module
                       ):
     "Set up a process that builds artifacts for others (a pool's `initializer`): one intra-op thread (the workers share the cores), and helper processes forked."
     torch.set_num_threads(1)
+    spend_quantized_notice()   # PyTorch's one deprecation notice on quantized tensors, which a build here would print
     # A worker started by a forkserver would start the helper processes of the libraries it runs the same way: a fresh
     # interpreter importing the whole stack, on the cores the builds need. OpenVINO's and NNCF's usage telemetry starts one
     # per message (several per OpenVINO build); forked, as in the sweep's own process, each costs milliseconds.

@@ -21,32 +21,66 @@ from .data import build_loaders
 from .storage import atomic_write
 
 # %% auto #0
-__all__ = ['train_model', 'input_dtype', 'predict', 'evaluate_accuracy', 'load_weights', 'train_baseline']
+__all__ = ['DISTILL_WEIGHT', 'DISTILL_TEMPERATURE', 'distillation_loss', 'train_model', 'check_distillation', 'input_dtype',
+           'predict', 'evaluate_accuracy', 'load_weights', 'train_baseline']
 
 # %% ../nbs/api/02_training.ipynb #2acaca11
+DISTILL_WEIGHT, DISTILL_TEMPERATURE = 0.7, 4.0   # Hinton et al. (2015) give the soft targets most of the weight; Keras' default T is 3, "typically 3-5"
+
+def distillation_loss(logits:torch.Tensor, # the network's (the student's) logits
+                      teacher_logits:torch.Tensor, # the teacher's logits on the same images
+                      labels:torch.Tensor, # the true classes
+                      weight:float=DISTILL_WEIGHT, # share of the soft-target term, in [0, 1] (0: plain cross-entropy)
+                      temperature:float=DISTILL_TEMPERATURE, # softens both distributions (> 0)
+                     ) -> torch.Tensor:
+    "Knowledge distillation (Hinton et al., 2015): `(1 - weight)` × cross-entropy on the labels + `weight` × T² × KL(teacher ‖ student) at temperature T."
+    soft = F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1), reduction="batchmean", log_target=True)
+    return (1 - weight) * F.cross_entropy(logits, labels) + weight * temperature ** 2 * soft
+
+# %% ../nbs/api/02_training.ipynb #707b72f5
 def train_model(model:nn.Module, # network to train, in place
                 train_loader:DataLoader, # batches of `(images, labels)`
                 epochs:int=3, # passes over `train_loader`
                 lr:float=1e-3, # Adam learning rate
                 device:str|torch.device="cpu", # where to train (see `resolve_device`)
                 progress:bool=True, # show a tqdm progress bar
+                teacher:nn.Module|None=None, # distil from this network's logits (`distillation_loss`); None: cross-entropy only
+                distill_weight:float=DISTILL_WEIGHT, # with a teacher: the soft targets' share
+                temperature:float=DISTILL_TEMPERATURE, # with a teacher: the distillation temperature
                ) -> nn.Module:
-    "Train `model` with Adam on cross-entropy and return it (trained in place, in eval mode)."
+    "Train `model` with Adam on cross-entropy (or, given a `teacher`, on `distillation_loss`) and return it (trained in place, in eval mode)."
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr!r}")
+    if teacher is not None: check_distillation(distill_weight, temperature)
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device).train()
+    if teacher is not None: teacher = teacher.to(device).eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     bar = tqdm(total=epochs * len(train_loader), disable=not progress, desc="train", unit="batch", leave=False)
     for epoch in range(epochs):
         for images, labels in train_loader:
+            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(images.to(device)), labels.to(device))
+            logits = model(images)
+            if teacher is None: loss = F.cross_entropy(logits, labels)
+            else:
+                with torch.no_grad(): taught = teacher(images)
+                loss = distillation_loss(logits, taught, labels, distill_weight, temperature)
             loss.backward(); optimizer.step()
             bar.update(); bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     bar.close()
     return model.eval()
+
+# %% ../nbs/api/02_training.ipynb #b7eb4e74
+def check_distillation(weight:float, # the soft targets' share
+                       temperature:float, # the distillation temperature
+                      ):
+    "`ValueError` naming the value unless `weight` is in [0, 1] and `temperature` > 0."
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ValueError(f"distill_weight {weight!r} is not allowed; expected a number in [0, 1]")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"distill_temperature {temperature!r} is not allowed; expected a number > 0")
 
 # %% ../nbs/api/02_training.ipynb #4473aed8
 def input_dtype(precision:str, # one of PRECISIONS

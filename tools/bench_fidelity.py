@@ -3,8 +3,8 @@
 For artifacts of a finished sweep (default: pruning level 0, FP32 and INT8, every runtime), at one sample and at
 the sweep's batch size, three clocks alternate over --reps repetitions, each in a fresh process:
 
-  sweep  edge_opt's own path: `load_artifact` (the lines a manifest ships), then `time_interleaved` over every
-         artifact at once, batch then one sample, with the sweep's rounds, calls and warm-up, as `time_and_predict` times a level;
+  sweep  edge_opt's own path: `load_artifact` (the lines a manifest ships), then `time_and_predict` over every
+         artifact at once (one turn per artifact, batch then one sample), with the sweep's rounds, calls and warm-up;
   loop   a minimal loop written here against the runtime's own Python API (no edge_opt import), one artifact
          per process: median of 5 rounds' medians;
   tool   the runtime's own benchmark tool where its wheel ships one: OpenVINO's `benchmark_app` (C++, static
@@ -110,16 +110,19 @@ print(json.dumps(float(np.median(medians))))
 def sweep_clock(args, keys, shapes):
     "edge_opt's path in this (fresh) process: every artifact loaded by its loader and timed interleaved as a sweep does."
     import torch
-    from edge_opt.metrics import LatencyStats, time_interleaved
+    from edge_opt.boards import time_and_predict
+    from edge_opt.metrics import LatencyStats
     from edge_opt.runtimes import load_artifact, thread_limit
     cfg, arts, threads = _run(args, keys)
     result = {}
     with thread_limit(threads):
         built = {k: load_artifact(a, threads) for k, a in arts.items()}
         x = torch.randn(*shapes["batch"])
-        for label, part, per_round in (("batch", x, cfg.benchmark_trials), ("one", x[:1], cfg.benchmark_stream_trials)):   # as time_and_predict
-            for k, t in time_interleaved({k: d.bind(part) for k, d in built.items()}, cfg.benchmark_rounds, per_round, cfg.benchmark_warmup).items():
-                result[f"{k}|{label}"] = LatencyStats.from_rounds(len(part), t).median_ms
+        timed, _ = time_and_predict(built, [(x, torch.zeros(len(x), dtype=torch.long))], cfg.benchmark_rounds, cfg.benchmark_trials,
+                                    cfg.benchmark_stream_trials, cfg.benchmark_warmup)   # the sweep's own call
+        for k, t in timed.items():
+            result[f"{k}|batch"] = LatencyStats.from_rounds(len(x), t.full).median_ms
+            result[f"{k}|one"] = LatencyStats.from_rounds(1, t.one).median_ms
     return result
 
 
