@@ -22,7 +22,7 @@ from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest,
 from .pruning import IMPORTANCES
 from .training import DISTILL_TEMPERATURE
 from .quantization import INT8_BACKENDS, PRECISIONS
-from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, Constraints, parse_limit
+from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, SIZE_TEXT, Constraints, parse_limit
 from .runtimes import RUNTIMES, TIMING_VERSION, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, check_resource_name, dask_available, local_workers
@@ -254,7 +254,8 @@ _LIMIT_TEXT = "a positive number or a share of the FP32 unpruned baseline such a
 class ConstraintKeys(ExecutionKeys):
     """Limits a variant must meet: `memory_limit` alone decides which variants fit (the rows' `accepted`, every report and the recommendation), and the accuracy, latency, runtime and precision limits narrow the recommendation. Each limit is absolute (MB, ms) or a share of the FP32 unpruned baseline (`30%`); limits judge results without changing them, so `edge-opt recommend --from DIR` re-judges a sweep under new limits without re-running it."""
     memory_limit: float|str|None = config_key(DEFAULT_MEMORY_LIMIT, "the memory limit that decides which variants fit, on memory_on", kind=str,
-                                              rule=_limit("MB"), rule_text=_LIMIT_TEXT, normalize=True, optional=True, unit="MB or %")
+                                              rule=_limit("MB"), rule_text=f"{SIZE_TEXT} or a share of the FP32 unpruned baseline such as 30% (in (0%, 100%])",
+                                              normalize=True, optional=True, unit="size or %")
     memory_on: str = config_key(_C.memory_on, "what memory_limit reads: true_storage (the footprint: weights + one sample's activations) or artifact (the file size)", choices=MEMORY_ON)
     max_accuracy_drop: float|None = config_key(_C.max_accuracy_drop, "accuracy points a variant may lose against eager FP32 unpruned (null: no limit)",
                                                kind=float, optional=True, low=0, high=100, unit="points")

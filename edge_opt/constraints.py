@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .metrics import MEMORY_TERMS, memory_text, unpack_correct
+from .metrics import MEMORY_TERMS, memory_text, memory_unit, unpack_correct
 from .analysis import measured_on, measured_rows, spread_columns
 from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
@@ -20,9 +20,9 @@ from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT',
-           'KEY', 'TIE_RULE', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops',
-           'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
-           'tied_candidates', 'Recommendation', 'recommend']
+           'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'parse_size', 'size_text', 'parse_limit', 'resolve_limit',
+           'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows',
+           'violation_budgets', 'memory_limit_of', 'tied_candidates', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -52,12 +52,38 @@ def _subset(key, values, allowed):
 # %% ../nbs/api/06a_constraints.ipynb #88ff4f1e
 DEFAULT_MEMORY_LIMIT = "30%"   # of the FP32 unpruned baseline: INT8 without pruning fits, FP32 and FP16 do not
 
+SIZE_UNITS = {"b": 1, "kb": 1e3, "kib": 2**10, "mb": 1e6, "mib": 2**20, "gb": 1e9, "gib": 2**30}   # bytes; case-insensitive: kB = 1,000 bytes, KiB = 1,024
+SIZE_TEXT = "a size such as 40kB, 2MB or 1.5MiB (kB = 1,000 bytes, KiB = 1,024; a bare number is MB)"
+
+def parse_size(key:str, # the config key, named in errors
+               value, # a positive number (MB) or a size with its unit: `40kB`, `40 kB`, `2MB`, `1.5MiB`
+              ) -> float:
+    "The size in MB (1 MB = 1,000,000 bytes, as edge_opt reports memory), or a `ValueError` naming `key`, `value` and the forms allowed."
+    raw = value
+    if isinstance(value, str):
+        sized = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", value)
+        if sized and sized[2].lower() in SIZE_UNITS: value = float(sized[1]) * SIZE_UNITS[sized[2].lower()] / 1e6
+        else:
+            try: value = float(value)
+            except ValueError: _bad(key, raw, f"expected {SIZE_TEXT}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0: _bad(key, raw, f"expected {SIZE_TEXT}")
+    return float(value)
+
+def size_text(mb:float, # a size, MB
+             ) -> str:
+    "A size as a flag takes it, rounded up to 3 significant digits in the unit pages use: `37.4kB`, `1.2MB`."
+    unit, k = memory_unit(mb)
+    return f"{_up(mb * k):g}{unit}"
+
+
+# %% ../nbs/api/06a_constraints.ipynb #4acd19e7
 def parse_limit(key:str, # the config key, named in errors
                 value, # a number, a numeric string, "N%", or None
                 unit:str="MB", # the unit of an absolute limit
                ) -> float|str|None:
     "The limit as a float (absolute) or `'N%'` (relative), or a `ValueError` naming `key`, `value` and both allowed forms."
-    allowed = f"expected a positive number ({unit}) or a share of the FP32 unpruned baseline such as 25% (above 0%, at most 100%), or null"
+    allowed = (f"expected {SIZE_TEXT if unit == 'MB' else f'a positive number ({unit})'} or a share of the FP32 unpruned baseline "
+               "such as 25% (above 0%, at most 100%), or null")
     if value is None: return None
     raw = value
     if isinstance(value, str):
@@ -65,11 +91,15 @@ def parse_limit(key:str, # the config key, named in errors
         if share:
             if 0 < float(share[1]) <= 100: return f"{float(share[1]):g}%"
             _bad(key, raw, allowed)
+        if unit == "MB":
+            try: return parse_size(key, value)
+            except ValueError: _bad(key, raw, allowed)
         try: value = float(value)
         except ValueError: _bad(key, raw, allowed)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0: _bad(key, raw, allowed)
     return float(value)
 
+# %% ../nbs/api/06a_constraints.ipynb #0c753548
 def resolve_limit(limit:float|str|None, # what `parse_limit` returned
                   baseline:float|None, # the FP32 unpruned baseline's figure (None: not measured)
                   key:str, # the config key, named in errors
@@ -370,9 +400,9 @@ def _effort(name:str, margin, c:Constraints, lim:dict) -> float:
     if name == "accuracy": return margin / (c.max_accuracy_drop or 1)
     return 1.0
 
-def _loosened(limit:float|str, needed:float, baseline:float|None) -> str:
-    "The value of a loosened limit, in the form the limit was given: a share of the baseline, or absolute."
-    return f"{_up(needed / baseline * 100):g}%" if isinstance(limit, str) else f"{_up(needed):g}"
+def _loosened(limit:float|str, needed:float, baseline:float|None, memory:bool=False) -> str:
+    "The value of a loosened limit, in the form the limit was given: a share of the baseline, or absolute (memory as a size with its unit)."
+    return f"{_up(needed / baseline * 100):g}%" if isinstance(limit, str) else (size_text(needed) if memory else f"{_up(needed):g}")
 
 def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
     "The failing candidate that needs the least loosening (fewest constraints, then the smallest relative moves) and the flags that let it pass."
@@ -382,7 +412,7 @@ def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
     flags, loosened = [], []
     for name in r._margins:
         if name in ("memory", "latency"):
-            value = _loosened(getattr(c, f"{name}_limit"), r[name], lim["memory_baseline_mb" if name == "memory" else "latency_baseline_ms"])
+            value = _loosened(getattr(c, f"{name}_limit"), r[name], lim["memory_baseline_mb" if name == "memory" else "latency_baseline_ms"], name == "memory")
             flags.append(f"--{name}-limit {value}"); loosened.append(f"{name}_limit to {value}")
         elif name == "accuracy":
             flags.append(f"--max-accuracy-drop {_up(r.drop_high):g}"); loosened.append(f"max_accuracy_drop to {_up(r.drop_high):g} points")

@@ -536,9 +536,9 @@ def timing_method(runtime:str, # one of RUNTIMES
                   warmup:int, # untimed calls at each turn
                  ) -> str:
     "How a row was timed, in words (the `timing_method` column and the manifest)."
-    return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds "
-            f"of {calls} calls at the batch size, then {rounds} of {stream_calls} on one sample, each turn after {warmup} warm-up calls "
-            f"(at least {WARMUP_S * 1e3:g} ms) and once the threads the turn before left spinning had stopped")
+    return (f"{RUNTIME_LABELS[runtime]} as load_snippet deploys it: {DEPLOYED_AS[runtime]}; {threads} threads; {rounds} interleaved rounds, "
+            f"each turn {calls} calls at the batch size then {stream_calls} on one sample, each shape after {warmup} warm-up calls "
+            f"(at least {WARMUP_S * 1e3:g} ms), each turn once the threads the turn before left spinning had stopped")
 
 # %% ../nbs/api/04a_runtimes.ipynb #4bbd2585
 def load_snippet(artifact:Artifact, # the artifact

@@ -37,6 +37,13 @@ def distillation_loss(logits:torch.Tensor, # the network's (the student's) logit
     soft = F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1), reduction="batchmean", log_target=True)
     return (1 - weight) * F.cross_entropy(logits, labels) + weight * temperature ** 2 * soft
 
+def _loss(model, teacher, images, labels, weight, temperature):
+    "Cross-entropy on the labels, or with a teacher `distillation_loss`."
+    logits = model(images)
+    if teacher is None: return F.cross_entropy(logits, labels)
+    with torch.no_grad(): taught = teacher(images)
+    return distillation_loss(logits, taught, labels, weight, temperature)
+
 # %% ../nbs/api/02_training.ipynb #707b72f5
 def train_model(model:nn.Module, # network to train, in place
                 train_loader:DataLoader, # batches of `(images, labels)`
@@ -62,11 +69,7 @@ def train_model(model:nn.Module, # network to train, in place
         for images, labels in train_loader:
             images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
-            logits = model(images)
-            if teacher is None: loss = F.cross_entropy(logits, labels)
-            else:
-                with torch.no_grad(): taught = teacher(images)
-                loss = distillation_loss(logits, taught, labels, distill_weight, temperature)
+            loss = _loss(model, teacher, images, labels, distill_weight, temperature)
             loss.backward(); optimizer.step()
             bar.update(); bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     bar.close()
