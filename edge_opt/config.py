@@ -193,7 +193,7 @@ class VariantKeys(TrainingKeys):
     pruning_importance: str = config_key("l1", "channel importance criterion", choices=IMPORTANCES, flag="--importance")
     round_to: int|None = config_key(None, "keep pruned channel counts multiples of this (null: any count)", kind=int, low=1)
     finetune_epochs: int = config_key(3, "fine-tuning epochs of every pruned level (level 0 is the baseline, not fine-tuned)", low=0)
-    distill_weight: float = config_key(0.0, "fine-tuning: the share of the unpruned network's soft targets (knowledge distillation, Hinton et al. 2015; 0: the labels only, the default: after the default baseline's 5 epochs, labels fine-tuned pruned levels better than distillation did)", low=0, high=1)
+    distill_weight: float = config_key(0.0, "fine-tuning: the share of the unpruned network's soft targets (knowledge distillation, Hinton et al. 2015; 0: the labels only, the default: after the default baseline's short training, labels fine-tuned pruned levels better than distillation did, see Pruning analysis)", low=0, high=1)
     distill_temperature: float = config_key(DISTILL_TEMPERATURE, "fine-tuning: the distillation temperature", low=0, above=True)
     precisions: tuple = config_key(("fp32", "fp16", "int8"), "precisions to build", choices=PRECISIONS)
     runtimes: tuple = config_key(default_runtimes, "runtimes to build each variant for (default: every one installed)", kind=str,

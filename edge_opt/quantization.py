@@ -5,6 +5,7 @@
 # %% ../nbs/api/04_quantization.ipynb #c5af6342
 from __future__ import annotations
 
+import functools
 import warnings
 from contextlib import contextmanager
 from copy import deepcopy
@@ -83,13 +84,10 @@ def _fx_notices_hidden():
         yield
 
 # %% ../nbs/api/04_quantization.ipynb #2c7bf5e4
-_NOTICE_SPENT = []
-
+@functools.cache
 def spend_quantized_notice():
-    "PyTorch warns once per process that quantized tensors are deprecated (`Quantizer.cpp`); where the first one is made outside Python's reach (a build process lowering INT8) the notice goes straight to standard error. Make the first one here, with that notice, and only it, hidden (`FX_NOTICES`)."
-    if _NOTICE_SPENT: return
+    "PyTorch warns once per process that quantized tensors are deprecated (`Quantizer.cpp`); where the first one is made outside Python's reach (TorchScript's loader, in C++) the notice goes straight to standard error. Make the first one here, once, with that notice, and only it, hidden (`FX_NOTICES`)."
     with _fx_notices_hidden(): torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
-    _NOTICE_SPENT.append(True)
 
 # %% ../nbs/api/04_quantization.ipynb #0e1b9e9f
 def _calibrate(prepared:nn.Module, loader, batches:int):

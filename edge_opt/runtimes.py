@@ -473,8 +473,8 @@ def _eager_lines(f, a:Artifact, threads:int) -> str:
     if a.files[0].endswith(".pt2"):
         body = f"module = torch.export.load({f(a.files[0])}).module()\ndef run(x):\n    with torch.inference_mode(): return module(x)\n"
     else:   # INT8, TorchScript
-        body = ("# PyTorch's INT8 kernels keep what they prepared for the first input shape they see and prepare it again at every\n"
-                "# call of another shape: one module per input shape, loaded on first use (from the bytes, read once)\n"
+        body = ("# PyTorch's INT8 kernels (measured with its x86 engine) keep what they prepared for the first input shape they see and\n"
+                "# prepare it again at every call of another shape: one module per input shape, loaded on first use (from the bytes, read once)\n"
                 f"import io, pathlib\nbuffer = pathlib.Path({f(a.files[0])}).read_bytes()\nmodules = {{}}\n"
                 "def module_for(shape):\n    if shape not in modules: modules[shape] = torch.jit.load(io.BytesIO(buffer))\n    return modules[shape]\n"
                 "def run(x):\n    with torch.inference_mode(): return module_for(tuple(x.shape))(x)\n")
@@ -678,7 +678,6 @@ def start_build_worker(model:str, # the sweep's `model` (a file factory's module
                       ):
     "Set up a process that builds artifacts for others (a pool's `initializer`): one intra-op thread (the workers share the cores), and helper processes forked."
     torch.set_num_threads(1)
-    spend_quantized_notice()   # PyTorch's one deprecation notice on quantized tensors, which a build here would print
     # A worker started by a forkserver would start the helper processes of the libraries it runs the same way: a fresh
     # interpreter importing the whole stack, on the cores the builds need. OpenVINO's and NNCF's usage telemetry starts one
     # per message (several per OpenVINO build); forked, as in the sweep's own process, each costs milliseconds.
