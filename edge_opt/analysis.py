@@ -18,7 +18,7 @@ __all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_run
 def measured_rows(df:pd.DataFrame, # sweep rows
                   accepted:bool=False, # keep only the rows that fit the memory limit
                  ) -> pd.DataFrame:
-    "The rows that were really measured: no error and not unsupported (and accepted, when asked)."
+    "The rows that were really measured: no error and not unsupported (and, when asked, fitting the memory limit: `accepted`)."
     keep = pd.Series(True, index=df.index)
     for col in ("error", "unsupported"):
         if col in df: keep &= df[col].isna()
@@ -30,7 +30,7 @@ def pareto_frontier(df:pd.DataFrame, # sweep rows
                     x_col:str="latency_ms", # the cost to minimise: "latency_ms", "energy_proxy_j", "memory_mb", ...
                     use_ci:bool=False, # rank accuracy by its CI lower bound
                    ) -> pd.DataFrame:
-    "Accepted, error-free rows that no other accepted row beats on both cost and accuracy; cheapest first."
+    "Error-free rows that fit the memory limit and that no other such row beats on both cost and accuracy; cheapest first."
     if x_col not in df.columns: raise ValueError(f"unknown cost column '{x_col}'; columns: {', '.join(df.columns)}")
     y_col = "accuracy_ci_low" if use_ci else "accuracy"
     ok = measured_rows(df, accepted=True).sort_values([x_col, y_col], ascending=[True, False])
@@ -49,7 +49,7 @@ def pareto_by_runtime(df:pd.DataFrame, # sweep rows
     return pd.concat(parts, ignore_index=True) if parts else ok.iloc[:0]
 
 # %% ../nbs/api/05a_analysis.ipynb #e5fc7dc5
-def spread_columns(column:str, # a latency column of the rows (`latency_ms`, `stream_latency_ms`)
+def spread_columns(column:str, # a latency column of the rows (latency_ms, stream_latency_ms)
                   ) -> tuple[str, str]:
     "The row columns of its spread, the 5th and 95th percentiles of its round medians: (`latency_low_ms`, `latency_high_ms`), ..."
     return column.replace("_ms", "_low_ms"), column.replace("_ms", "_high_ms")
@@ -74,7 +74,7 @@ def fastest_runtime_table(df:pd.DataFrame, # sweep rows
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/05a_analysis.ipynb #8a43ece3
-def precision_tradeoff_table(sweep_df:pd.DataFrame, # measured rows, as `run_sweep` returns them
+def precision_tradeoff_table(sweep_df:pd.DataFrame, # measured rows, as run_sweep returns them
                             ) -> pd.DataFrame:
     "Per runtime and precision: mean accuracy, median latencies, memory, artifact size and energy over pruning levels, and the accepted share."
     keys = ["runtime", "precision"] if "runtime" in sweep_df else ["precision"]

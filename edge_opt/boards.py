@@ -59,11 +59,11 @@ class Timed:
     one: list                # rounds of per-call times on one image
     predictions: np.ndarray  # top-1 class of every validation image, in order
     labels: np.ndarray       # their labels
-    binding_ms: float|None = None  # an identity call of one sample through the same binding (`binding_overhead_ms`)
+    binding_ms: float|None = None  # an identity call of one sample through the same binding (binding_overhead_ms)
 
 # %% ../nbs/api/07c_boards.ipynb #0564e317
-def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
-                     batches, # validation batches of `(images, labels)` (a DataLoader or a list); the first is the timed one
+def time_and_predict(built:dict, # {key: Deployed}: loaded artifacts
+                     batches, # validation batches of (images, labels) (a DataLoader or a list); the first is the timed one
                      rounds:int, # interleaved timing rounds
                      trials:int, # timed calls per round at the batch size
                      stream_trials:int, # timed calls per round on one image
@@ -88,7 +88,7 @@ def time_and_predict(built:dict, # `{key: Deployed}`: loaded artifacts
 @dataclass(frozen=True)
 class Shipment:
     "An artifact on its way to a board: its record and its files' bytes."
-    artifact: Artifact                          # the record (`directory` is where it was built)
+    artifact: Artifact                          # the record (directory is where it was built)
     files: dict = field(repr=False)             # file name -> bytes
 
     @classmethod
@@ -113,9 +113,9 @@ class Shipment:
 def _unsupported(reason:str) -> dict:
     return {"unsupported": reason, "error": None, "accepted": False}
 
-def measure_shipped(shipments:dict, # `{key: Shipment}`: one level's artifacts
-                    batches:list, # the preprocessed validation batches `(images, labels)`; the first is the timed one
-                    settings:dict, # `rounds`, `trials`, `stream_trials`, `warmup` and `threads` (None: every usable core here)
+def measure_shipped(shipments:dict, # {key: Shipment}: one level's artifacts
+                    batches:list, # the preprocessed validation batches (images, labels); the first is the timed one
+                    settings:dict, # rounds, trials, stream_trials, warmup and threads (None: every usable core here)
                    ) -> dict:
     "Load every shipment with the runtime installed here, time and score them: `facts` (`host_facts`), `window`, `measured` (`{key: Timed, an unsupported row, or an exception}`) and `loaded` (what each loaded artifact reports, without its callables) and `measure_s` (its wall time)."
     start, threads = time.perf_counter(), settings.get("threads") or usable_cores()
@@ -156,9 +156,9 @@ class _Job:
 # %% ../nbs/api/07c_boards.ipynb #5b7dd609
 class Boards:
     "The workers of a Dask cluster that hold `resource`, as the sweep's process sees them."
-    def __init__(self, client, # a `distributed.Client`
-                 resource:str, # the `measure_on` resource
-                 timeout_s:float=120.0, # how long to wait for a worker holding it (`measure_timeout_s`)
+    def __init__(self, client, # a distributed.Client
+                 resource:str, # the measure_on resource
+                 timeout_s:float=120.0, # how long to wait for a worker holding it (measure_timeout_s)
                  retries:int=TASK_RETRIES, # resubmissions of a measurement whose board died
                 ):
         self.client, self.resource, self.timeout_s, self.retries = client, resource, timeout_s, retries
@@ -194,9 +194,9 @@ def _send(self, batches:list):
     self._batches = batches
     self._data = self.client.scatter([batches], workers=list(self.wait()), broadcast=True, hash=False)[0]
 
-def _submit(self, tag, # what `finished` gives back with the result (the pruning level)
-            shipments:dict, # `{key: Shipment}`
-            settings:dict, # `measure_shipped`'s settings
+def _submit(self, tag, # what finished gives back with the result (the pruning level)
+            shipments:dict, # {key: Shipment}
+            settings:dict, # measure_shipped's settings
            ):
     "Start measuring `shipments` on a worker holding the resource."
     self._jobs[tag] = _Job(shipments, settings)

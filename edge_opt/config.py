@@ -22,7 +22,7 @@ from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest,
 from .pruning import IMPORTANCES
 from .training import DISTILL_TEMPERATURE
 from .quantization import INT8_BACKENDS, PRECISIONS
-from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, SIZE_TEXT, Constraints, parse_limit
+from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, SIZE_TEXT, Constraints, parse_limit, parse_size, renamed_value
 from .runtimes import RUNTIMES, TIMING_VERSION, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
 from .executors import EXECUTORS, check_resource_name, dask_available, local_workers
@@ -56,19 +56,19 @@ class Setting:
     help: str                    # what the key does
     kind: type = str             # int, float, bool or str (of each value, for a list)
     many: bool = False           # a non-empty list of distinct values
-    optional: bool = False       # None (YAML `null`, CLI `none`) is allowed
+    optional: bool = False       # None (YAML null, CLI none) is allowed
     low: float|None = None       # smallest number allowed
     high: float|None = None      # largest number allowed
-    above: bool = False          # `low` itself is not allowed
-    below: bool = False          # `high` itself is not allowed
+    above: bool = False          # low itself is not allowed
+    below: bool = False          # high itself is not allowed
     choices: tuple|Callable|None = None  # the values allowed, or a function that returns them
     unit: str = ""               # unit of a number
-    flag: str|None = None        # CLI flag, when not `--key-with-dashes`
-    rule: Callable|None = None   # `rule(key, value)`: a key's own check, raising `ValueError` (replaces the checks above)
-    rule_text: str = ""          # what `rule` allows, for help and the reference
+    flag: str|None = None        # CLI flag, when not --key-with-dashes
+    rule: Callable|None = None   # rule(key, value): a key's own check, raising ValueError (replaces the checks above)
+    rule_text: str = ""          # what rule allows, for help and the reference
     neutral: bool = False        # never changes a measurement (left out of the fingerprint)
-    normalize: bool = False      # the value `rule` returns replaces the one given (e.g. "0.05" -> 0.05)
-    replaced_by: str|None = None # an old key, still read: the key that replaces it (kept out of help and `--print-config`)
+    normalize: bool = False      # the value rule returns replaces the one given (e.g. "0.05" -> 0.05)
+    replaced_by: str|None = None # an old key, still read: the key that replaces it (kept out of help and --print-config)
 
     def options(self) -> tuple:
         "The values allowed (empty when any value of the kind in range is)."
@@ -118,7 +118,7 @@ def check_value(s:Setting, # the key's contract
 # %% ../nbs/api/07_config.ipynb #36109d0e
 def config_key(default, # the default value (a tuple: a list key; None: optional; a callable: computed per config)
                help:str, # what the key does
-               **kwargs, # the rest of its `Setting` (`kind` is inferred from the default when it can be)
+               **kwargs, # the rest of its Setting (kind is inferred from the default when it can be)
               ) -> dataclasses.Field:
     "A config field whose metadata holds its `Setting`."
     sample = default[0] if isinstance(default, tuple) else default
@@ -137,6 +137,19 @@ def setting(name:str, # a config key
            ) -> Setting:
     "The `Setting` of config key `name`."
     return SweepConfig.__dataclass_fields__[name].metadata["setting"]
+
+# %% ../nbs/api/07_config.ipynb #4ed0fd82
+def _size(key, value):
+    "A size (`parse_size`: `40kB`, `2MB`, `1.5MiB`, a bare number is MB), or 0 for none."
+    return 0.0 if _is_num(value) and value == 0 else parse_size(key, value)
+
+def _sizes(key, value):
+    "A list of sizes (`parse_size`), each once."
+    if not isinstance(value, (list, tuple)) or not value: _fail(key, value, f"expected a list of sizes, each {SIZE_TEXT}")
+    sizes = tuple(parse_size(key, v) for v in value)
+    if len(set(sizes)) != len(sizes): _fail(key, list(value), "expected each size once")
+    return sizes
+
 
 # %% ../nbs/api/07_config.ipynb #4e6c2f70
 DEFAULT_EPOCHS = 5   # baseline training epochs when `epochs` is null and no weights are given
@@ -182,7 +195,7 @@ class TrainingKeys:
     learning_rate: float = config_key(1e-3, "Adam learning rate (training and fine-tuning)", low=0, above=True)
     device: str = config_key("cpu", "where training and float kernels run (INT8 always runs on the CPU)", rule=_device, rule_text=f"one of {', '.join(DEVICES)} or cuda:N")
     data_memory_mb: float = config_key(DEFAULT_DATA_MEMORY_MB, "data whose preprocessed images fit under this is decoded once and kept in memory; larger data streams from disk",
-                                       low=0, unit="MB", neutral=True)
+                                       kind=str, rule=_size, rule_text=f"{SIZE_TEXT}, or 0", normalize=True, unit="size", neutral=True)
     num_workers: int|None = config_key(None, "DataLoader worker processes for streamed data (null: one per core, at most 4)", kind=int, low=0, high=256, neutral=True)
 
 # %% ../nbs/api/07_config.ipynb #3acea920
@@ -232,7 +245,7 @@ class ExecutionKeys(MeasurementKeys):
     build_workers: int|None = config_key(None, "processes that build a level's artifacts side by side, never while a level is timed "
                                          f"(null: one per core, at most {MAX_BUILD_WORKERS}, when the sweep has at least {POOL_MIN_BUILDS} artifacts to build; 1: in the sweep's own process)",
                                          kind=int, low=1, high=256, neutral=True)
-    keep_artifacts: str = config_key("pareto", "artifacts the run's store keeps after a sweep: all, the accepted Pareto variants and the recommended one (pareto), or the recommended one alone",
+    keep_artifacts: str = config_key("pareto", "artifacts the run's store keeps after a sweep: all, the Pareto variants that fit the memory limit and the recommended one (pareto), or the recommended one alone",
                                      choices=("all", "pareto", "recommended"), neutral=True)
     scheduler: str|None = config_key(None, "executor dask: local:N starts N worker processes here; an address joins a running scheduler",
                                      rule=lambda key, value: local_workers(value), rule_text="local:N or a scheduler address such as tcp://host:8786",
@@ -256,7 +269,7 @@ class ConstraintKeys(ExecutionKeys):
     memory_limit: float|str|None = config_key(DEFAULT_MEMORY_LIMIT, "the memory limit that decides which variants fit, on memory_on", kind=str,
                                               rule=_limit("MB"), rule_text=f"{SIZE_TEXT} or a share of the FP32 unpruned baseline such as 30% (in (0%, 100%])",
                                               normalize=True, optional=True, unit="size or %")
-    memory_on: str = config_key(_C.memory_on, "what memory_limit reads: true_storage (the footprint: weights + one sample's activations) or artifact (the file size)", choices=MEMORY_ON)
+    memory_on: str = config_key(_C.memory_on, "what memory_limit reads: footprint (weights + one sample's activations) or artifact (the file size)", choices=MEMORY_ON)
     max_accuracy_drop: float|None = config_key(_C.max_accuracy_drop, "accuracy points a variant may lose against eager FP32 unpruned (null: no limit)",
                                                kind=float, optional=True, low=0, high=100, unit="points")
     latency_limit: float|str|None = config_key(_C.latency_limit, "latency limit on latency_stat at latency_batch (null: none)", kind=str,
@@ -266,14 +279,15 @@ class ConstraintKeys(ExecutionKeys):
     allowed_runtimes: tuple|None = config_key(None, "runtimes a recommendation may use (null: all measured)", kind=str, many=True, choices=RUNTIMES)
     allowed_precisions: tuple|None = config_key(None, "precisions a recommendation may use (null: all measured)", kind=str, many=True, choices=PRECISIONS)
     objective: str = config_key(_C.objective, "what fastest means", choices=tuple(OBJECTIVES))
-    memory_budgets_mb: tuple|None = config_key(None, "budgets the violation report lists (null: half, once and twice memory_limit)", kind=float,
-                                               many=True, low=0, above=True, unit="MB", flag="--budgets-mb")
+    memory_budgets_mb: tuple|None = config_key(None, "budgets the violation report lists (null: half, once and twice memory_limit)", kind=str,
+                                               many=True, rule=_sizes, rule_text=f"sizes, each {SIZE_TEXT}", normalize=True, unit="size",
+                                               flag="--budgets-mb")
     active_budget_mb: float|None = config_key(None, "replaced by memory_limit", kind=float, low=0, above=True, unit="MB", replaced_by="memory_limit")
     max_memory_mb: float|None = config_key(None, "replaced by memory_limit", kind=float, low=0, above=True, unit="MB", replaced_by="memory_limit")
     max_latency_ms: float|None = config_key(None, "replaced by latency_limit", kind=float, low=0, unit="ms", replaced_by="latency_limit")
 
 # %% ../nbs/api/07_config.ipynb #7da12898
-def input_identity(cfg, # a `SweepConfig`
+def input_identity(cfg, # a SweepConfig
                   ) -> dict:
     "What the fingerprint reads beyond the keys: the data's identity (`data_identity`), the model factory's source and the weights file's SHA-256."
     if cfg.weights and not Path(cfg.weights).is_file():
@@ -350,7 +364,8 @@ def validate(cfg:SweepConfig, # the config to check
     "Check every key of `cfg` against its `Setting` (normalising those that say so); raise `ConfigError` naming the first bad key, its value and what is allowed."
     for f in fields(cfg):
         s = f.metadata["setting"]
-        value = check_value(s, f.name, getattr(cfg, f.name))
+        if (given := getattr(cfg, f.name)) != (value := renamed_value(f.name, given)): object.__setattr__(cfg, f.name, value)
+        value = check_value(s, f.name, value)
         if s.normalize: object.__setattr__(cfg, f.name, value)
     _adopt_replaced(cfg)
     baseline = any(float(l) == 0 for l in cfg.pruning_levels) and "fp32" in cfg.precisions
@@ -372,7 +387,7 @@ def validate(cfg:SweepConfig, # the config to check
     return cfg
 
 # %% ../nbs/api/07_config.ipynb #6b9dc190
-def config_from_dict(values:dict, # keys of `SweepConfig`; missing keys keep their defaults
+def config_from_dict(values:dict, # keys of SweepConfig; missing keys keep their defaults
                      base:SweepConfig|None=None, # start from this config instead of the defaults
                     ) -> SweepConfig:
     "A validated `SweepConfig` from `values`; an unknown key is an error that lists the known ones."
@@ -392,7 +407,7 @@ def _read_text(path:Path) -> str:
     except UnicodeDecodeError: raise ConfigError(f"config file '{path}' is not text (not UTF-8); expected a YAML file") from None
     except OSError as e: raise ConfigError(f"config file '{path}' cannot be read ({e.strerror or e})") from None
 
-def load_config(path:str|Path, # a YAML file of `SweepConfig` keys
+def load_config(path:str|Path, # a YAML file of SweepConfig keys
                ) -> SweepConfig:
     "Read a YAML config file (keys it leaves out keep their defaults)."
     path = Path(path)

@@ -7,33 +7,51 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .metrics import MEMORY_TERMS, memory_text, memory_unit, unpack_correct
+from .metrics import MEMORY_TERMS, latency_text, latency_unit, memory_text, memory_unit, unpack_correct, wrap_text
 from .analysis import measured_on, measured_rows, spread_columns
 from .hardware import is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'LATENCY_STATS', 'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT',
-           'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'parse_size', 'size_text', 'parse_limit', 'resolve_limit',
-           'limit_text', 'Constraints', 'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows',
-           'violation_budgets', 'memory_limit_of', 'tied_candidates', 'Recommendation', 'recommend']
+__all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'FAIL_WORDS', 'RENAMED_VALUES', 'LATENCY_STATS',
+           'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'renamed_value',
+           'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops',
+           'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
+           'tied_candidates', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
               "single_p95": "stream_latency_p95_ms", "batch_p95": "latency_p95_ms"}  # objective -> row column
-LATENCY_WORDS = {"stream_latency_ms": "one-sample latency", "latency_ms": "batch latency", "stream_latency_p95_ms": "one-sample p95 latency",
-                 "latency_p95_ms": "batch p95 latency"}   # ... in words
-MEMORY_ON = ("true_storage", "artifact")   # what `memory_limit` reads
-MEMORY_READS = {"true_storage": "the footprint: weights + one sample's activations", "artifact": "the file size"}   # ... in the words of `MEMORY_TERMS`
-_MEMORY_COLUMN = {"true_storage": "memory_mb", "artifact": "artifact_bytes"}   # ... and the column whose word it is
+LATENCY_WORDS = {"stream_latency_ms": "one-sample latency", "latency_ms": "batch latency",
+                 "stream_latency_p95_ms": "one-sample latency, 95th percentile of calls",
+                 "latency_p95_ms": "batch latency, 95th percentile of calls"}   # ... in words
+MEMORY_ON = ("footprint", "artifact")   # what `memory_limit` reads
+MEMORY_READS = {"footprint": "the footprint: weights + one sample's activations", "artifact": "the file size"}   # ... in the words of `MEMORY_TERMS`
+_MEMORY_COLUMN = {"footprint": "memory_mb", "artifact": "artifact_bytes"}   # ... and the column whose word it is
+
+
+# %% ../nbs/api/06a_constraints.ipynb #8b402561
+FAIL_WORDS = {"memory": "too big", "accuracy": "loses accuracy", "latency": "too slow", "runtime": "runtime not allowed",
+              "precision": "precision not allowed"}   # why a variant does not pass, per constraint, in a report's verdict column
+RENAMED_VALUES = {"memory_on": {"true_storage": "footprint"}}   # key -> {old value: new}: old configs still read, with one notice
 LATENCY_STATS = ("median", "p95")          # what `latency_limit` reads ...
 LATENCY_BATCHES = ("single", "batch")      # ... at which batch
+
+def renamed_value(key:str, # a config key
+                  value, # its value as given
+                 ):
+    "`value`, or the new name of a value `RENAMED_VALUES` renamed (with one `FutureWarning` line saying so)."
+    new = RENAMED_VALUES.get(key, {}).get(value) if isinstance(value, str) else None
+    if new is None: return value
+    warnings.warn(f"config key '{key}': '{value}' is now called '{new}'; read as {key}: {new}", FutureWarning, stacklevel=3)
+    return new
 
 def _bad(key, value, allowed): raise ValueError(f"config key '{key}': {value!r} is not allowed; {allowed}")
 
@@ -56,7 +74,7 @@ SIZE_UNITS = {"b": 1, "kb": 1e3, "kib": 2**10, "mb": 1e6, "mib": 2**20, "gb": 1e
 SIZE_TEXT = "a size such as 40kB, 2MB or 1.5MiB (kB = 1,000 bytes, KiB = 1,024; a bare number is MB)"
 
 def parse_size(key:str, # the config key, named in errors
-               value, # a positive number (MB) or a size with its unit: `40kB`, `40 kB`, `2MB`, `1.5MiB`
+               value, # a positive number (MB) or a size with its unit: 40kB, 40 kB, 2MB, 1.5MiB
               ) -> float:
     "The size in MB (1 MB = 1,000,000 bytes, as edge_opt reports memory), or a `ValueError` naming `key`, `value` and the forms allowed."
     raw = value
@@ -100,7 +118,7 @@ def parse_limit(key:str, # the config key, named in errors
     return float(value)
 
 # %% ../nbs/api/06a_constraints.ipynb #0c753548
-def resolve_limit(limit:float|str|None, # what `parse_limit` returned
+def resolve_limit(limit:float|str|None, # what parse_limit returned
                   baseline:float|None, # the FP32 unpruned baseline's figure (None: not measured)
                   key:str, # the config key, named in errors
                  ) -> float|None:
@@ -111,8 +129,8 @@ def resolve_limit(limit:float|str|None, # what `parse_limit` returned
                          f"(include pruning level 0 and fp32, or give an absolute limit)")
     return float(limit[:-1]) / 100 * baseline
 
-def limit_text(limit:float|str|None, # what `parse_limit` returned
-               resolved:float|None, # what `resolve_limit` returned
+def limit_text(limit:float|str|None, # what parse_limit returned
+               resolved:float|None, # what resolve_limit returned
                unit:str, # "MB" or "ms"
               ) -> str:
     "`≤ 30% of the FP32 baseline = 43.4 kB`, or `≤ 50 kB` (memory in `memory_text`'s unit)."
@@ -121,7 +139,8 @@ def limit_text(limit:float|str|None, # what `parse_limit` returned
 
 # %% ../nbs/api/06a_constraints.ipynb #40cf177c
 def _check_constraints(c):
-    "Raise `ValueError` naming the first constraint of `c` that is not allowed; store the limits in their parsed form."
+    "Raise `ValueError` naming the first constraint of `c` that is not allowed; store the limits in their parsed form (renamed values in their new name)."
+    object.__setattr__(c, "memory_on", renamed_value("memory_on", c.memory_on))
     object.__setattr__(c, "memory_limit", parse_limit("memory_limit", c.memory_limit, "MB"))
     object.__setattr__(c, "latency_limit", parse_limit("latency_limit", c.latency_limit, "ms"))
     _limit("max_accuracy_drop", c.max_accuracy_drop, high=100)
@@ -134,10 +153,10 @@ def _check_constraints(c):
 @dataclass(frozen=True)
 class Constraints:
     "What a variant must meet to be recommended (see the table above)."
-    memory_limit: float|str|None = DEFAULT_MEMORY_LIMIT  # MB on `memory_on`, or a share of the FP32 unpruned baseline ("30%"); None: no limit
-    memory_on: str = "true_storage"      # "true_storage" or "artifact"
+    memory_limit: float|str|None = DEFAULT_MEMORY_LIMIT  # MB on memory_on, or a share of the FP32 unpruned baseline ("30%"); None: no limit
+    memory_on: str = "footprint"         # "footprint" or "artifact"
     max_accuracy_drop: float|None = 1.0  # points below eager FP32 unpruned, judged on the upper bound of the paired interval
-    latency_limit: float|str|None = None # ms on `latency_stat` at `latency_batch`, or a share of the baseline's ("50%"); None: no limit
+    latency_limit: float|str|None = None # ms on latency_stat at latency_batch, or a share of the baseline's ("50%"); None: no limit
     latency_stat: str = "median"         # "median" or "p95"
     latency_batch: str = "single"        # "single" (batch 1) or "batch" (the sweep's batch size)
     allowed_runtimes: tuple|None = None  # None: every runtime measured
@@ -147,13 +166,18 @@ class Constraints:
     def __post_init__(self): _check_constraints(self)
 
     @property
+    def memory_word(self) -> str:
+        "The word for the memory figure the limit reads (`MEMORY_TERMS`): footprint or file size."
+        return MEMORY_TERMS[_MEMORY_COLUMN[self.memory_on]]
+
+    @property
     def latency_column(self) -> str:
         "The row column the latency limit reads."
         return {"single": "stream_latency", "batch": "latency"}[self.latency_batch] + ("_ms" if self.latency_stat == "median" else "_p95_ms")
 
     @classmethod
     def from_config(cls,
-                    cfg, # a `SweepConfig` (or anything with its constraint keys)
+                    cfg, # a SweepConfig (or anything with its constraint keys)
                    ) -> Constraints:
         "The constraints a `SweepConfig` carries."
         values = {k: getattr(cfg, k) for k in cls.__dataclass_fields__}
@@ -215,7 +239,7 @@ def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
 
 def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> float|None:
     "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (its footprint), else the baseline row's (None: neither)."
-    if memory_on == "true_storage" and "baseline_memory_mb" in rows and rows.baseline_memory_mb.notna().any():
+    if memory_on == "footprint" and "baseline_memory_mb" in rows and rows.baseline_memory_mb.notna().any():
         return float(rows.baseline_memory_mb.dropna().iloc[0])
     return None if base is None else float(_memory(base.to_frame().T, memory_on).iloc[0])
 
@@ -229,7 +253,7 @@ def resolved_limits(rows:pd.DataFrame, # measured rows
             "latency_ms": resolve_limit(c.latency_limit, latency_base, "latency_limit"), "latency_baseline_ms": latency_base}
 
 # %% ../nbs/api/06a_constraints.ipynb #5a7ade11
-def candidate_table(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
+def candidate_table(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.csv)
                     c:Constraints, # the constraints
                    ) -> pd.DataFrame:
     "Every measured variant with its objective (and its spread), memory, drop interval, latency, what it fails and by how much; passing ones first, fastest first (the absolute limits in `.attrs['limits']`)."
@@ -270,13 +294,13 @@ def judge_rows(rows:pd.DataFrame, # sweep rows
     for b in budgets: out[f"violates_{b:g}mb"] = [v[float(b)] for v in violations]
     return out
 
-def violation_budgets(rows:pd.DataFrame, # rows `judge_rows` judged
+def violation_budgets(rows:pd.DataFrame, # rows judge_rows judged
                      ) -> list[float]:
     "The budgets of the rows' violation report, MB, smallest first (read from their `violates_<b>mb` columns)."
     return sorted(float(c.removeprefix("violates_").removesuffix("mb")) for c in rows.columns if c.startswith("violates_"))
 
 def memory_limit_of(rows:pd.DataFrame, # sweep rows
-                    cfg, # a `SweepConfig` (or anything with its constraint keys)
+                    cfg, # a SweepConfig (or anything with its constraint keys)
                    ) -> tuple[float|None, str]:
     "The absolute memory limit `cfg` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 43.5 kB (the footprint: ...)')`."
     c = Constraints.from_config(cfg)
@@ -288,7 +312,7 @@ def memory_limit_of(rows:pd.DataFrame, # sweep rows
 KEY = ["pruning_level", "precision", "runtime"]
 TIE_RULE = "less memory, then higher accuracy, then the lower median"   # among passing variants whose latency spreads overlap the fastest's
 
-def tied_candidates(passing:pd.DataFrame, # passing candidates, fastest median first (`candidate_table`)
+def tied_candidates(passing:pd.DataFrame, # passing candidates, fastest median first (candidate_table)
                    ) -> pd.DataFrame:
     "The candidates whose objective spread (5th–95th percentile of round medians) overlaps the fastest's, in `TIE_RULE` order: the one to ship first."
     if passing.empty: return passing
@@ -317,7 +341,7 @@ def _nearest_misses(t:pd.DataFrame) -> dict:
 class Recommendation:
     "The fastest variant meeting every constraint (or, when its latency spread overlaps others', the one the tie rule picks), its runners-up, every candidate's verdict and, when none passes, the nearest misses."
     constraints: Constraints
-    candidates: pd.DataFrame      # every measured variant, passing ones first (see `candidate_table`)
+    candidates: pd.DataFrame      # every measured variant, passing ones first (see candidate_table)
     baseline: dict|None           # the accuracy reference row (None: no FP32 unpruned row and no accuracy limit)
     choice: dict|None             # the recommended variant, or None when nothing passes
     runners_up: list              # the next fastest passing variants (up to 3)
@@ -345,47 +369,55 @@ class Recommendation:
                 "tied": self.tied, "tie_rule": self.tie_rule}
 
     def text(self,
-             from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: `OUT`)
+             from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: OUT)
             ) -> str:
         "The answer in a few lines, with why; when nothing passes, the command that would let the nearest miss pass."
         return _recommendation_text(self, from_dir)
 
 
 # %% ../nbs/api/06a_constraints.ipynb #edefc688
-def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
-    "`Recommendation.text`: the constraints, the choice and its runners-up, or the nearest misses and how to let one pass."
-    c, k, lim = rec.choice, rec.constraints, rec.limits
-    big = lim.get("memory_baseline_mb") or rec.candidates.memory.max()   # one memory unit for the whole text
+def _points(x:float) -> str: return f"{x:g} point{'' if x == 1 else 's'}"
+
+def _limits_line(rec:Recommendation) -> str:
+    "The limits a variant had to meet and how the fastest was chosen, in one sentence."
+    k, lim = rec.constraints, rec.limits
     limits = [f"memory {limit_text(k.memory_limit, lim['memory_mb'], 'MB')} ({MEMORY_READS[k.memory_on]})" if k.memory_limit is not None else None,
-              f"accuracy drop ≤ {k.max_accuracy_drop:g} points (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
+              f"accuracy drop ≤ {_points(k.max_accuracy_drop)} (upper bound of its 95% interval)" if k.max_accuracy_drop is not None else None,
               f"{LATENCY_WORDS[k.latency_column]} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
               f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
-    head = (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}; fastest by {k.objective} ({LATENCY_WORDS[OBJECTIVES[k.objective]]}; "
-            f"a median's spread is the 5–95% range of its round medians; spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}).")
+    stat = "median " if k.objective.endswith("median") else ""
+    return (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}. Fastest by {stat}{LATENCY_WORDS[OBJECTIVES[k.objective]]} (a median's "
+            f"spread is the 5–95% range of its round medians; spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}).")
+
+def _variant_words(r:dict) -> str: return f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}"
+
+
+# %% ../nbs/api/06a_constraints.ipynb #9294776a
+def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
+    "`Recommendation.text`: the choice with its runners-up, or the nearest misses and how to let one pass; then the constraints. Lines fit `TEXT_WIDTH`."
+    c, k, lim = rec.choice, rec.constraints, rec.limits
+    big = lim.get("memory_baseline_mb") or rec.candidates.memory.max()   # one memory unit for the whole text
     if c is None:
-        lines = [head, f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
-        lines += [f"  {name}: pruning {m['pruning_level']:g} {m['precision'].upper()} on {m['runtime']}: {m['why']}"
-                  for name, m in rec.nearest_misses.items()]
+        lines = [f"No variant of {len(rec.candidates)} meets every constraint. Nearest misses:"]
+        lines += [f"  {name}: {_variant_words(m)}: {m['why']}" for name, m in rec.nearest_misses.items()]
+        lines.append(_limits_line(rec))
         if rec.loosen:
-            v = rec.loosen["variant"]
-            lines += [f"To accept the nearest miss, pruning {v['pruning_level']:g} {v['precision'].upper()} on {v['runtime']}, loosen "
-                      f"{' and '.join(rec.loosen['loosened'])}:", f"  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}"]
-        return "\n".join(lines)
-    spread = lambda r: f"{r['objective_ms']:.4g} ms" + ("" if r["objective_low_ms"] == r["objective_high_ms"] else   # a p95 objective: no spread
-                                                        f" (5–95%: {r['objective_low_ms']:.4g}–{r['objective_high_ms']:.4g})")
-    lines = [head, f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
+            lines += [f"To accept the nearest miss, {_variant_words(rec.loosen['variant'])}, loosen {' and '.join(rec.loosen['loosened'])}:"]
+        text = wrap_text("\n".join(lines))
+        return text + (f"\n  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}" if rec.loosen else "")   # one line: to copy
+    unit = latency_unit(max([c["objective_high_ms"], *(r["objective_high_ms"] for r in rec.runners_up)]))[0]
+    spread = lambda r: latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
+    lines = [f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
-             + f", {MEMORY_TERMS[_MEMORY_COLUMN[k.memory_on]]} {memory_text(c['memory'], big)}. {int(rec.candidates.passes.sum())} of {len(rec.candidates)} variants pass."
-             + (f" Measured on {c['measured_on']}." if c.get("measured_on") else "")]
+             + f", {k.memory_word} {memory_text(c['memory'], big)}. {int(rec.candidates.passes.sum())} of "
+             f"{len(rec.candidates)} variants pass every limit." + (f" Measured on {c['measured_on']}." if c.get("measured_on") else "")]
     if rec.tied:
-        others = [f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}" for r in rec.tied[1:]]
-        lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also {', '.join(others)}); "
-                     f"chosen by the tie rule: {rec.tie_rule}.")
-    lines += [f"  runner-up: pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}: {spread(r)}, "
-              f"accuracy {r['accuracy']:.3f}, {memory_text(r['memory'], big)}" for r in rec.runners_up]
-    return "\n".join(lines)
+        lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also "
+                     f"{', '.join(map(_variant_words, rec.tied[1:]))}); chosen by the tie rule: {rec.tie_rule}.")
+    lines += [f"  runner-up: {_variant_words(r)}: {spread(r)}, accuracy {r['accuracy']:.3f}, {memory_text(r['memory'], big)}" for r in rec.runners_up]
+    return wrap_text("\n".join([*lines, _limits_line(rec)]))
 
 # %% ../nbs/api/06a_constraints.ipynb #d8cc7900
 def _up(x:float, digits:int=3) -> float:
@@ -420,7 +452,7 @@ def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
             flags.append(f"--{name}s {' '.join([*getattr(c, f'allowed_{name}s'), r[name]])}"); loosened.append(f"allowed_{name}s to add {r[name]}")
     return {"variant": _brief(r[KEY]), "flags": flags, "loosened": loosened}
 
-def recommend(rows:pd.DataFrame, # sweep rows (`run_sweep` or `sweep_results.csv`)
+def recommend(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.csv)
               constraints:Constraints=Constraints(), # the limits to meet
              ) -> Recommendation:
     "The fastest variant meeting every constraint, or when the spreads of the fastest ones overlap, the one `TIE_RULE` picks among them; nothing passing is a result (`choice` None, `nearest_misses` and `loosen` filled)."

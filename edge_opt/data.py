@@ -49,7 +49,7 @@ class DataSource:
     target: str
     def __str__(self): return f"{self.kind}:{self.target}" if self.kind in ("folder", "npz") else self.target
 
-def parse_dataset(value, # what the `dataset` key holds
+def parse_dataset(value, # what the dataset key holds
                   key:str="dataset", # the key errors name
                  ) -> DataSource:
     "The `DataSource` that `value` names; a `DataError` lists the forms allowed."
@@ -78,7 +78,7 @@ def _class_folders(root:Path, source) -> dict[str, list[Path]]:
     if empty is not None: _fail(source, f"class folder '{root / empty}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
-def scan_folder(path:str|Path, # the folder `folder:PATH` names
+def scan_folder(path:str|Path, # the folder folder:PATH names
                ) -> tuple[tuple[str, ...], dict[str, dict[str, list[Path]]]]:
     "`(classes, {split: {class: files}})` of an ImageFolder tree: `train` and `val` when `PATH/train/` and `PATH/val/` (or `validation/`) exist, else `all`."
     root, source = Path(path), f"folder:{path}"
@@ -92,7 +92,7 @@ def scan_folder(path:str|Path, # the folder `folder:PATH` names
     else: splits = {"all": _class_folders(root, source)}
     return tuple(sorted(next(iter(splits.values())))), splits
 
-def data_identity(dataset:str, # what the `dataset` key holds
+def data_identity(dataset:str, # what the dataset key holds
                  ) -> str:
     "What identifies the data's content for a sweep's fingerprint: the name; every image file's path, size and modification time; the npz's SHA-256; the factory's source."
     src = parse_dataset(dataset)
@@ -446,19 +446,19 @@ def default_workers() -> int:
 @dataclass(eq=False)
 class ImageData:
     "A labelled image set, preprocessed for a sweep: what its training, calibration, evaluation and reports read."
-    source: str              # the `dataset` value
+    source: str              # the dataset value
     classes: tuple           # class names; a label is an index into them
     channels: int            # C of every image
     size: int                # H = W of every image
     mean: tuple              # per-channel mean subtracted
     std: tuple               # per-channel std divided by
     normalize_from: str      # "given" or "the training split"
-    train: Dataset           # `(image, label)` pairs, images preprocessed
+    train: Dataset           # (image, label) pairs, images preprocessed
     val: Dataset             # the same for validation
     train_labels: np.ndarray # label of every training image
     val_labels: np.ndarray   # label of every validation image
     in_memory: bool          # decoded once and kept (else streamed)
-    identity: str            # what `data_identity` says of the source
+    identity: str            # what data_identity says of the source
     num_workers: int         # DataLoader worker processes when streamed
 
     @property
@@ -538,7 +538,7 @@ def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subs
                      train.labels[tr], val.labels[va], in_memory, identity, num_workers)
 
 # %% ../nbs/api/01_data.ipynb #e0cd1d44
-def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH or a factory (see `parse_dataset`)
+def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH or a factory (see parse_dataset)
               seed:int=0, # seed of the split (sources without one) and of the subsets
               val_fraction:float=0.2, # share of each class held out for validation where the source has no split
               train_subset:int|None=None, # keep this many training images (seeded random choice); None keeps all
@@ -548,7 +548,7 @@ def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH o
               normalize_mean:tuple|None=None, # per-channel mean (None: the training split's)
               normalize_std:tuple|None=None, # per-channel std (None: the training split's)
               memory_mb:float=DEFAULT_DATA_MEMORY_MB, # keep data in memory when its preprocessed images fit under this
-              num_workers:int|None=None, # DataLoader worker processes for streamed data (None: `default_workers()`)
+              num_workers:int|None=None, # DataLoader worker processes for streamed data (None: default_workers())
               data_dir:str|Path="data", # where torchvision datasets are downloaded
              ) -> ImageData:
     "The labelled images `dataset` names, checked and preprocessed (see `Preprocess`); the last one loaded is reused while its files are unchanged."
@@ -565,7 +565,7 @@ def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH o
                  default_workers() if num_workers is None else int(num_workers), str(data_dir))
 
 # %% ../nbs/api/01_data.ipynb #ed523406
-def build_loaders(dataset:str="mnist-5k", # see `load_data`
+def build_loaders(dataset:str="mnist-5k", # see load_data
                   batch_size:int=128, # examples per batch, in both loaders
                   train_subset:int|None=None, # keep this many training examples (seeded random choice); None keeps all
                   val_subset:int|None=None, # keep this many validation examples; None keeps all
@@ -574,7 +574,7 @@ def build_loaders(dataset:str="mnist-5k", # see `load_data`
                   data_dir:str|Path="data", # where torchvision datasets are downloaded
                   input_size:int|None=None, # resize images to this height and width (None: the data's own)
                   in_channels:int|None=None, # channels the network takes (None: the data's own; grey is repeated for 3)
-                  **kwargs, # the rest of `load_data`'s keys: `val_fraction`, `normalize_mean`, `normalize_std`, `memory_mb`
+                  **kwargs, # the rest of load_data's keys: val_fraction, normalize_mean, normalize_std, memory_mb
                  ) -> tuple[DataLoader, DataLoader]:
     "Train and validation `DataLoader`s of preprocessed `(N, C, S, S)` images and integer labels: `load_data(...).loaders(...)`."
     _check_count("batch_size", batch_size)

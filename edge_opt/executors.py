@@ -35,7 +35,7 @@ def dask_available() -> bool:
     "Whether Dask's `distributed` package is installed."
     return importlib.util.find_spec("distributed") is not None
 
-def local_workers(scheduler:str, # `local:N` or a scheduler address
+def local_workers(scheduler:str, # local:N or a scheduler address
                  ) -> int|None:
     "N of `local:N` (None for an address); a `ValueError` for anything else."
     m = re.fullmatch(r"local:(\S*)", scheduler) if isinstance(scheduler, str) else None
@@ -112,7 +112,7 @@ class LocalExecutor:
 class DaskExecutor:
     "Runs tasks on a Dask cluster: `local:N` starts a `LocalCluster` of N single-threaded workers, an address joins a running scheduler."
     remote = True
-    def __init__(self, scheduler:str, # `local:N` or a scheduler address
+    def __init__(self, scheduler:str, # local:N or a scheduler address
                  retries:int=TASK_RETRIES, # reruns of a task whose worker died
                 ):
         if not dask_available():
@@ -170,7 +170,7 @@ def _map_unordered(self, fn:Callable, tasks:list[tuple]) -> Iterator[tuple[int, 
 DaskExecutor._warm, DaskExecutor.share, DaskExecutor.call, DaskExecutor.map_unordered = _warm, _share, _call, _map_unordered
 
 # %% ../nbs/api/07b_executors.ipynb #ef724d7f
-def open_executor(cfg, # a `SweepConfig` (its `executor` and `scheduler`)
+def open_executor(cfg, # a SweepConfig (its executor and scheduler)
                  ) -> LocalExecutor|DaskExecutor:
     "The executor `cfg` asks for, to use as a context manager."
     return DaskExecutor(cfg.scheduler) if cfg.executor == "dask" else LocalExecutor()

@@ -50,14 +50,14 @@ __all__ = ['BUILD_ORDER', 'sweep_data', 'sweep_model', 'given_network', 'baselin
            'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
-def sweep_data(cfg:SweepConfig, # the sweep's settings (`dataset`, the preprocessing and subset keys)
+def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
               ) -> ImageData:
     "The labelled images of `cfg`, checked and preprocessed: `load_data` with the sweep's keys (loaded once per process while the files are unchanged)."
     return load_data(cfg.dataset, cfg.seed, cfg.val_fraction, cfg.train_subset, cfg.val_subset, cfg.input_size, cfg.input_channels,
                      cfg.normalize_mean, cfg.normalize_std, cfg.data_memory_mb, cfg.num_workers)
 
-def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `pretrained`)
-                data:ImageData|None=None, # the sweep's data (None: `sweep_data(cfg)`): its classes, channels and size shape the network
+def sweep_model(cfg:SweepConfig, # the sweep's settings (model, pretrained)
+                data:ImageData|None=None, # the sweep's data (None: sweep_data(cfg)): its classes, channels and size shape the network
                ) -> nn.Module:
     "The untrained network `cfg.model` names, built for the data's shape and checked to return one logit per class."
     data = data or sweep_data(cfg)
@@ -69,8 +69,8 @@ def sweep_model(cfg:SweepConfig, # the sweep's settings (`model`, `pretrained`)
                          f"and {k} classes: {type(e).__name__}: {e}") from None
     return check_model(model, (2, c, size, size), k, cfg.model)
 
-def given_network(cfg:SweepConfig, # the sweep's settings (`model`, `weights`)
-                  data:ImageData|None=None, # the sweep's data (None: `sweep_data(cfg)`)
+def given_network(cfg:SweepConfig, # the sweep's settings (model, weights)
+                  data:ImageData|None=None, # the sweep's data (None: sweep_data(cfg))
                  ) -> nn.Module:
     "The network a sweep starts from: `sweep_model`, with `weights` loaded (`strict`) when given."
     model = sweep_model(cfg, data)
@@ -86,7 +86,7 @@ def baseline_checkpoint(cfg:SweepConfig, # the sweep's settings
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
                      progress:bool=False, # show training progress
-                     device:torch.device|None=None, # where to train (None: `resolve_device(cfg.device)`)
+                     device:torch.device|None=None, # where to train (None: resolve_device(cfg.device))
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
     "The baseline of `cfg` and its loaders: the given `weights` as they are, or `cfg.model` trained for `cfg.baseline_epochs` (once, cached in `output_dir`)."
     data, epochs = sweep_data(cfg), cfg.baseline_epochs
@@ -106,13 +106,13 @@ def _unsupported_row(error:Exception) -> dict:
 
 BUILD_ORDER = ("executorch", "openvino", "eager", "onnxruntime")   # slowest builds first: the pool's last job is a short one
 
-def build_order(todo:list[tuple[str, str]], # `(precision, runtime)` pairs
+def build_order(todo:list[tuple[str, str]], # (precision, runtime) pairs
                ) -> list[tuple[str, str]]:
     "`todo` with the slowest builds first (`BUILD_ORDER`, INT8 first within a runtime), so that parallel workers finish together."
     rank = {r: i for i, r in enumerate(BUILD_ORDER)}
     return sorted(todo, key=lambda k: (rank.get(k[1], len(rank)), k[0] != "int8"))
 
-def build_workers(cfg:SweepConfig, # the sweep's settings (`build_workers`)
+def build_workers(cfg:SweepConfig, # the sweep's settings (build_workers)
                   builds:int, # artifacts the sweep has left to build
                  ) -> int:
     "How many processes build: `build_workers`, or when it is null one per usable core (at most `MAX_BUILD_WORKERS`) once there are `POOL_MIN_BUILDS` artifacts to build, else 1 (the sweep's own process)."
@@ -120,8 +120,8 @@ def build_workers(cfg:SweepConfig, # the sweep's settings (`build_workers`)
     return min(MAX_BUILD_WORKERS, usable_cores()) if builds >= POOL_MIN_BUILDS else 1
 
 @contextmanager
-def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); None: no pool
-               builds:int=0, # artifacts the sweep has left to build (`build_workers`)
+def build_pool(cfg:SweepConfig|None, # the sweep's settings (build_workers); None: no pool
+               builds:int=0, # artifacts the sweep has left to build (build_workers)
               ):
     "Worker processes that build artifacts side by side (None when `build_workers` comes to 1); each pays its own start-up and every runtime's first-build cost, which is why a small sweep builds in its own process."
     n = build_workers(cfg, builds) if cfg is not None else 1
@@ -131,12 +131,12 @@ def build_pool(cfg:SweepConfig|None, # the sweep's settings (`build_workers`); N
         yield pool
 
 def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
-                    todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
+                    todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                     cfg:SweepConfig, # the sweep's settings
-                    calibration:list, # `take_batches` of the training data
-                    store:Path, # keep and reuse the artifacts here (`stored_artifact`)
+                    calibration:list, # take_batches of the training data
+                    store:Path, # keep and reuse the artifacts here (stored_artifact)
                     pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
-                    recipes:dict|None=None, # INT8 recipe name per runtime (None: `recipes_for(cfg)`, this CPU's)
+                    recipes:dict|None=None, # INT8 recipe name per runtime (None: recipes_for(cfg), this CPU's)
                    ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) every pair's files: `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`; with a `pool` a level's builds run side by side, slowest first."
     recipes = recipes_for(cfg) if recipes is None else recipes
@@ -150,12 +150,12 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     return artifacts, finished
 
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
-                   todo:list[tuple[str, str]], # `(precision, runtime)` pairs to build
+                   todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                    cfg:SweepConfig, # the sweep's settings
-                   calibration:list, # `take_batches` of the training data
+                   calibration:list, # take_batches of the training data
                    threads:int, # intra-op threads for every runtime
-                   device:torch.device|None=None, # where eager variants run (None: `resolve_device(cfg.device)`)
-                   store:Path|None=None, # keep and reuse artifacts here (`stored_artifact`; None: temporary files)
+                   device:torch.device|None=None, # where eager variants run (None: resolve_device(cfg.device))
+                   store:Path|None=None, # keep and reuse artifacts here (stored_artifact; None: temporary files)
                    pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
                    recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
                   ) -> tuple[dict, dict]:
@@ -206,10 +206,10 @@ def predictions_digest(predictions:np.ndarray, # the predicted class of every va
     return hashlib.sha256(np.asarray(predictions, dtype=np.int64).tobytes()).hexdigest()
 
 def scored_rows(pruned:nn.Module, # the network the artifacts were built from
-                loaded:dict, # `{(precision, runtime): Deployed}` as loaded where they were measured
-                measured:dict, # `{key: Timed, a finished row, or an exception}` (`time_and_predict`, `boards.measure_shipped`)
-                window:dict, # the timing window (`timing_start`, `timing_end`)
-                facts:dict, # `host_facts` of the process that measured them
+                loaded:dict, # {(precision, runtime): Deployed} as loaded where they were measured
+                measured:dict, # {key: Timed, a finished row, or an exception} (time_and_predict, boards.measure_shipped)
+                window:dict, # the timing window (timing_start, timing_end)
+                facts:dict, # host_facts of the process that measured them
                 cfg:SweepConfig, # the sweep's settings
                 calibration:list, # the calibration batches (for the INT8 footprint)
                 val_dl, # validation batches (the reference network's predictions, when computed here)
@@ -233,7 +233,7 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
     return rows
 
 def measure_variants(pruned:nn.Module, # the network the artifacts were built from
-                     built:dict, # `{(precision, runtime): Deployed}` from `build_variants`
+                     built:dict, # {(precision, runtime): Deployed} from build_variants
                      cfg:SweepConfig, # the sweep's settings
                      calibration:list, # the calibration batches (for the INT8 footprint)
                      val_dl:DataLoader, # validation batches: accuracy, and the timed inputs
@@ -301,12 +301,12 @@ def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
 # %% ../nbs/api/08_experiments.ipynb #640ca6c6
 def level_task(cfg:SweepConfig, # the sweep's settings
                level:float, # the pruning level
-               todo:list, # its `(precision, runtime)` pairs still to measure
-               baseline:tuple|dict, # `(model, train_loader, val_loader)`, or on a worker the baseline's `state_dict`
+               todo:list, # its (precision, runtime) pairs still to measure
+               baseline:tuple|dict, # (model, train_loader, val_loader), or on a worker the baseline's state_dict
                threads:int, # intra-op threads for every runtime (the client's count: results match wherever it runs)
-               device:torch.device|None=None, # where to prune, fine-tune and run eager variants (None: `resolve_device(cfg.device)`)
+               device:torch.device|None=None, # where to prune, fine-tune and run eager variants (None: resolve_device(cfg.device))
                store:str|Path|None=None, # the run's artifact store (None: temporary files)
-               pool:ProcessPoolExecutor|None=None, # build worker processes (`build_pool`; in this process only)
+               pool:ProcessPoolExecutor|None=None, # build worker processes (build_pool; in this process only)
               ) -> dict:
     "Every row of one pruning level, wherever it runs: reseeded calibration, pruning, artifacts, accuracy and timing."
     model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
@@ -331,7 +331,7 @@ def row_key(row:dict, # a sweep row
     "The resume key of a row: `(pruning_level, precision, runtime)`."
     return float(row["pruning_level"]), row["precision"], row["runtime"]
 
-def run_rows(here:str|Path, # a run directory (`latest_run(out)`)
+def run_rows(here:str|Path, # a run directory (latest_run(out))
             ) -> list[dict]:
     "The run's rows from its rows file, the source of truth (a torn line is skipped): the last row of each variant, in the order variants were first measured."
     rows, name = {}, Path(here).name
@@ -432,9 +432,9 @@ def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, b
 
 # %% ../nbs/api/08_experiments.ipynb #546107a2
 def run_sweep(cfg:SweepConfig, # the sweep's settings
-              output_dir:str|Path|None=None, # rows, checkpoint and resume state go here (None: `cfg.output_dir`)
+              output_dir:str|Path|None=None, # rows, checkpoint and resume state go here (None: cfg.output_dir)
               progress:bool=True, # show a progress bar over variants
-              baseline:tuple|None=None, # `(model, train_loader, val_loader)` to use instead of training one
+              baseline:tuple|None=None, # (model, train_loader, val_loader) to use instead of training one
              ) -> pd.DataFrame:
     "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable; judged against the memory limit (`judge_rows`)."
     out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
@@ -482,7 +482,7 @@ def _locked(path:Path):
 
 # %% ../nbs/api/08_experiments.ipynb #1768b3fe
 def cached_sweep(cfg:SweepConfig, # the sweep's settings
-                 cache_dir:str|Path|None=None, # parent of the cached runs (None: `cache_root()`)
+                 cache_dir:str|Path|None=None, # parent of the cached runs (None: cache_root())
                 ) -> tuple[pd.DataFrame, Path]:
     "`run_sweep(cfg)` computed once per config, code version, thread count and PyTorch kernel level, and shared: `(rows, the run's directory)`."
     where = f"{resolve_threads(cfg.threads)}t-{torch.backends.cpu.get_cpu_capability().lower()}"   # a 1-thread test run is not the docs' run

@@ -69,7 +69,7 @@ def estimate_layerwise_stats(model:nn.Module, # float, FP16 or INT8 network
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/05_hardware.ipynb #ef8d375b
-def peak_live_bytes(stats:pd.DataFrame, # `estimate_layerwise_stats(..., all_layers=True)`
+def peak_live_bytes(stats:pd.DataFrame, # estimate_layerwise_stats(..., all_layers=True)
                    ) -> int:
     "Largest input + output bytes of any single layer (just the output for in-place layers)."
     live = stats.activation_bytes.where(stats.in_place, stats.input_bytes + stats.activation_bytes)
@@ -90,9 +90,9 @@ def memory_violations(memory_mb:float, # a variant's footprint (weights + activa
     return {float(b): memory_mb > b for b in budgets_mb}
 
 def is_accepted(memory_mb:float, # a variant's footprint (weights + activations), MB
-                active_budget_mb:float, # the memory limit that decides acceptance, MB (`memory_limit`, resolved)
+                active_budget_mb:float, # the memory limit that decides acceptance, MB (memory_limit, resolved)
                ) -> bool:
-    "A variant is accepted when its memory fits the memory limit."
+    "Whether a variant fits the memory limit (its row's `accepted`)."
     return memory_mb <= active_budget_mb
 
 # %% ../nbs/api/05_hardware.ipynb #c4c2c24c
@@ -112,7 +112,7 @@ class HardwareSummary:
     bound: str                       # "memory" below the knee, "compute" above it
 
 # %% ../nbs/api/05_hardware.ipynb #abc90cb7
-def summarize_hardware(layer_stats:pd.DataFrame, # `estimate_layerwise_stats` of one sample
+def summarize_hardware(layer_stats:pd.DataFrame, # estimate_layerwise_stats of one sample
                        latency_ms:float, # measured latency of one batch
                        batch_size:int, # samples in that batch
                        memory_bandwidth_gbps:float=25.6, # the device's memory bandwidth
@@ -137,7 +137,7 @@ class HostRoof:
     "This machine's measured roofline: compute peaks and DRAM bandwidth, on `threads` threads."
     fp32_gmacs: float          # best FP32 matrix-product rate, GMAC/s, of the GEMM libraries measured
     fp32_by: str               # the library that reached it ("torch" or "onnxruntime")
-    int8_gmacs: float|None     # best INT8 matrix-product rate (`torch._int_mm`), GMAC/s; None where PyTorch has none here
+    int8_gmacs: float|None     # best INT8 matrix-product rate (torch._int_mm), GMAC/s; None where PyTorch has none here
     bandwidth_gbps: float      # best large-copy rate, bytes read + written, GB/s
     threads: int               # PyTorch intra-op threads during the measurement
 

@@ -34,8 +34,8 @@ __all__ = ['DEVICES', 'MODELS', 'CHECKPOINT_KEYS', 'SmallCNN', 'count_parameters
 class SmallCNN(nn.Module):
     "Two conv blocks (3×3 conv → ReLU → 2×2 max-pool) and a linear classifier."
     def __init__(self,
-                 conv1_channels:int=16, # output channels of `conv1`
-                 conv2_channels:int=32, # output channels of `conv2`
+                 conv1_channels:int=16, # output channels of conv1
+                 conv2_channels:int=32, # output channels of conv2
                  num_classes:int=10,    # classifier outputs
                  in_channels:int=1,     # input image channels
                  input_size:int=28,     # input height and width in pixels
@@ -55,7 +55,7 @@ class SmallCNN(nn.Module):
         return (self.input_size // 4) ** 2
 
     def forward(self,
-                x: torch.Tensor, # images, `(N, 1, 28, 28)`
+                x: torch.Tensor, # images, (N, 1, 28, 28)
                ) -> torch.Tensor:
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
@@ -68,7 +68,7 @@ def count_parameters(model: nn.Module, # any network
     return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/api/00_model.ipynb #5fe0c751
-def seed_everything(seed:int=0, # seed for `random`, NumPy and PyTorch
+def seed_everything(seed:int=0, # seed for random, NumPy and PyTorch
                    ) -> torch.Generator:
     "Seed every random number generator an experiment uses; returns a seeded `torch.Generator` for data loaders."
     random.seed(seed)
@@ -83,7 +83,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
-def resolve_device(name:str="cpu", # one of `DEVICES`, or an indexed CUDA device such as "cuda:1"
+def resolve_device(name:str="cpu", # one of DEVICES, or an indexed CUDA device such as "cuda:1"
                   ) -> torch.device:
     "Turn a device name into a `torch.device`, warning and falling back to the CPU when it is unavailable."
     kind = str(name).split(":")[0]
@@ -145,7 +145,7 @@ def _import_file(path:Path, fail:Callable):
     finally: sys.path.remove(str(path.parent.resolve()))
     return module
 
-def resolve_factory(name:str, # `package.module:callable` or `path/to/file.py:callable`
+def resolve_factory(name:str, # package.module:callable or path/to/file.py:callable
                     key:str="model", # the config key errors name
                     error:type=ModelError, # the exception raised
                    ) -> Callable:
@@ -164,7 +164,7 @@ def resolve_factory(name:str, # `package.module:callable` or `path/to/file.py:ca
     if not callable(obj): fail(f"'{attr}' is not callable")
     return obj
 
-def factory_identity(name:str, # `package.module:callable` or `path/to/file.py:callable`
+def factory_identity(name:str, # package.module:callable or path/to/file.py:callable
                     ) -> str|None:
     "SHA-256 of the source file that defines the factory's module (None where it has none): a sweep's fingerprint reads it."
     module_name = str(name).rpartition(":")[0]
@@ -194,7 +194,7 @@ def _torchvision_model(name:str, num_classes:int, in_channels:int, pretrained:bo
     return model
 
 # %% ../nbs/api/00_model.ipynb #af8003d6
-def build_model(name:str="smallcnn", # one of `MODELS`, `package.module:factory` or `path/to/file.py:factory`
+def build_model(name:str="smallcnn", # one of MODELS, package.module:factory or path/to/file.py:factory
                 num_classes:int=10, # classifier outputs
                 in_channels:int=1, # input image channels
                 input_size:int=28, # input height and width
@@ -212,7 +212,7 @@ def build_model(name:str="smallcnn", # one of `MODELS`, `package.module:factory`
 
 # %% ../nbs/api/00_model.ipynb #f098812f
 def check_model(model:nn.Module, # the network
-                input_shape:tuple, # one batch: `(N, C, H, W)`
+                input_shape:tuple, # one batch: (N, C, H, W)
                 num_classes:int, # logits the network must return per example
                 name:str="model", # how errors name the network
                ) -> nn.Module:
@@ -233,7 +233,7 @@ CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")  # where a checkpo
 class WeightsError(ModelError):
     "A weights file that cannot be loaded into the network."
 
-def read_state_dict(path:str|Path, # a `state_dict` file, or a checkpoint dict holding one
+def read_state_dict(path:str|Path, # a state_dict file, or a checkpoint dict holding one
                     key:str="weights", # the config key errors name
                    ) -> dict:
     "The `state_dict` saved in `path`, read safely (`weights_only=True`); a `WeightsError` says what is wrong and what to save instead."
@@ -263,8 +263,8 @@ def _mismatch(expected:dict, given:dict) -> str|None:
     extra = next((k for k in given if k not in expected), None)
     return None if extra is None else f"key '{extra}' (shape {shape(given[extra])}) is in the weights but not in the network"
 
-def load_checkpoint(model:nn.Module, # the network, built for the data (see `build_model`)
-                    path:str|Path, # the weights file (see `read_state_dict`)
+def load_checkpoint(model:nn.Module, # the network, built for the data (see build_model)
+                    path:str|Path, # the weights file (see read_state_dict)
                     name:str="model", # how errors name the network
                    ) -> nn.Module:
     "Load the weights in `path` into `model` with `strict=True`; a `WeightsError` names the first mismatched key and both shapes."

@@ -22,7 +22,7 @@ __all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError
            'reseed', 'compare_criteria', 'torch_pruning_pipeline']
 
 # %% ../nbs/api/03_pruning.ipynb #1d1637b8
-def channel_l1_scores(weight:torch.Tensor, # conv weight `[C_out, C_in, kH, kW]`
+def channel_l1_scores(weight:torch.Tensor, # conv weight [C_out, C_in, kH, kW]
                      ) -> torch.Tensor:
     "L1 norm of each output channel's weights."
     return weight.detach().abs().sum(dim=(1, 2, 3))
@@ -44,7 +44,7 @@ def _check_level(pruning_level:float):
 
 def keep_count(total:int, # channels of the layer
                pruning_level:float, # fraction of channels to remove, in [0, 1)
-               round_to:int|None=None, # keep a multiple of this many channels (the nearest one, at least `round_to`)
+               round_to:int|None=None, # keep a multiple of this many channels (the nearest one, at least round_to)
               ) -> int:
     "Channels a layer keeps: `round(total·(1 − level))`, rounded to a multiple of `round_to`, never above `total`."
     keep = int(round(total * (1.0 - pruning_level)))
@@ -61,8 +61,8 @@ def _topk_indices(channel_scores:torch.Tensor, # one importance score per channe
 
 # %% ../nbs/api/03_pruning.ipynb #fc8afea5
 def prune_channels(model:SmallCNN, # trained network; never modified
-                   keep1:torch.Tensor, # sorted indices of `conv1` output channels to keep
-                   keep2:torch.Tensor, # sorted indices of `conv2` output channels to keep
+                   keep1:torch.Tensor, # sorted indices of conv1 output channels to keep
+                   keep2:torch.Tensor, # sorted indices of conv2 output channels to keep
                   ) -> SmallCNN:
     "A new `SmallCNN` holding only the given channels of `model`, with `conv2` inputs and classifier columns remapped."
     _check_smallcnn(model, "prune_channels")
@@ -82,7 +82,7 @@ def prune_channels(model:SmallCNN, # trained network; never modified
 
 # %% ../nbs/api/03_pruning.ipynb #880a0fcd
 def structured_channel_prune(model:SmallCNN, # trained network; never modified
-                             pruning_level:float, # fraction of channels to remove from `conv1` and `conv2`, in [0, 1)
+                             pruning_level:float, # fraction of channels to remove from conv1 and conv2, in [0, 1)
                             ) -> SmallCNN:
     "Remove the lowest-L1 `pruning_level` share of channels from `conv1` and `conv2`; returns a new model."
     _check_smallcnn(model, "structured_channel_prune"); _check_level(pruning_level)
@@ -178,11 +178,11 @@ def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
 def prune_model(model:nn.Module, # trained network; never modified
                 pruning_level:float, # fraction of each group's channels to remove, in [0, 1)
                 example_inputs:torch.Tensor, # one input batch, to trace the network
-                importance:str="l1", # one of `IMPORTANCES`
+                importance:str="l1", # one of IMPORTANCES
                 round_to:int|None=None, # keep channel counts multiples of this (None: any count)
-                ignored_layers:list[nn.Module]|None=None, # layers of `model` whose output channels must stay
-                data:list|None=None, # labelled `(images, labels)` batches: the gradients `taylor` reads
-                seed:int=0, # seed of `random`
+                ignored_layers:list[nn.Module]|None=None, # layers of model whose output channels must stay
+                data:list|None=None, # labelled (images, labels) batches: the gradients taylor reads
+                seed:int=0, # seed of random
                ) -> nn.Module:
     "A new, smaller, dense copy of `model` without the least important `pruning_level` of each channel group."
     _check_prune_args(pruning_level, example_inputs, importance, round_to, data)
@@ -206,7 +206,7 @@ def prune_model(model:nn.Module, # trained network; never modified
 
 # %% ../nbs/api/03_pruning.ipynb #e99f5566
 def channel_summary(original:nn.Module, # the network before pruning
-                    pruned:nn.Module, # `prune_model` (or `structured_channel_prune`) of it
+                    pruned:nn.Module, # prune_model (or structured_channel_prune) of it
                    ) -> str:
     "Kept/original output channels of every conv and linear layer that lost some, e.g. `conv1 8/16, conv2 16/32` (`unpruned` if none did)."
     before = {n: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
@@ -223,11 +223,11 @@ def prune_and_finetune(model:nn.Module, # trained network; never modified
                        lr:float=1e-3, # Adam learning rate
                        device:str="cpu", # where to fine-tune
                        progress:bool=False, # show a progress bar
-                       importance:str="l1", # one of `IMPORTANCES`
+                       importance:str="l1", # one of IMPORTANCES
                        round_to:int|None=None, # keep channel counts multiples of this
-                       importance_batches:int=4, # training batches the `taylor` criterion reads
+                       importance_batches:int=4, # training batches the taylor criterion reads
                        seed:int|None=None, # reseed everything and the loader's shuffle first, so the result does not depend on what ran before
-                       distill_weight:float=0.0, # fine-tune with the unpruned `model` as teacher, its soft targets this share (0: plain cross-entropy)
+                       distill_weight:float=0.0, # fine-tune with the unpruned model as teacher, its soft targets this share (0: plain cross-entropy)
                        temperature:float=DISTILL_TEMPERATURE, # the distillation temperature
                       ) -> nn.Module:
     "Prune with `prune_model` (on `SmallCNN` with `l1`: the design document's pruner), then fine-tune for `epochs` (distilling from `model` where `distill_weight` > 0)."
@@ -257,12 +257,12 @@ def compare_criteria(model:nn.Module, # trained network; never modified
                      train_loader:DataLoader, # fine-tuning data (its first batch traces the network)
                      val_loader:DataLoader, # accuracy is measured here
                      levels:list[float], # pruning levels to compare
-                     importances:tuple=IMPORTANCES, # criteria of `prune_model`
+                     importances:tuple=IMPORTANCES, # criteria of prune_model
                      finetune_epochs:int=1, # the fine-tune every pruned network gets
                      lr:float=1e-3, # its Adam learning rate
-                     seed:int=0, # seed of the fine-tunes and of `random`
-                     random_seeds:int=3, # `random` is averaged over this many seeds
-                     reference:dict|None=None, # more pruners: `{name: f(model, level, example_inputs) -> pruned}`
+                     seed:int=0, # seed of the fine-tunes and of random
+                     random_seeds:int=3, # random is averaged over this many seeds
+                     reference:dict|None=None, # more pruners: {name: f(model, level, example_inputs) -> pruned}
                     ) -> pd.DataFrame:
     "Accuracy of every criterion at every level before and after the same fine-tune (`random`: the mean of `random_seeds` runs, seeds `seed`, `seed`+1, …, with the standard deviation over them), plus the fine-tuned unpruned control."
     from edge_opt.training import evaluate_accuracy
@@ -284,7 +284,7 @@ def compare_criteria(model:nn.Module, # trained network; never modified
 
 # %% ../nbs/api/03_pruning.ipynb #aa0b0a6c
 def torch_pruning_pipeline(model:nn.Module, # trained network; never modified
-                           pruning_level:float, # Torch-Pruning's `pruning_ratio`
+                           pruning_level:float, # Torch-Pruning's pruning_ratio
                            example_inputs:torch.Tensor, # one input batch, to trace the network
                           ) -> nn.Module:
     "A copy pruned by Torch-Pruning's default pipeline (`MetaPruner`, `GroupMagnitudeImportance`), the classifier ignored."

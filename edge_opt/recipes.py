@@ -55,17 +55,17 @@ def describe_cpu(threads:int|None=None, # threads the runtimes were given (None:
             + (f"; lacks {', '.join(lacks)}" if lacks else "") + f" (PyTorch kernels: {cpu_features()['torch_capability']})")
 
 # %% ../nbs/api/04b_recipes.ipynb #22282b47
-def is_arm(features:dict, # `cpu_features()`, or the features of another CPU
+def is_arm(features:dict, # cpu_features(), or the features of another CPU
           ) -> bool:
     "Whether `features` describe an ARM CPU (they list ARM's flags)."
     return any(f in features for f in _ARM)
 
-def has_int8_dot_products(features:dict, # `cpu_features()`, or the features of another CPU
+def has_int8_dot_products(features:dict, # cpu_features(), or the features of another CPU
                          ) -> bool:
     "Whether the CPU has INT8 dot-product instructions: AVX-512 VNNI, AVX-VNNI or AMX INT8 on x86, the dot-product extension on ARM."
     return any(features.get(f) for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp"))
 
-def u8s8_saturates(features:dict, # `cpu_features()`, or the features of another CPU
+def u8s8_saturates(features:dict, # cpu_features(), or the features of another CPU
                   ) -> bool:
     "True on x86 without VNNI, where U8S8 products are summed in pairs into a saturating 16-bit lane (`VPMADDUBSW`)."
     return not is_arm(features) and not has_int8_dot_products(features)
@@ -102,9 +102,9 @@ INT8_RECIPES = {  # runtime -> recipe name -> what it builds
 @dataclass(frozen=True)
 class Int8Recipe:
     "How one runtime builds INT8, and why this recipe."
-    runtime: str      # one of the runtimes of `INT8_RECIPES`
-    name: str         # a key of `INT8_RECIPES[runtime]`
-    description: str  # what it builds (the rows' `int8_recipe` column)
+    runtime: str      # one of the runtimes of INT8_RECIPES
+    name: str         # a key of INT8_RECIPES[runtime]
+    description: str  # what it builds (the rows' int8_recipe column)
     reason: str       # why it was chosen ("requested", or the CPU feature that decided)
 
 # %% ../nbs/api/04b_recipes.ipynb #f428af2b
@@ -117,9 +117,9 @@ def _auto(runtime:str, features:dict) -> tuple[str, str]:
         return ("qnnpack", "ARM: QNNPACK kernels") if is_arm(features) else ("x86", "x86: 7-bit activations keep FBGEMM exact without VNNI")
     return next(iter(INT8_RECIPES[runtime])), "the runtime's one recipe; exact with or without VNNI"
 
-def int8_recipe(runtime:str, # a runtime of `INT8_RECIPES`
-                features:dict|None=None, # the target CPU's features (None: this CPU's `cpu_features()`)
-                requested:str|None=None, # a recipe name, or None/"auto" to choose from `features`
+def int8_recipe(runtime:str, # a runtime of INT8_RECIPES
+                features:dict|None=None, # the target CPU's features (None: this CPU's cpu_features())
+                requested:str|None=None, # a recipe name, or None/"auto" to choose from features
                ) -> Int8Recipe:
     "The INT8 recipe `runtime` builds: `requested`, or with `auto` the one for a CPU with `features`."
     if runtime not in INT8_RECIPES: raise ValueError(f"runtime {runtime!r} has no INT8 recipes; allowed: {', '.join(INT8_RECIPES)}")
@@ -134,7 +134,7 @@ def int8_recipe(runtime:str, # a runtime of `INT8_RECIPES`
 # %% ../nbs/api/04b_recipes.ipynb #2212d39b
 RECIPE_KEY_RUNTIMES = tuple(r for r in INT8_RECIPES if r != "eager")  # eager's recipe is `quantization_backend`
 
-def parse_int8_recipes(entries:list|tuple, # `("auto",)` or `RUNTIME=RECIPE` strings
+def parse_int8_recipes(entries:list|tuple, # ("auto",) or RUNTIME=RECIPE strings
                        key:str="int8_recipe", # the config key or flag to name in errors
                       ) -> dict[str, str]:
     "The requested recipe per runtime (`{}` for `auto`); a `ValueError` naming `key`, the bad entry and what is allowed."
@@ -151,14 +151,14 @@ def parse_int8_recipes(entries:list|tuple, # `("auto",)` or `RUNTIME=RECIPE` str
         chosen[runtime] = name
     return chosen
 
-def requested_recipes(cfg, # a `SweepConfig` (or anything with `int8_recipe` and `quantization_backend`)
+def requested_recipes(cfg, # a SweepConfig (or anything with int8_recipe and quantization_backend)
                      ) -> dict[str, str]:
     "The recipe a configuration asks of each runtime: its `int8_recipe` entries and eager's `quantization_backend`; runtimes left to `auto` are absent."
     asked = parse_int8_recipes(cfg.int8_recipe)
     return asked | ({"eager": cfg.quantization_backend} if cfg.quantization_backend != "auto" else {})
 
-def recipes_for(cfg, # a `SweepConfig` (its `int8_recipe`, `quantization_backend` and `runtimes`)
-                features:dict|None=None, # the measuring CPU's features (None: this CPU's `cpu_features()`)
+def recipes_for(cfg, # a SweepConfig (its int8_recipe, quantization_backend and runtimes)
+                features:dict|None=None, # the measuring CPU's features (None: this CPU's cpu_features())
                ) -> dict[str, str]:
     "The recipe name each of the sweep's runtimes builds INT8 with for a CPU with `features`: the requested ones, and `auto` decided for that CPU (a board's, when another machine builds for it)."
     asked = requested_recipes(cfg)

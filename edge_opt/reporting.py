@@ -18,23 +18,25 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from tabulate import tabulate
 
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
-from .metrics import memory_label, memory_unit, unpack_correct
-from .constraints import LATENCY_WORDS, MEMORY_READS, memory_limit_of, violation_budgets
+from .metrics import latency_text, latency_unit, memory_label, memory_unit, unpack_correct   # latency_*: said here too
+from .constraints import FAIL_WORDS, KEY, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
-from .recipes import cpu_features, cpu_name, int8_recipe, requested_recipes
+from .recipes import cpu_features, cpu_name, has_int8_dot_products, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
 from .storage import REPRODUCIBILITY_FILE, SUMMARY_FILE, atomic_write, claim, write_json
 
 # %% auto #0
-__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'latency_unit', 'latency_text',
+__all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'SPEED_CLAIMS', 'CLAIM_PREMISES',
            'row_latency_text', 'speedup_text', 'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff',
-           'plot_latency_by_runtime', 'plot_layerwise', 'data_record', 'baseline_line', 'summarize_sweep',
-           'reproducibility_record', 'describe_config', 'field_table', 'write_reports']
+           'plot_latency_by_runtime', 'plot_layerwise', 'figure_overlaps', 'data_record', 'baseline_line',
+           'chance_warning', 'summarize_sweep', 'variant_table', 'reproducibility_record', 'speed_claims',
+           'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
@@ -43,27 +45,10 @@ RUNTIME_SHORT = dict(zip(RUNTIMES, ["eager", "ExecuTorch", "ORT", "OpenVINO"]))
 COST_LABELS = {**{c: f"{LATENCY_WORDS[c]}, median (ms)" for c in ("latency_ms", "stream_latency_ms")},   # the recommendation's words
                "energy_proxy_j": "energy proxy per batch (J = power × batch latency)", "memory_mb": memory_label("memory_mb", "MB")}
 
-def latency_unit(largest_ms:float, # the largest latency a table or sentence shows, ms
-                ) -> tuple[str, float]:
-    "The unit to show latencies in and the factor from ms: `('µs', 1000.0)` below 10 ms (at most four digits), else `('ms', 1.0)`."
-    return ("µs", 1e3) if largest_ms < 10 else ("ms", 1.0)
-
-def latency_text(median_ms:float, # the median
-                 low_ms:float, # 5th percentile of the round medians
-                 high_ms:float, # 95th percentile
-                 unit:str|None=None, # "µs" or "ms" (None: `latency_unit` of `high_ms`)
-                 bare:bool=False, # leave the unit out (a table names it in its header)
-                ) -> str:
-    "A latency with its spread, 3 significant digits: `24 µs (23–25)`; the spread is the 5–95% range of the round medians."
-    unit = unit or latency_unit(high_ms)[0]
-    k = 1e3 if unit == "µs" else 1.0
-    g = lambda v: f"{v:.3g}" if v < 1000 else f"{v:,.0f}"   # 3 significant digits, never an exponent
-    return f"{g(median_ms * k)}{'' if bare else ' ' + unit} ({g(low_ms * k)}–{g(high_ms * k)})"
-
 def row_latency_text(row, # a sweep row (or a candidate row)
-                     column:str="stream_latency_ms", # its latency column; the spread is read from `spread_columns(column)`
-                     unit:str|None=None, # as in `latency_text`
-                     bare:bool=False, # as in `latency_text`
+                     column:str="stream_latency_ms", # its latency column; the spread is read from spread_columns(column)
+                     unit:str|None=None, # as in latency_text
+                     bare:bool=False, # as in latency_text
                     ) -> str:
     "`latency_text` of one row's `column` and its spread columns: `26 µs (19.4–27.2)`."
     low, high = spread_columns(column)
@@ -111,16 +96,16 @@ def _legend(ax, precisions, runtimes, extra=()):
     handles = [Line2D([], [], ls="", marker="o", color=PRECISION_COLORS[p], label=p.upper()) for p in precisions]
     handles += [Line2D([], [], ls="", marker=RUNTIME_MARKERS[r], color="grey", label=RUNTIME_LABELS[r]) for r in runtimes]
     handles += [Line2D([], [], ls="", marker="o", color="grey", markerfacecolor="none", label="over budget")] + list(extra)
-    ax.legend(handles=handles, fontsize=9, loc="best", framealpha=0.8)
+    ax.legend(handles=handles, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)   # beside the data, never over it
 
 # %% ../nbs/api/09_reporting.ipynb #32d1703a
 def plot_tradeoff(df:pd.DataFrame, # sweep rows
                   x_col:str="latency_ms", # the cost on the x axis
-                  budget_mb:float|None=None, # draw the memory limit, MB (for `memory_mb`)
+                  budget_mb:float|None=None, # draw the memory limit, MB (for memory_mb)
                   ax=None, # axes to draw on
                  ):
-    "Accuracy against a cost: colour = precision, marker = runtime, hollow = over budget; the accepted Pareto line."
-    ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
+    "Accuracy against a cost: colour = precision, marker = runtime, hollow = over the memory limit; the Pareto line of those that fit."
+    ax = ax or plt.subplots(figsize=(5.6, 4.2))[1]
     ok = measured_rows(df)
     unit, k = (memory_unit(ok[x_col].max()) if x_col == "memory_mb" else latency_unit(ok[x_col].max()) if x_col.endswith("_ms") else (None, 1.0))
     label = COST_LABELS.get(x_col, x_col).replace("(MB)", f"({unit})").replace("(ms)", f"({unit})")   # the page's unit, not always MB and ms
@@ -129,10 +114,10 @@ def plot_tradeoff(df:pd.DataFrame, # sweep rows
                    facecolors=None if accepted else "none", linewidths=1.3)
     front = pareto_frontier(ok, x_col)
     extra = []
-    if len(front): extra += ax.step(front[x_col] * k, front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (accepted)")
+    if len(front): extra += ax.step(front[x_col] * k, front.accuracy, where="post", color="black", lw=1, ls="--", label="Pareto (fits memory)")
     if budget_mb is not None and x_col == "memory_mb": extra.append(ax.axvline(budget_mb * k, color="crimson", lw=1, label=f"memory limit {budget_mb * k:.3g} {unit}"))
     _log_if_wide(ax, ok[x_col])
-    ax.set(xlabel=label, ylabel="validation accuracy", title=f"Accuracy vs {label}")
+    ax.set(xlabel=label, ylabel="validation accuracy", title=f"Accuracy vs {label.split(' (')[0]}")
     _legend(ax, [p for p in PRECISIONS if p in set(ok.precision)], [r for r in RUNTIMES if r in set(ok.runtime)], extra)
     ax.grid(alpha=0.3, which="both")
     return ax.figure
@@ -166,7 +151,7 @@ def plot_latency_by_runtime(df:pd.DataFrame, # sweep rows
     return fig
 
 # %% ../nbs/api/09_reporting.ipynb #911b5e37
-def plot_layerwise(layers:pd.DataFrame, # `layerwise_table` rows
+def plot_layerwise(layers:pd.DataFrame, # layerwise_table rows
                    precision:str="fp32", # which precision to show
                   ):
     "MACs and activation memory per layer at each pruning level."
@@ -179,6 +164,53 @@ def plot_layerwise(layers:pd.DataFrame, # `layerwise_table` rows
     for ax in axes: ax.legend(title="pruning level", fontsize=9, title_fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/api/09_reporting.ipynb #3015f378
+def _tick_labels(ax) -> list:
+    "The tick labels `ax` draws: none when its axes are off, only ticks within the view."
+    if not ax.axison: return []
+    return [label for axis in (ax.xaxis, ax.yaxis) if axis.get_visible() for tick in axis._update_ticks()
+            for label in (tick.label1, tick.label2) if label.get_visible()]
+
+def _texts(fig) -> list[tuple[str, object]]:
+    "Every visible, non-empty text of `fig` worth reading, named: suptitles, titles, axis labels, tick labels, legends, annotations."
+    out = [(f"figure text {t.get_text()!r}", t) for t in fig.texts]
+    for i, ax in enumerate(a for a in fig.axes if a.get_visible()):
+        out += [(f"axes {i} title {t.get_text()!r}", t) for t in (ax.title, ax._left_title, ax._right_title)]
+        out += [(f"axes {i} {n}label {a.label.get_text()!r}", a.label) for n, a in (("x", ax.xaxis), ("y", ax.yaxis))]
+        out += [(f"axes {i} tick {t.get_text()!r}", t) for t in _tick_labels(ax)]
+        out += [(f"axes {i} text {t.get_text()!r}", t) for t in ax.texts]
+        if ax.get_legend(): out.append((f"axes {i} legend", ax.get_legend()))
+    return [(n, t) for n, t in out if t.get_visible() and (not hasattr(t, "get_text") or t.get_text().strip())]
+
+def _data_points(ax) -> np.ndarray:
+    "Display coordinates of `ax`'s data: scatter offsets, line vertices (and points along their segments), bar corners and centres."
+    pts = [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections if len(c.get_offsets()) and c.get_offset_transform() == ax.transData]
+    for line in ax.lines:
+        if line.get_transform() != ax.transData or len(line.get_xydata()) == 0: continue   # axhline and friends span the axes: not data
+        xy = line.get_transform().transform(line.get_xydata())
+        pts.append(np.concatenate([xy] + [xy[:-1] + (xy[1:] - xy[:-1]) * f for f in np.linspace(0, 1, 9)[1:-1]]) if len(xy) > 1 else xy)
+    for bar in ax.patches:
+        if bar.get_transform() != ax.transData or not hasattr(bar, "get_bbox"): continue
+        b = bar.get_window_extent()
+        pts.append(np.array([[b.x0, b.y0], [b.x1, b.y1], [b.x0, b.y1], [b.x1, b.y0], [(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2]]))
+    return np.concatenate(pts) if pts else np.empty((0, 2))
+
+
+# %% ../nbs/api/09_reporting.ipynb #a95304d9
+def figure_overlaps(fig, # a drawn or undrawn matplotlib figure
+                    pad:float=1.0, # pixels two texts may share before they count as overlapping
+                   ) -> list[str]:
+    "Texts of `fig` that overlap one another, and legends that cover data points: what a reader could not read (empty: none)."
+    fig.canvas.draw()
+    texts = [(n, t.get_window_extent().padded(-pad)) for n, t in _texts(fig)]
+    found = [f"{a} overlaps {b}" for i, (a, ba) in enumerate(texts) for b, bb in texts[i + 1:] if ba.overlaps(bb)]
+    for i, ax in enumerate(a for a in fig.axes if a.get_visible()):
+        if (legend := ax.get_legend()) is None: continue
+        box, pts = legend.get_window_extent(), _data_points(ax)
+        inside = int(((pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)).sum()) if len(pts) else 0
+        if inside: found.append(f"axes {i} legend covers {inside} data point(s)")
+    return found
 
 # %% ../nbs/api/09_reporting.ipynb #5cc71eb4
 def _row_brief(row:pd.Series|None) -> dict|None:
@@ -194,24 +226,41 @@ def data_record(cfg:SweepConfig, # the sweep's settings
     try: return sweep_data(cfg).record()
     except (ValueError, RuntimeError, OSError) as e: return dict(source=cfg.dataset, unavailable=str(e))
 
+
+# %% ../nbs/api/09_reporting.ipynb #4c8488ac
+def _baseline_row(df:pd.DataFrame) -> pd.Series|None:
+    "The measured FP32 unpruned row accuracy drops are measured against (eager first), or None."
+    base = measured_rows(df)
+    base = base[(base.pruning_level == 0) & (base.precision == "fp32")].sort_values("runtime", key=lambda r: r != "eager")
+    return base.iloc[0] if len(base) else None
+
 def baseline_line(df:pd.DataFrame, # sweep rows
                   cfg:SweepConfig, # the sweep's settings
                  ) -> str:
     "Where the baseline came from and its accuracy with its 95% interval: the reference every accuracy drop is measured against."
-    base = measured_rows(df)
-    base = base[(base.pruning_level == 0) & (base.precision == "fp32")].sort_values("runtime", key=lambda r: r != "eager")
     origin = (f"from the given weights '{cfg.weights}'" + (f", trained {cfg.baseline_epochs} more epoch(s)" if cfg.baseline_epochs else ", as they are (not retrained)")
               if cfg.weights else f"trained here for {cfg.baseline_epochs} epoch(s)")
-    if not len(base): return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
-    r = base.iloc[0]
+    if (r := _baseline_row(df)) is None: return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
     n = len(unpack_correct(r["correct"])) if isinstance(r.get("correct"), str) else None
     return (f"Baseline: `{cfg.model}` {origin}: accuracy {r.accuracy:.4f} (95% interval {r.accuracy_ci_low:.4f}–{r.accuracy_ci_high:.4f})"
             f"{f' on {n:,} validation images' if n else ''} of {cfg.dataset} ({r.runtime} FP32, unpruned); accuracy drops are measured against it.")
 
+def chance_warning(df:pd.DataFrame, # sweep rows
+                   data:dict, # data_record of the sweep's data (its class_counts)
+                  ) -> str|None:
+    "One warning when the baseline is at chance level (the upper bound of its accuracy interval at or below the share of the largest class among the validation images), else None."
+    counts = [val for _, val in (data.get("class_counts") or {}).values()]
+    if (r := _baseline_row(df)) is None or not sum(counts) or r.accuracy_ci_high > (share := max(counts) / sum(counts)): return None
+    return (f"the baseline is at chance level: its accuracy, {r.accuracy:.3f} (95% interval up to {r.accuracy_ci_high:.3f}), is no better than "
+            f"always answering the largest class ({share:.1%} of the validation images), so it has not learned the task; train it longer "
+            "(--epochs N) or give trained weights (--weights FILE). The recommendation is computed all the same.")
+
+
+# %% ../nbs/api/09_reporting.ipynb #017c9bc9
 def summarize_sweep(df:pd.DataFrame, # sweep rows
                     cfg:SweepConfig, # the sweep's settings
                    ) -> dict:
-    "Counts, the fastest accepted variant (batch and single sample) with its runtime, best accepted accuracy, the baseline."
+    "Counts, the fastest variant that fits the memory limit (batch and one sample; `fastest_accepted`) with its runtime, the best accuracy that fits, the baseline."
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
     data = data_record(cfg)
     limit_mb, limit = memory_limit_of(df, cfg)
@@ -222,12 +271,33 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         unsupported=int(df["unsupported"].notna().sum()), errors=int(df["error"].notna().sum()),
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
         best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
-        baseline_line=baseline_line(df, cfg), data=data,
+        baseline_line=baseline_line(df, cfg), chance_warning=chance_warning(df, data), data=data,
         runtimes=list(cfg.runtimes), memory_limit=cfg.memory_limit, memory_limit_mb=limit_mb, memory_limit_text=limit,
         memory_budgets_mb=violation_budgets(df),
         batch_size=cfg.batch_size, hosts=sorted(ok.host.unique()) if "host" in ok else [], cpu_warning=cpu_mix(df),
         low_agreement=[agreement_line(r) for r in low_agreement(df).itertuples()],
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
+
+# %% ../nbs/api/09_reporting.ipynb #a2b44246
+def _verdict(r, chosen:tuple|None) -> str:
+    if r.passes: return "passes, shipped" if tuple(r[KEY]) == chosen else "passes"
+    return ", ".join(FAIL_WORDS[f] for f in r.failed.split(", "))
+
+def variant_table(rec:Recommendation, # what constraints.recommend judged
+                  every:bool=False, # every measured variant (False: each pruning level and precision on its fastest runtime, a passing one first)
+                 ) -> str:
+    "The terminal's table of judged variants: human headers with units, rounded values, latency with its 5–95% range, and why a variant does not pass."
+    t = rec.candidates if every else rec.candidates.drop_duplicates(["pruning_level", "precision"])   # passing first, fastest first
+    t = t.sort_values(["pruning_level", "precision"], key=lambda s: s.map(PRECISIONS.index) if s.name == "precision" else s, kind="stable")
+    unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
+    chosen = tuple(rec.choice[k] for k in KEY) if rec.choice else None
+    rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, f"{r.accuracy:.3f}",
+             latency_text(r.objective_ms, r.objective_low_ms, r.objective_high_ms, unit, bare=True), f"{r.memory * mk:.3g}", _verdict(r, chosen)]
+            for _, r in t.iterrows()]
+    word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective]]
+    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"{word[0].upper()}{word[1:]}\n{unit} (5–95%)",
+               f"{rec.constraints.memory_word.capitalize()}\n({mu})", "Verdict"]
+    return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=("right", "left", "left", "right", "right", "right", "left"))
 
 # %% ../nbs/api/09_reporting.ipynb #e1d0c289
 def _git_commit() -> str|None:
@@ -251,9 +321,9 @@ def _boards(rows:pd.DataFrame|None) -> list[dict]:
                  runtime_versions=dict(zip(g.runtime, g.runtime_version))) for name, g in ok.groupby("measured_by")]
 
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
-                           command:list[str]|None=None, # the command line (default: `sys.argv`)
-                           devices_used:list[str]|None=None, # where the kernels ran (the rows' `device`), next to the requested `device`
-                           rows:pd.DataFrame|None=None, # the sweep's rows: the boards that measured them, with `measure_on`
+                           command:list[str]|None=None, # the command line (default: sys.argv)
+                           devices_used:list[str]|None=None, # where the kernels ran (the rows' device), next to the requested device
+                           rows:pd.DataFrame|None=None, # the sweep's rows: the boards that measured them, with measure_on
                           ) -> dict:
     "What ran where: package and runtime versions, CPU (and, with `measure_on`, every board that measured: its CPU, flags, threads and runtime versions) and its precision-relevant features, each runtime's INT8 recipe, the data (classes, counts, mean and std) and the content hashes of the data, model source and weights, platform, threads, git commit, seeds, command, config, devices requested and used."
     boards = _boards(rows)
@@ -269,6 +339,33 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict(), data=data_record(cfgs[0]),
         inputs=input_identity(cfgs[0]))
+
+# %% ../nbs/api/09_reporting.ipynb #ea31e4a8
+SPEED_CLAIMS = {"fp16": (1.5, 2.0), "int8": (2.0, 4.0)}   # the design document: speed-up over FP32, at the batch size
+CLAIM_PREMISES = {"fp16": ("FP16 arithmetic (AVX-512 FP16, NEON FP16)", lambda f: bool(f.get("avx512_fp16") or f.get("asimdhp"))),
+                  "int8": ("INT8 dot products (AVX-512 VNNI, AVX-VNNI, AMX, NEON dot product)", has_int8_dot_products)}
+
+def _claim_verdict(low:float, high:float, claim:tuple) -> str:
+    return "met" if claim[0] <= low and high <= claim[1] else "exceeded" if low > claim[1] else "not met" if high < claim[0] else "inconclusive"
+
+def speed_claims(rows:pd.DataFrame, # sweep rows
+                ) -> pd.DataFrame:
+    "Each runtime's verdict on each design-document speed claim (unpruned, at the batch size): speed-up, the range its rounds allow, premise, verdict and the sentence pages quote."
+    ok = measured_rows(rows)
+    ok = ok[ok.pruning_level == 0].set_index(["runtime", "precision"])
+    out = []
+    for (runtime, p), (lo, hi) in [((r, p), c) for r in RUNTIMES for p, c in SPEED_CLAIMS.items()]:
+        if (runtime, "fp32") not in ok.index or (runtime, p) not in ok.index: continue
+        a, b = ok.loc[(runtime, "fp32")], ok.loc[(runtime, p)]
+        ratio, low, high = a.latency_ms / b.latency_ms, a.latency_low_ms / b.latency_high_ms, a.latency_high_ms / b.latency_low_ms
+        words, holds = CLAIM_PREMISES[p]
+        premise = holds({f: True for f in str(b.get("cpu_flags", "")).split()})
+        verdict = _claim_verdict(low, high, (lo, hi))
+        out.append(dict(runtime=runtime, precision=p, claim=f"{p.upper()} {lo:g}–{hi:g}× faster", speedup=ratio, low=low, high=high,
+                        premise=premise, verdict=verdict,
+                        sentence=f"{p.upper()} {lo:g}–{hi:g}× faster, on {RUNTIME_LABELS[runtime]}: {ratio:.2f}× at batch {int(b.batch_size)} "
+                                 f"(rounds allow {low:.2f}–{high:.2f}): {verdict}" + ("" if premise else f"; premise absent: no {words} on this CPU") + "."))
+    return pd.DataFrame(out, columns=["runtime", "precision", "claim", "speedup", "low", "high", "premise", "verdict", "sentence"])
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
 def _limit_words(cfg:SweepConfig) -> str:
@@ -318,10 +415,10 @@ def field_table(cls:type, # a dataclass
     return pd.DataFrame(rows).set_index("field")
 
 # %% ../nbs/api/09_reporting.ipynb #18975653
-def write_reports(df:pd.DataFrame, # `run_sweep` rows
+def write_reports(df:pd.DataFrame, # run_sweep rows
                   cfg:SweepConfig, # the sweep's config
                   output_dir:str|Path, # where the files go
-                  command:list[str]|None=None, # recorded in `reproducibility.json`
+                  command:list[str]|None=None, # recorded in reproducibility.json
                  ) -> dict[str, Path]:
     "Write every table, figure, `summary.json` and `reproducibility.json` (each atomically); returns their paths by file name."
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,7 @@ def thread_limit(threads:int|None, # intra-op threads for PyTorch and ExecuTorch
         if before_et: _executorch_threads(before_et)
 
 # %% ../nbs/api/04a_runtimes.ipynb #245424d4
-def take_batches(loader, # batches of `(images, labels)`, or a list of them
+def take_batches(loader, # batches of (images, labels), or a list of them
                  n:int, # how many batches to keep
                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "The first `n` batches of `loader` as a list (raises a `ValueError` when `loader` yields none)."
@@ -148,13 +148,13 @@ class Artifact:
     runtime: str                   # one of RUNTIMES
     precision: str                 # one of PRECISIONS
     directory: str                 # where the files are
-    files: tuple                   # file names in `directory`
+    files: tuple                   # file names in directory
     max_batch: int                 # largest batch it accepts
     input_dtype: str               # what it takes: "float32" or "float16"
     inference_precision: str       # what its kernels compute in
-    int8_recipe: str|None = None   # INT8: the recipe it was built with (`Int8Recipe.description`)
+    int8_recipe: str|None = None   # INT8: the recipe it was built with (Int8Recipe.description)
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
-    sha256: tuple = ()             # of each file, in `files` order
+    sha256: tuple = ()             # of each file, in files order
 
     @property
     def paths(self) -> list[Path]: return [Path(self.directory) / f for f in self.files]
@@ -205,10 +205,10 @@ class Deployed:
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
     device: str = "cpu"           # where the kernels run (only eager can use an accelerator)
     module: nn.Module|None = None # the eager module (eager only)
-    int8_recipe: str|None = None  # INT8: the recipe it was built with (`Int8Recipe.description`)
-    keep: tuple = field(default=(), repr=False)  # objects that must outlive `run` (ExecuTorch's program and method)
+    int8_recipe: str|None = None  # INT8: the recipe it was built with (Int8Recipe.description)
+    keep: tuple = field(default=(), repr=False)  # objects that must outlive run (ExecuTorch's program and method)
     artifact: Artifact|None = None # the files it was loaded from (None: an in-memory module, the reference)
-    reused: bool = False           # loaded from a store that held it already (`stored_artifact`)
+    reused: bool = False           # loaded from a store that held it already (stored_artifact)
     prepare: Callable[[tuple], Any]|None = None  # readies the runtime for an input shape before it is timed (OpenVINO compiles it)
 
     def bind(self,
@@ -245,17 +245,17 @@ class Builder(Protocol):
     def __call__(self,
                  model:nn.Module, # FP32 network (pruned or not), a copy the builder may change
                  precision:str, # one of PRECISIONS
-                 calibration:list, # batches of `(images, labels)`: the example input, and INT8 ranges
+                 calibration:list, # batches of (images, labels): the example input, and INT8 ranges
                  max_batch:int, # the largest batch the artifact must take
-                 recipe:Int8Recipe|None, # INT8: the recipe (`int8_recipe`); None for a float precision
+                 recipe:Int8Recipe|None, # INT8: the recipe (int8_recipe); None for a float precision
                  directory:Path, # where to write the files (exists, empty)
                 ) -> Artifact: ...
 
 class Loader(Protocol):
     "The load half of a runtime (`LOADERS`): open an artifact's files with the runtime's own API."
     def __call__(self,
-                 artifact:Artifact, # built by the runtime's `Builder`
-                 threads:int|None, # intra-op threads (None: `resolve_threads`; ExecuTorch's pool is left as it is)
+                 artifact:Artifact, # built by the runtime's Builder
+                 threads:int|None, # intra-op threads (None: resolve_threads; ExecuTorch's pool is left as it is)
                  device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them
                 ) -> Deployed: ...
 
@@ -265,7 +265,7 @@ def _state_dict_bytes(module:nn.Module) -> int:
     torch.save(module.state_dict(), buffer)
     return buffer.getbuffer().nbytes
 
-def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_variant`, or one loaded from its artifact), on its device
+def eager_deployed(variant:nn.Module, # an eager precision variant (precision_variant, or one loaded from its artifact), on its device
                    precision:str, # its precision
                    input_precision:str, # "fp16" for half inputs, else "fp32"
                    max_batch:int, # largest batch to feed it at once
@@ -284,7 +284,7 @@ def eager_deployed(variant:nn.Module, # an eager precision variant (`precision_v
                     device=str(device), module=variant if artifact else variant.eval(), artifact=artifact)   # a loaded export has no eval()
 
 # %% ../nbs/api/04a_runtimes.ipynb #b168f29e
-def build_eager(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+def build_eager(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
     "`model.pt2` (FP32, FP16: the `precision_variant` through `torch.export`) or `model.torchscript.pt` (INT8: FX's quantized module, traced)."
     variant, inputs = precision_variant(model, precision, calibration, len(calibration), recipe.name if recipe else None)
     example = calibration[0][0][:max_batch].to(input_dtype(inputs))
@@ -297,7 +297,7 @@ def build_eager(model, precision, calibration, max_batch, recipe, directory) -> 
         torch.export.save(_export(variant, example, max_batch), str(Path(directory) / name))
     return Artifact("eager", precision, str(directory), (name,), max_batch, str(example.dtype).removeprefix("torch."), computes)
 
-def load_eager(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+def load_eager(artifact, threads, device="cpu") -> Deployed:   # a Loader
     "The module the artifact holds, as PyTorch runs it (INT8: `load_snippet`'s lines, which ship: one TorchScript module per input shape)."
     path = artifact.paths[0]
     if path.suffix == ".pt2":
@@ -337,7 +337,7 @@ def _outside_delegate(edge) -> str:
     return ", ".join(f"{n}×{names.count(n)}" for n in dict.fromkeys(names))
 
 # %% ../nbs/api/04a_runtimes.ipynb #dec95359
-def build_executorch(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+def build_executorch(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
     "A `.pte` program lowered to XNNPACK (INT8: PT2E static quantization with the XNNPACK quantizer)."
     with _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -353,7 +353,7 @@ def build_executorch(model, precision, calibration, max_batch, recipe, directory
     return Artifact("executorch", precision, str(directory), ("model.pte",), max_batch, str(dtype).removeprefix("torch."),
                     names[precision], non_delegated_ops=_outside_delegate(edge))
 
-def load_executorch(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+def load_executorch(artifact, threads, device="cpu") -> Deployed:   # a Loader
     "The `.pte` program, run by ExecuTorch's Python runtime: the lines of `load_snippet`, which ship."
     ns = snippet_namespace(artifact, threads)
     dtype = getattr(torch, artifact.input_dtype)
@@ -385,10 +385,10 @@ def _ort_session(path:Path, threads:int|None):
 # %% ../nbs/api/04a_runtimes.ipynb #0ff5cf85
 def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                   precision:str, # "fp32" or "int8"
-                  calibration:list, # batches of `(images, labels)`: the example input, and INT8 ranges
+                  calibration:list, # batches of (images, labels): the example input, and INT8 ranges
                   max_batch:int, # the largest batch the artifact must take
-                  recipe:Int8Recipe|None, # INT8: the recipe (`int8_recipe("onnxruntime")`)
-                  directory:str|Path, # where to write `fp32.onnx` (INT8: also `pre.onnx` and `int8.onnx`)
+                  recipe:Int8Recipe|None, # INT8: the recipe (int8_recipe("onnxruntime"))
+                  directory:str|Path, # where to write fp32.onnx (INT8: also pre.onnx and int8.onnx)
                  ) -> Path:
     "Write `model` at `precision` as an ONNX file ONNX Runtime runs (INT8: static QDQ with `recipe`); its path."
     if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)
@@ -403,14 +403,14 @@ def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modifie
                     weight_type=QuantType.QUInt8 if recipe.name == "u8u8" else QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
     return tmp / "int8.onnx"
 
-def build_onnxruntime(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+def build_onnxruntime(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
     "`model.onnx` (`onnx_artifact`: FP32, or INT8 static QDQ with `recipe`)."
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(onnx_artifact(model, precision, calibration, max_batch, recipe, tmp), Path(directory) / "model.onnx")
     computes = {**COMPUTES_IN, "int8": f"int8 ({recipe and recipe.name.upper()} QDQ, per-channel)"}[precision]
     return Artifact("onnxruntime", precision, str(directory), ("model.onnx",), max_batch, "float32", computes)
 
-def load_onnxruntime(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+def load_onnxruntime(artifact, threads, device="cpu") -> Deployed:   # a Loader
     "The ONNX file, run by ONNX Runtime's CPU execution provider: the lines of `load_snippet`, which ship."
     ns = snippet_namespace(artifact, threads)
     return Deployed("onnxruntime", artifact.precision, ns["run"], _numpy_input, artifact.artifact_bytes,
@@ -439,7 +439,7 @@ def openvino_capabilities() -> tuple[str, ...]:
     return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 # %% ../nbs/api/04a_runtimes.ipynb #206ac408
-def build_openvino(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a `Builder`
+def build_openvino(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
     "OpenVINO IR (INT8 through NNCF; FP16 with FP16 weights), refused for FP16 where the CPU plugin has no FP16 inference."
     import openvino as ov
     if precision == "fp16" and "FP16" not in openvino_capabilities():
@@ -456,7 +456,7 @@ def build_openvino(model, precision, calibration, max_batch, recipe, directory) 
     label = COMPUTES_IN[precision if precision != "int8" else "fp32"] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
     return Artifact("openvino", precision, str(directory), ("model.xml", "model.bin"), max_batch, "float32", label)
 
-def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a `Loader`
+def load_openvino(artifact, threads, device="cpu") -> Deployed:   # a Loader
     "The IR compiled for the CPU plugin, one static shape per input shape, with the inference precision pinned (the lines of `load_snippet`, which ship); `UnsupportedPrecisionError` when the plugin would compute in another."
     ns = snippet_namespace(artifact, threads)
     shape = ns["model"].input().partial_shape
@@ -549,7 +549,7 @@ def load_snippet(artifact:Artifact, # the artifact
     return _LINES[artifact.runtime](lambda name: repr(str(Path(folder) / name) if folder else name), artifact, int(threads))
 
 def snippet_namespace(artifact:Artifact, # the artifact
-                      threads:int|None, # intra-op threads (None: `resolve_threads`)
+                      threads:int|None, # intra-op threads (None: resolve_threads)
                      ) -> dict:
     "`load_snippet`'s lines run here, on the artifact's folder: the namespace holding `run` and `predict` (and what they keep alive)."
     if threads is None and artifact.runtime == "executorch": threads = _executorch_threads()   # its pool left as it is: a reset
@@ -579,10 +579,10 @@ def _checked(precision:str, runtime:str, calibration:list):
 def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                    precision:str, # one of PRECISIONS
                    runtime:str, # one of RUNTIMES
-                   calibration:list, # `take_batches(train_loader, n)`: example input, and INT8 calibration
+                   calibration:list, # take_batches(train_loader, n): example input, and INT8 calibration
                    directory:str|Path, # where to write the files (created)
                    max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
-                   recipe:str|None=None, # INT8 recipe of `runtime` (`INT8_RECIPES`; None or "auto": chosen for this CPU)
+                   recipe:str|None=None, # INT8 recipe of runtime (INT8_RECIPES; None or "auto": chosen for this CPU)
                    backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
                   ) -> Artifact:
     "Build `model` at `precision` for `runtime` into `directory`: the sealed `Artifact` (`UnsupportedPrecisionError` when the runtime cannot)."
@@ -594,7 +594,7 @@ def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modifi
     return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None).sealed()
 
 def load_artifact(artifact:Artifact, # a built artifact
-                  threads:int|None=None, # intra-op threads (None: `resolve_threads`; ExecuTorch's pool is left as it is)
+                  threads:int|None=None, # intra-op threads (None: resolve_threads; ExecuTorch's pool is left as it is)
                   device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them
                  ) -> Deployed:
     "Open the artifact's files with its runtime's own API."
@@ -632,7 +632,7 @@ def artifact_key(model:nn.Module, # FP32 network
 def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                     precision:str, # one of PRECISIONS
                     runtime:str, # one of RUNTIMES
-                    calibration:list, # `take_batches(train_loader, n)`
+                    calibration:list, # take_batches(train_loader, n)
                     store:str|Path, # the store's folder
                     max_batch:int|None=None, # largest batch (None: the calibration batch size)
                     recipe:str|None=None, # INT8 recipe (None or "auto": chosen for this CPU)
@@ -659,12 +659,12 @@ def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modif
 def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
            precision:str, # one of PRECISIONS
            runtime:str, # one of RUNTIMES
-           calibration:list, # `take_batches(train_loader, n)`: example input, and INT8 calibration
+           calibration:list, # take_batches(train_loader, n): example input, and INT8 calibration
            max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
-           threads:int|None=None, # intra-op threads (None: `resolve_threads`)
+           threads:int|None=None, # intra-op threads (None: resolve_threads)
            backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
            device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them (the others run on the CPU)
-           recipe:str|None=None, # INT8 recipe of `runtime` (`INT8_RECIPES`; None or "auto": chosen for this CPU)
+           recipe:str|None=None, # INT8 recipe of runtime (INT8_RECIPES; None or "auto": chosen for this CPU)
            store:str|Path|None=None, # keep (and reuse) the artifact here (None: build in a temporary folder, removed once loaded)
           ) -> Deployed:
     "Build `model` as `runtime` runs it at `precision` and load the files; `UnsupportedPrecisionError` when it cannot."
@@ -674,7 +674,7 @@ def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
     with tempfile.TemporaryDirectory() as tmp:
         return load_artifact(build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend), threads, device)
 
-def start_build_worker(model:str, # the sweep's `model` (a file factory's module is imported, to unpickle the network)
+def start_build_worker(model:str, # the sweep's model (a file factory's module is imported, to unpickle the network)
                       ):
     "Set up a process that builds artifacts for others (a pool's `initializer`): one intra-op thread (the workers share the cores), and helper processes forked."
     torch.set_num_threads(1)

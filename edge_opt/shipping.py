@@ -45,7 +45,7 @@ np.save(sys.argv[3], predicted.astype(np.int64))
 """
 
 def verify_export(directory:str|Path, # a folder holding the artifact's files
-                  artifact:Artifact, # the artifact (its `files`)
+                  artifact:Artifact, # the artifact (its files)
                   images:np.ndarray, # the preprocessed validation images, in the sweep's order
                   batch_size:int, # the batches the sweep classified them in
                   threads:int, # intra-op threads
@@ -73,7 +73,7 @@ def finished_sweep(out:str|Path, # a sweep's output directory
 
 # %% ../nbs/api/09a_shipping.ipynb #fdf285be
 def sweep_config(out:str|Path, # a sweep's output directory
-                 here:Path|None=None, # its run directory, when already found (None: `finished_sweep(out)`)
+                 here:Path|None=None, # its run directory, when already found (None: finished_sweep(out))
                 ) -> SweepConfig:
     "The configuration of the sweep whose reports sit at the top of `out` (from its run's `reproducibility.json`)."
     path = (here or finished_sweep(out)) / REPRODUCIBILITY_FILE
@@ -117,7 +117,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe)[0]
 
 def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)
-                  kind:str="export", # `export`, or `recommended` for `OUT/recommended/`
+                  kind:str="export", # export, or recommended for OUT/recommended/
                  ) -> Path:
     "`to`, resolved, if an export may go there: a new folder, an empty one, or an earlier export of `kind` with nothing else in it; else a `ShipError` naming what is in the way."
     given, to = Path(to), Path(to).resolve()
@@ -185,8 +185,8 @@ def export_variant(out:str|Path, # a sweep's output directory
                    pruning_level:float, # the row's pruning level
                    precision:str, # its precision
                    runtime:str, # its runtime
-                   to:str|Path|None=None, # a new or empty folder, or an earlier export (None: `OUT/export-<runtime>-<precision>-<level>`)
-                   kind:str="export", # the marker kind of `to` (`recommended`: `OUT/recommended/`)
+                   to:str|Path|None=None, # a new or empty folder, or an earlier export (None: OUT/export-<runtime>-<precision>-<level>)
+                   kind:str="export", # the marker kind of to (recommended: OUT/recommended/)
                   ) -> Path:
     "Export a measured row: its artifact, the pruned FP32 network and `manifest.json`, verified against the sweep's predictions, then put in place by renames (an earlier export is replaced only then)."
     row, here = find_row(out, pruning_level, precision, runtime)
@@ -215,7 +215,7 @@ def shipped_files(folder:str|Path, # an export
 
 # %% ../nbs/api/09a_shipping.ipynb #01ba59d4
 def ship_recommended(out:str|Path, # the sweep's output directory (its reports are at the top)
-                     choice:dict|None, # the recommended row's `pruning_level`, `precision` and `runtime` (None: nothing to ship)
+                     choice:dict|None, # the recommended row's pruning_level, precision and runtime (None: nothing to ship)
                     ) -> str:
     "Export the recommended variant into `OUT/recommended/` (replacing an older one of edge_opt's, never a folder of the user's); one line saying what was shipped, or why not."
     target = Path(out) / RECOMMENDED_DIR
@@ -235,7 +235,7 @@ def _folder_mb(folder:Path) -> float: return sum(p.stat().st_size for p in folde
 
 def tidy_store(here:str|Path, # the run's directory
                rows:pd.DataFrame, # the sweep's rows
-               keep:str, # `keep_artifacts`: all, pareto or recommended
+               keep:str, # keep_artifacts: all, pareto or recommended
                choice:dict|None, # the recommended row (None: none)
               ) -> str:
     "Remove the artifacts `keep` does not keep from the run's store; one line on what is kept and removed, and its size."

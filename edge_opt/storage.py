@@ -49,7 +49,7 @@ class OutputDirError(ValueError):
 
 # %% ../nbs/api/07a_storage.ipynb #5001e953
 def atomic_write(path:str|Path, # the file to (re)place
-                 write, # `write(tmp_path)` writes the whole file to the path it is given
+                 write, # write(tmp_path) writes the whole file to the path it is given
                 ) -> Path:
     "Write a file through a temporary sibling and rename it into place: readers see the old file or the new one, never a mix."
     path = Path(path)
@@ -133,7 +133,7 @@ def read_marker(folder:str|Path, # any folder
     return m if ok else None
 
 def mark(folder:str|Path, # a folder edge_opt made (or adopts)
-         kind:str, # one of `MARKER_KINDS`
+         kind:str, # one of MARKER_KINDS
          files=(), # names edge_opt wrote in it, added to those the marker lists
         ) -> dict:
     "Write (or extend) `folder`'s marker: edge_opt wrote it, as `kind`, with `files`."
@@ -190,7 +190,7 @@ def names_text(names:list[str], # entries of a folder
     return ", ".join(names[:4]) + (f", … ({len(names)} entries)" if len(names) > 4 else "")
 
 def check_output_dir(path:str|Path, # an output directory (it may not exist yet)
-                     names=(), # names it will write besides `OUTPUT_NAMES` (the `seed_N` folders)
+                     names=(), # names it will write besides OUTPUT_NAMES (the seed_N folders)
                      key:str="output_dir", # how errors name it
                     ):
     "Raise `OutputDirError` if a name a sweep writes in `path` is taken by something edge_opt did not write there."
@@ -237,9 +237,9 @@ def folder_lock(path:str|Path, # a folder edge_opt replaces whole (an export)
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/api/07a_storage.ipynb #9e055b7e
-def replace_dir(staging:str|Path, # a finished folder, in the same parent as `to`
-                to:str|Path, # where it goes: missing, empty, or an earlier folder of `kind` with nothing foreign in it
-                kind:str, # the kind `staging` was marked as
+def replace_dir(staging:str|Path, # a finished folder, in the same parent as to
+                to:str|Path, # where it goes: missing, empty, or an earlier folder of kind with nothing foreign in it
+                kind:str, # the kind staging was marked as
                ) -> Path:
     "Put `staging` at `to` by renames: an earlier `to` of `kind` is kept until the new folder is in place, then removed; anything else at `to` is refused."
     to = Path(to)
@@ -256,7 +256,7 @@ def replace_dir(staging:str|Path, # a finished folder, in the same parent as `to
 
 # %% ../nbs/api/07a_storage.ipynb #0bb3896f
 def run_dir(output_dir:str|Path, # a sweep's output directory
-            fingerprint:str, # `SweepConfig.fingerprint()`
+            fingerprint:str, # SweepConfig.fingerprint()
            ) -> Path:
     "Where one configuration's rows and baseline live: `output_dir/runs/<fingerprint>/`."
     return Path(output_dir) / RUNS_DIR / fingerprint

@@ -46,12 +46,12 @@ def _loss(model, teacher, images, labels, weight, temperature):
 
 # %% ../nbs/api/02_training.ipynb #707b72f5
 def train_model(model:nn.Module, # network to train, in place
-                train_loader:DataLoader, # batches of `(images, labels)`
-                epochs:int=3, # passes over `train_loader`
+                train_loader:DataLoader, # batches of (images, labels)
+                epochs:int=3, # passes over train_loader
                 lr:float=1e-3, # Adam learning rate
-                device:str|torch.device="cpu", # where to train (see `resolve_device`)
+                device:str|torch.device="cpu", # where to train (see resolve_device)
                 progress:bool=True, # show a tqdm progress bar
-                teacher:nn.Module|None=None, # distil from this network's logits (`distillation_loss`); None: cross-entropy only
+                teacher:nn.Module|None=None, # distil from this network's logits (distillation_loss); None: cross-entropy only
                 distill_weight:float=DISTILL_WEIGHT, # with a teacher: the soft targets' share
                 temperature:float=DISTILL_TEMPERATURE, # with a teacher: the distillation temperature
                ) -> nn.Module:
@@ -92,7 +92,7 @@ def input_dtype(precision:str, # one of PRECISIONS
     return torch.float16 if precision == "fp16" else torch.float32
 
 def predict(model:nn.Module, # trained network
-            loader:DataLoader, # batches of `(images, labels)`
+            loader:DataLoader, # batches of (images, labels)
             device:str|torch.device="cpu", # where to run
             precision:str="fp32", # input precision: "fp16" casts inputs to half, anything else keeps FP32
            ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +108,7 @@ def predict(model:nn.Module, # trained network
     return torch.cat(preds), torch.cat(targets)
 
 def evaluate_accuracy(model:nn.Module, # trained network (FP32, FP16 or INT8)
-                      loader:DataLoader, # batches of `(images, labels)`
+                      loader:DataLoader, # batches of (images, labels)
                       device:str|torch.device="cpu", # where to run it
                       precision:str="fp32", # the input dtype the model takes: fp32 or fp16
                      ) -> float:
@@ -118,7 +118,7 @@ def evaluate_accuracy(model:nn.Module, # trained network (FP32, FP16 or INT8)
 
 # %% ../nbs/api/02_training.ipynb #1fa8af80
 def load_weights(model:nn.Module, # the network, built as when the weights were saved
-                 checkpoint:Path, # a `state_dict` saved by `train_baseline`
+                 checkpoint:Path, # a state_dict saved by train_baseline
                 ) -> bool:
     "Load saved weights into `model`: False when there are none; a file that does not load is set aside as `<name>.corrupt`."
     if not checkpoint.exists(): return False
@@ -130,22 +130,22 @@ def load_weights(model:nn.Module, # the network, built as when the weights were 
         return False
 
 # %% ../nbs/api/02_training.ipynb #0044fc55
-def train_baseline(dataset:str="mnist-5k", # see `build_loaders`
+def train_baseline(dataset:str="mnist-5k", # see build_loaders
                    epochs:int=5, # training epochs
                    lr:float=1e-3, # Adam learning rate
                    batch_size:int=128, # training and evaluation batch size
                    seed:int=0, # seeds the split, the initial weights and the shuffle
-                   conv1_channels:int=16, # width of `conv1` (the default network)
-                   conv2_channels:int=32, # width of `conv2` (the default network)
-                   train_subset:int|None=None, # see `build_loaders`
-                   val_subset:int|None=None, # see `build_loaders`
+                   conv1_channels:int=16, # width of conv1 (the default network)
+                   conv2_channels:int=32, # width of conv2 (the default network)
+                   train_subset:int|None=None, # see build_loaders
+                   val_subset:int|None=None, # see build_loaders
                    device:str|torch.device="cpu", # where to train
                    progress:bool=False, # show a progress bar
-                   build:Callable[[], nn.Module]|None=None, # makes the network, after seeding (None: `SmallCNN(conv1_channels, conv2_channels)`)
-                   input_size:int|None=None, # see `build_loaders`
-                   in_channels:int=1, # see `build_loaders`
+                   build:Callable[[], nn.Module]|None=None, # makes the network, after seeding (None: SmallCNN(conv1_channels, conv2_channels))
+                   input_size:int|None=None, # see build_loaders
+                   in_channels:int=1, # see build_loaders
                    checkpoint:str|Path|None=None, # reuse the weights saved here, or save them here after training (None: always train)
-                   loaders:tuple|None=None, # `(train_loader, val_loader)` to use (None: `build_loaders` of the arguments above)
+                   loaders:tuple|None=None, # (train_loader, val_loader) to use (None: build_loaders of the arguments above)
                   ) -> tuple[nn.Module, DataLoader, DataLoader]:
     "Seed, build the loaders and the network, and train it (or reload its weights); returns `(model, train_loader, val_loader)`."
     seed_everything(seed)

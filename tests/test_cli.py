@@ -1,5 +1,6 @@
 "The edge-opt command: bad configs, resume after a kill, several seeds."
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def edge_opt(*args, cwd=None, timeout=300):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--budgets-mb", "0.1", "-0.5"], "config key 'memory_budgets_mb': -0.5 is not allowed"),
+    (["--budgets-mb", "0.1", "-0.5"], "config key 'memory_budgets_mb': '-0.5' is not allowed; expected a size"),
     (["--active-budget-mb", "-1"], "config key 'active_budget_mb': -1.0 is not allowed"),
     (["--pruning-levels", "0", "1.0"], "config key 'pruning_levels': 1.0 is not allowed; each value must be a number in [0, 1)"),
     (["--precisions", "fp32", "int4"], "config key 'precisions': 'int4' is not allowed; each value must be one of fp32, fp16, int8"),
@@ -107,6 +108,21 @@ def test_killed_sweep_keeps_rows_and_resumes(tmp_path):
                         & (results.runtime == row["runtime"])]
         assert again.latency_ms.item() == pytest.approx(row["latency_ms"], rel=1e-12)
     assert len(rows_file.read_text().splitlines()) == 8
+    check_report(res.stdout, results)   # stderr: the take-over notice, one line by contract
+    verbose = edge_opt("--output-dir", str(out), *SMALL, "--verbose")   # resumed: nothing measured again
+    assert verbose.returncode == 0 and "Pareto variants per runtime that fit the memory limit" in verbose.stdout, verbose.stderr
+    assert verbose.stdout.count("passes") + verbose.stdout.count("too big") + verbose.stdout.count("loses accuracy") >= 8   # every variant
+
+
+def check_report(text, rows):
+    "The terminal report reads answer first: the recommendation within 15 lines, lines of at most 120 characters, no column names, no exponents."
+    lines = text.splitlines()
+    assert any(l.startswith(("Ship pruning", "No variant of")) for l in lines[:15]), lines[:15]
+    assert max(map(len, lines)) <= 120, max(lines, key=len)
+    words = set(re.findall(r"[A-Za-z_]+", text))
+    assert not {c for c in rows.columns if "_" in c} & words, {c for c in rows.columns if "_" in c} & words
+    exponent = re.search(r"(?<![\w.])\d+(\.\d+)?[eE][-+]?\d+\b", text)   # 2.8e+04, 1e-05; not a hash such as 18e3a0
+    assert exponent is None, exponent
 
 
 def test_several_seeds_and_aggregate(tmp_path):
@@ -117,4 +133,17 @@ def test_several_seeds_and_aggregate(tmp_path):
     assert agg.seeds.tolist() == [2, 2, 2, 2] and {"accuracy_mean", "accuracy_std", "latency_ms_mean"} <= set(agg.columns)
     assert sorted(set(agg.runtime)) == ["eager", "onnxruntime"]
     assert "mean ± std over seeds [1, 2]" in res.stdout
-    assert "Accepted Pareto variants per runtime" in res.stdout and "Fastest accepted (batch): pruning" in res.stdout
+    assert "== seed 1 ==" in res.stdout and "Each pruning level and precision on its fastest runtime" in " ".join(res.stdout.split())
+
+
+def test_a_baseline_at_chance_level_is_said_plainly(tmp_path):
+    "An untrained network (0 epochs) classifies at chance: one warning line in the report and in summary.json; the recommendation is still computed."
+    res = edge_opt("--output-dir", str(tmp_path), "--epochs", "0", "--pruning-levels", "0", "--precisions", "fp32", "int8",
+                   "--runtimes", "eager", "--benchmark-rounds", "2", "--val-subset", "500", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    warned = [l for l in res.stdout.splitlines() if l.startswith("WARNING: the baseline is at chance level")]
+    assert len(warned) == 1 and "--epochs" in res.stdout and "--weights" in res.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["chance_warning"].startswith("the baseline is at chance level")
+    assert json.loads((tmp_path / "recommendation.json").read_text())["candidates"] == 2
+    check_report(res.stdout + res.stderr, pd.read_csv(tmp_path / "sweep_results.csv"))

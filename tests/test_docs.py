@@ -114,7 +114,7 @@ def test_every_link_and_anchor_resolves():
         for c in json.loads(p.read_text())["cells"]:
             src = "".join(c["source"])
             if c["cell_type"] == "markdown":
-                anchors[h] |= {slug(m) for m in re.findall(r"^#+ (.+)$", src, re.M)}
+                anchors[h] |= {(re.search(r"\{#([\w-]+)\}", m) or [None, None])[1] or slug(m) for m in re.findall(r"^#+ (.+)$", src, re.M)}
                 texts.append((p, src))
             else: shown |= set(re.findall(r"show_doc\(([A-Za-z_]+\.[A-Za-z_]+)", src))
             texts += [(p, "".join(o.get("data", {}).get("text/markdown", []))) for o in c.get("outputs", [])]
@@ -189,3 +189,73 @@ def test_figure_text_is_at_least_9_pt_and_figures_fit_the_page():
     small = [f"{name}: {m}" for name, s in code for m in re.findall(r"\b(?:title_)?fontsize=(?:[0-8](?:\.\d+)?)\b", s)]
     wide = [f"{name}: {m}" for name, s in code for m in re.findall(r"figsize=\((\d+(?:\.\d+)?),", s) if float(m) > 8.5]
     assert not small and not wide, small + wide
+
+
+CLAIM_SENTENCE = re.compile(r"(FP16 1\.5–2|INT8 2–4)× faster, on ([^:<\n]+): [\d.]+× at batch \d+ \(rounds allow [\d.]+–[\d.]+\): "
+                            r"(met|not met|exceeded|inconclusive)")
+
+
+def output_text(output):
+    "The text of a cell output: its stream text and every text-like representation."
+    parts = [output.get("text", "")] + [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join("".join(p) if isinstance(p, list) else p for p in parts)
+
+
+def claim_verdicts(text):
+    "Every design-document speed verdict a text states: {(claim, runtime): {verdicts}}."
+    found = {}
+    for claim, runtime, verdict in CLAIM_SENTENCE.findall(text):
+        found.setdefault((claim, runtime.strip()), set()).add(verdict)
+    return found
+
+
+def test_the_claim_check_catches_two_verdicts():
+    two = ("INT8 2–4× faster, on PyTorch eager: 2.72× at batch 128 (rounds allow 1.99–3.97): inconclusive. "
+           "INT8 2–4× faster, on PyTorch eager: 2.72× at batch 128 (rounds allow 2.10–3.20): met.")
+    assert claim_verdicts(two) == {("INT8 2–4", "PyTorch eager"): {"inconclusive", "met"}}
+
+
+def test_every_page_gives_a_speed_claim_one_verdict():
+    "The pages quote `reporting.speed_claims`: each claim and runtime has one verdict across every page, and each page that judges the claims states them."
+    seen, pages = {}, {}
+    for path in PAGES:
+        text = "\n".join(output_text(o) for c in cells(path) for o in c.get("outputs", []))
+        for key, verdicts in claim_verdicts(text).items():
+            seen.setdefault(key, set()).update(verdicts); pages.setdefault(path.stem, set()).add(key)
+    assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+    judged = {k for k in seen}
+    assert {"design_document", "precision_tradeoffs", "runtimes"} <= set(pages), sorted(pages)
+    for page in ("design_document", "precision_tradeoffs", "runtimes"):
+        assert pages[page] == judged, (page, judged - pages[page])
+
+
+def signature_comments(src):
+    "The comments nbdev shows inside a signature block: those on a def's header lines and on a class's annotated fields."
+    import io, tokenize
+    body = "\n".join("" if l.startswith("#|") else l for l in src.split("\n"))
+    tree, lines = ast.parse(body), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.update(range(node.lineno, max(node.lineno, node.body[0].lineno - 1) + 1))
+        if isinstance(node, ast.ClassDef):
+            lines.update(n for st in node.body if isinstance(st, ast.AnnAssign) for n in range(st.lineno, st.end_lineno + 1))
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(body).readline) if t.type == tokenize.COMMENT and t.start[0] in lines]
+
+
+def test_the_signature_check_catches_a_link():
+    assert signature_comments("def f(x:int, # see `g`\n      ):\n    'doc'\n    return x  # `fine`") == ["# see `g`"]
+
+
+def test_no_markdown_in_signature_blocks():
+    "nbdev renders a signature and its comments in a code block and turns a backticked name into a Markdown link there, which shows as raw text."
+    bad = [(p.name, c) for p in NOTEBOOKS for cell in cells(p) if re.match(r"#\|\s*export", source(cell))
+           for c in signature_comments(source(cell)) if "`" in c or "](" in c]
+    assert bad == []
+
+
+def test_navbar_and_sidebar_list_pages_in_one_order():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    navbar = [item["href"] for menu in config["website"]["navbar"]["left"] if "menu" in menu for item in menu["menu"]]
+    sidebar = [p for entry in yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+               if isinstance(entry, dict) for p in entry["contents"]]
+    assert [p for p in sidebar if p in navbar] == navbar

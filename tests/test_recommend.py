@@ -87,7 +87,7 @@ def test_nothing_passes_is_a_result_with_nearest_misses(sweep_dir):
     nearest = rec["loosen"]["variant"]
     assert again.returncode == 0, again.stdout
     assert json.loads((sweep_dir / "recommendation.json").read_text())["passed"] is True
-    assert f"pruning {nearest['pruning_level']:g} {nearest['precision'].upper()} on {nearest['runtime']}" in res.stdout
+    assert f"pruning {nearest['pruning_level']:g} {nearest['precision'].upper()} on {nearest['runtime']}" in " ".join(res.stdout.split())
 
 
 def test_old_limit_keys_still_work_with_one_notice(sweep_dir):
@@ -95,6 +95,14 @@ def test_old_limit_keys_still_work_with_one_notice(sweep_dir):
     assert res.returncode in (0, NO_VARIANT_EXIT) and res.stderr.strip().splitlines() == [
         "edge-opt: warning: config key 'max_memory_mb' is replaced by 'memory_limit'; read as memory_limit: 0.05"]
     assert json.loads((sweep_dir / "recommendation.json").read_text())["constraints"]["memory_limit"] == 0.05
+
+
+def test_old_memory_on_value_still_works_with_one_notice(sweep_dir):
+    res = run("recommend", "--from", str(sweep_dir), "--memory-on", "true_storage", "--budgets-mb", "40kB", "0.1MB")
+    assert res.returncode in (0, NO_VARIANT_EXIT) and res.stderr.strip().splitlines() == [
+        "edge-opt: warning: config key 'memory_on': 'true_storage' is now called 'footprint'; read as memory_on: footprint"]
+    rec = json.loads((sweep_dir / "recommendation.json").read_text())
+    assert rec["constraints"]["memory_on"] == "footprint"
 
 
 def test_latency_limit_and_allowed_runtimes(sweep_dir):
@@ -143,6 +151,10 @@ def test_from_an_empty_directory_runs_the_sweep_first(tmp_path):
     (["--runtimes", "tflite"], "config key 'allowed_runtimes': 'tflite' is not allowed"),
     (["--precisions", "int4"], "config key 'allowed_precisions': 'int4' is not allowed"),
     (["--objective", "cheapest"], "config key 'objective': 'cheapest' is not allowed"),
+    (["--budgets-mb", "40 kb s"], "config key 'memory_budgets_mb': '40 kb s' is not allowed; expected a size such as 40kB"),
+    (["--budgets-mb", "40kB", "5GBs"], "config key 'memory_budgets_mb': '5GBs' is not allowed"),
+    (["--budgets-mb=-40kB"], "config key 'memory_budgets_mb': '-40kB' is not allowed"),
+    (["--budgets-mb", "40kB", "0.04"], "config key 'memory_budgets_mb': ['40kB', '0.04'] is not allowed; expected each size once"),
 ])
 def test_bad_limits_end_in_one_line(args, needle, sweep_dir, capsys):
     "In process (the shell's view of the same parser is checked once below): one line, exit 2, rows untouched."
