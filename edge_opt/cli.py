@@ -19,14 +19,14 @@ from dataclasses import fields, replace
 
 from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_groups, config_reference,
                              load_config, setting)
-from .constraints import Constraints, Recommendation, recommend
+from .constraints import KEY, Constraints, Recommendation, recommend
 from .data import DatasetUnavailableError
 from .experiments import run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import memory_text, wrap_text
 from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, RUNS_DIR, ROWS_FILE, OutputDirError,
                               atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
-from .reporting import reproducibility_record, summarize_sweep, variant_table, write_reports
+from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, shipped_files, tidy_store
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
@@ -86,7 +86,7 @@ def flag_values(args:argparse.Namespace, # parsed command line
 def build_parser() -> argparse.ArgumentParser:
     "The `edge-opt` argument parser: a few flags of its own, then one flag per config key."
     p = _Parser(prog="edge-opt", description="Sweep pruning levels × precisions × runtimes of a CNN; measure accuracy, "
-                "latency, memory and energy; keep what fits the memory budget and recommend what to ship.")
+                "latency, memory and energy; keep what fits the memory limit and recommend what to ship.")
     p.add_argument("--config", metavar="FILE", help="YAML file of config keys (see --print-config); flags override it")
     p.add_argument("--seeds", nargs="+", type=int, metavar="S", help="one sweep per seed (in seed_S/), plus an aggregate")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -137,13 +137,14 @@ def report_text(df:pd.DataFrame, # the sweep's rows
               for r in df[df["unsupported"].notna()].drop_duplicates(["runtime", "precision"]).itertuples()]
     notes += [f"FAILED pruning {r.pruning_level:g} {r.precision} on {r.runtime}: {r.error}" for r in df[df["error"].notna()].itertuples()]
     parts, unjudged = [wrap_text("\n".join(head)), answer], ""
+    shipped = tuple(rec.choice[k] for k in KEY) if rec is not None and rec.choice else None
     if rec is None and len(ok):   # no FP32 unpruned baseline: the table still judges memory, not accuracy drops
         try: rec, unjudged = recommend(df, replace(Constraints.from_config(cfg), max_accuracy_drop=None)), " (accuracy drops not judged: no baseline)"
         except ValueError: rec = None
     if rec is not None and not rec.candidates.empty:
         which = ("Every variant" if verbose else "Each pruning level and precision on its fastest runtime (a passing one first; --verbose: every variant)") + unjudged
         parts += ["", wrap_text(f"{which}. Batch {cfg.batch_size}, {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; latency: median of "
-                                f"{cfg.benchmark_rounds} interleaved rounds and the 5–95% range of the rounds:"), variant_table(rec, verbose), ""]
+                                f"{cfg.benchmark_rounds} interleaved rounds and the 5–95% range of the rounds:"), variant_table(rec, verbose, shipped), ""]
     return "\n".join([*parts, wrap_text("\n".join(notes)), *(_raw_tables(ok) if verbose else [])])
 
 # %% ../nbs/api/10_cli.ipynb #811b60e6
@@ -158,7 +159,7 @@ def write_recommendation(df:pd.DataFrame, # sweep rows
                         ):
     "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
     rec = recommend(df, Constraints.from_config(cfg))
-    write_json(Path(out) / "recommendation.json", rec.to_json())
+    write_json(Path(out) / RECOMMENDATION_FILE, rec.to_json())
     return rec
 
 def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[str, Recommendation|None]:
@@ -263,7 +264,7 @@ def run(cfg:SweepConfig, # the sweep's settings
             claim(out, AGGREGATE_FILE, REPRODUCIBILITY_FILE)
             atomic_write(out / AGGREGATE_FILE, lambda tmp: agg.to_csv(tmp, index=False))
             write_json(out / REPRODUCIBILITY_FILE, reproducibility_record(cfgs, command))
-            print(f"\n== mean ± std over seeds {seeds} ==\n" + _fmt(agg) + f"\nFiles: {out}")
+            print(f"\n== mean ± std over seeds {seeds} ==\n" + seeds_table(agg) + f"\nFiles: {out} ({AGGREGATE_FILE}: every column)")
     return frames
 
 # %% ../nbs/api/10_cli.ipynb #4e21fb2b
@@ -322,6 +323,12 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
     return (f"Done in {total:.1f} s: building artifacts {build:.1f} s, timing and scoring {measure:.1f} s, "
             f"the rest (data, baseline, pruning, reports, shipping) {total - build - measure:.1f} s")
 
+def _rows_dirs(cfg:SweepConfig, seeds:list[int]) -> str:
+    "Where a command's measured rows are: the run directory of its configuration, one per seed with several seeds."
+    if len(seeds) < 2: return str(run_dir(cfg.output_dir, cfg.fingerprint()))
+    return ", ".join(str(run_dir(Path(cfg.output_dir) / f"seed_{s}", config_from_dict({"seed": s}, base=cfg).fingerprint())) for s in seeds)
+
+# %% ../nbs/api/10_cli.ipynb #384faf10
 def _sweep_main(argv:list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -339,9 +346,9 @@ def _sweep_main(argv:list[str]) -> int:
     except (ConfigError, DatasetUnavailableError, ValueError) as e:
         return _fail(str(e))
     except OSError as e:
-        return _fail(f"{e.strerror or e}: '{e.filename}'; measured rows are kept in {Path(cfg.output_dir) / RUNS_DIR}")
+        return _fail(f"{e.strerror or e}: '{e.filename}'; measured rows are kept in {_rows_dirs(cfg, args.seeds or [cfg.seed])}")
     except KeyboardInterrupt:
-        print(f"\nedge-opt: interrupted; measured rows are kept in {run_dir(cfg.output_dir, cfg.fingerprint())} "
+        print(f"\nedge-opt: interrupted; measured rows are kept in {_rows_dirs(cfg, args.seeds or [cfg.seed])} "
               f"({ROWS_FILE}); run the same command again to resume", file=sys.stderr)
         return 130
     print(wrap_text(time_split(frames, since, time.perf_counter() - start)))

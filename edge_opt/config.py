@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -141,7 +142,8 @@ def setting(name:str, # a config key
 # %% ../nbs/api/07_config.ipynb #4ed0fd82
 def _size(key, value):
     "A size (`parse_size`: `40kB`, `2MB`, `1.5MiB`, a bare number is MB), or 0 for none."
-    return 0.0 if _is_num(value) and value == 0 else parse_size(key, value)
+    zero = (_is_num(value) and value == 0) or (isinstance(value, str) and re.fullmatch(r"\s*0*\.?0*\s*[A-Za-z]*\s*", value) and "0" in value)
+    return 0.0 if zero else parse_size(key, value)
 
 def _sizes(key, value):
     "A list of sizes (`parse_size`), each once."
@@ -170,6 +172,7 @@ def _directory(key, value):
 def _path(key, value):
     if not isinstance(value, (str, Path)) or not str(value).strip(): _fail(key, value, "expected a file path or null")
 
+# %% ../nbs/api/07_config.ipynb #467532bd
 @dataclass(frozen=True)
 class TrainingKeys:
     "What is trained: the data, the network, the weights it starts from and its baseline training."
@@ -359,6 +362,7 @@ def _adopt_replaced(cfg:SweepConfig):
             object.__setattr__(cfg, old, None)
         object.__setattr__(cfg, new, next(iter(given.values())))
 
+# %% ../nbs/api/07_config.ipynb #5e7a7cef
 def validate(cfg:SweepConfig, # the config to check
             ) -> SweepConfig:
     "Check every key of `cfg` against its `Setting` (normalising those that say so); raise `ConfigError` naming the first bad key, its value and what is allowed."

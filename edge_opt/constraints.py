@@ -243,6 +243,7 @@ def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> f
         return float(rows.baseline_memory_mb.dropna().iloc[0])
     return None if base is None else float(_memory(base.to_frame().T, memory_on).iloc[0])
 
+# %% ../nbs/api/06a_constraints.ipynb #4d145af3
 def resolved_limits(rows:pd.DataFrame, # measured rows
                     c:Constraints, # the constraints
                    ) -> dict:
@@ -279,6 +280,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.
     t.attrs["limits"] = lim
     return t
 
+# %% ../nbs/api/06a_constraints.ipynb #ff06cc13
 def judge_rows(rows:pd.DataFrame, # sweep rows
                c:Constraints, # the constraints (only the memory limit is read)
                budgets:list|tuple|None=None, # budgets to report violations for, MB (None: half, once and twice the memory limit)
@@ -386,9 +388,10 @@ def _limits_line(rec:Recommendation) -> str:
               f"{LATENCY_WORDS[k.latency_column]} {limit_text(k.latency_limit, lim['latency_ms'], 'ms')}" if k.latency_limit is not None else None,
               f"runtimes {', '.join(k.allowed_runtimes)}" if k.allowed_runtimes else None,
               f"precisions {', '.join(k.allowed_precisions)}" if k.allowed_precisions else None]
-    stat = "median " if k.objective.endswith("median") else ""
-    return (f"Constraints: {'; '.join(l for l in limits if l) or 'none'}. Fastest by {stat}{LATENCY_WORDS[OBJECTIVES[k.objective]]} (a median's "
-            f"spread is the 5–95% range of its round medians; spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}).")
+    ties = f"spreads that overlap the fastest's are a tie, broken by {rec.tie_rule}"
+    how = (f"median {LATENCY_WORDS[OBJECTIVES[k.objective]]} (a median's spread is the 5–95% range of its round medians; {ties})"
+           if k.objective.endswith("median") else f"{LATENCY_WORDS[OBJECTIVES[k.objective]]} (one figure, no spread: equal figures are a tie, broken by {rec.tie_rule})")
+    return f"Constraints: {'; '.join(l for l in limits if l) or 'none'}. Fastest by {how}."
 
 def _variant_words(r:dict) -> str: return f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}"
 
@@ -403,11 +406,12 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
         lines += [f"  {name}: {_variant_words(m)}: {m['why']}" for name, m in rec.nearest_misses.items()]
         lines.append(_limits_line(rec))
         if rec.loosen:
-            lines += [f"To accept the nearest miss, {_variant_words(rec.loosen['variant'])}, loosen {' and '.join(rec.loosen['loosened'])}:"]
+            lines += [f"To let the nearest miss pass, {_variant_words(rec.loosen['variant'])}, loosen {' and '.join(rec.loosen['loosened'])}:"]
         text = wrap_text("\n".join(lines))
         return text + (f"\n  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}" if rec.loosen else "")   # one line: to copy
     unit = latency_unit(max([c["objective_high_ms"], *(r["objective_high_ms"] for r in rec.runners_up)]))[0]
-    spread = lambda r: latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
+    spread = lambda r: (latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
+                        if k.objective.endswith("median") else latency_text(r["objective_ms"], r["objective_ms"], r["objective_ms"], unit).split(" (")[0])   # p95: one figure
     lines = [f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
@@ -452,6 +456,7 @@ def _loosen(t:pd.DataFrame, c:Constraints) -> dict|None:
             flags.append(f"--{name}s {' '.join([*getattr(c, f'allowed_{name}s'), r[name]])}"); loosened.append(f"allowed_{name}s to add {r[name]}")
     return {"variant": _brief(r[KEY]), "flags": flags, "loosened": loosened}
 
+# %% ../nbs/api/06a_constraints.ipynb #1972dafa
 def recommend(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.csv)
               constraints:Constraints=Constraints(), # the limits to meet
              ) -> Recommendation:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .executors import usable_cores
+from .hardware import MB
 from .model import factory_identity, file_digest, resolve_factory
 
 # %% auto #0
@@ -92,6 +93,7 @@ def scan_folder(path:str|Path, # the folder folder:PATH names
     else: splits = {"all": _class_folders(root, source)}
     return tuple(sorted(next(iter(splits.values())))), splits
 
+# %% ../nbs/api/01_data.ipynb #50101e16
 def data_identity(dataset:str, # what the dataset key holds
                  ) -> str:
     "What identifies the data's content for a sweep's fingerprint: the name; every image file's path, size and modification time; the npz's SHA-256; the factory's source."
@@ -118,6 +120,7 @@ PREPROCESSING_STEPS = [   # what every image goes through, in order (`Preprocess
     "normalise: (x - mean) / std per channel",
 ]
 
+# %% ../nbs/api/01_data.ipynb #d3f8fb95
 @dataclass(frozen=True)
 class Preprocess:
     "Decoded image (PIL, HWC array, CHW or NCHW tensor) → `channels` × `size` × `size` float32, normalised when `mean` and `std` are set."
@@ -219,6 +222,7 @@ def _hw(img) -> tuple[int, int]:
     if isinstance(img, torch.Tensor) or img.ndim == 2: return tuple(img.shape[-2:])
     return tuple(img.shape[:2])
 
+# %% ../nbs/api/01_data.ipynb #5fe256c4
 def _channels_of(img) -> int:
     "Channels of a PIL image (1 for grey modes, else 3), a CHW tensor or an HWC array."
     if hasattr(img, "getbands"): return 1 if img.mode in ("1", "L", "I", "F", "I;16") else 3
@@ -314,6 +318,7 @@ def _split_labels(labels:np.ndarray, val_fraction:float, seed:int, source) -> tu
         raise DataError(f"config key 'val_fraction': {val_fraction!r} is not allowed; expected a number in (0, 1)")
     return stratified_split(labels, val_fraction, seed)
 
+# %% ../nbs/api/01_data.ipynb #3c4b2e20
 def _source_images(src:DataSource, seed:int, val_fraction:float, data_dir) -> tuple[_Images, _Images, tuple|None]:
     "`(training images, validation images, class names or None)` of a source."
     if src.kind == "builtin":
@@ -377,6 +382,7 @@ def _classes(train:_Images, val:_Images, names:tuple|None, source) -> tuple[str,
         _fail(source, f"class '{names[int(np.argmin(counts))]}' has no training images" + (" (try a smaller val_fraction)" if len(val.labels) else ""))
     return names
 
+# %% ../nbs/api/01_data.ipynb #a8791a95
 def _check_count(name:str, value, available:int|None=None):
     "`None`, or a positive int not above `available`."
     if value is None: return
@@ -507,6 +513,7 @@ def _stats_of(blocks, given_mean, given_std) -> tuple[tuple, tuple]:
         raise DataError(f"the training images have a channel with zero standard deviation (std {list(std)}); set normalize_std")
     return given_mean or mean, given_std or std
 
+# %% ../nbs/api/01_data.ipynb #f53a1e19
 @functools.lru_cache(maxsize=1)
 def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subset, val_subset, input_size, input_channels,
           normalize_mean, normalize_std, memory_mb:float, num_workers:int, data_dir:str) -> ImageData:
@@ -521,7 +528,7 @@ def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subs
         _fail(src, f"its training images are {size}×{size} and its validation images {other}×{other}; set input_size")
     mean, std = check_normalisation("normalize_mean", normalize_mean, channels), check_normalisation("normalize_std", normalize_std, channels)
     pre, strict = Preprocess(channels, size), input_size is None and src.kind == "factory"
-    in_memory = (len(tr) + len(va)) * channels * size * size * 4 <= memory_mb * 2**20
+    in_memory = (len(tr) + len(va)) * channels * size * size * 4 <= memory_mb * MB   # decimal MB, as data_memory_mb's sizes are
     if in_memory:
         x_train, x_val = _decode(train, tr, pre, strict, src), _decode(val, va, pre, strict, src)
         normalised = Preprocess(channels, size, *_stats_of(x_train.split(256), mean, std))

@@ -84,6 +84,7 @@ def build_slot():
     "Hold this host's build lock shared for a block: builds run side by side, and wait while anything on the host is timed."
     with _host_lock(exclusive=False): yield
 
+# %% ../nbs/api/07b_executors.ipynb #b0abbad2
 @contextmanager
 def benchmark_slot():
     "Hold this host's one timing slot for a block: the build lock alone (no build runs meanwhile) and, inside a Dask worker, a cluster-wide semaphore for the host; yields the host name."

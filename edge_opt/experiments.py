@@ -130,6 +130,7 @@ def build_pool(cfg:SweepConfig|None, # the sweep's settings (build_workers); Non
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=start_build_worker, initargs=(cfg.model,)) as pool:
         yield pool
 
+# %% ../nbs/api/08_experiments.ipynb #f1a02145
 def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                     todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                     cfg:SweepConfig, # the sweep's settings
@@ -149,6 +150,7 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
         except Exception as e: finished[key] = _error_row(e)  # one failed variant must not cost the others
     return artifacts, finished
 
+# %% ../nbs/api/08_experiments.ipynb #01a00cd2
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                    cfg:SweepConfig, # the sweep's settings
@@ -232,6 +234,7 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
         except Exception as e: rows[key] = _error_row(e)
     return rows
 
+# %% ../nbs/api/08_experiments.ipynb #bb762e3e
 def measure_variants(pruned:nn.Module, # the network the artifacts were built from
                      built:dict, # {(precision, runtime): Deployed} from build_variants
                      cfg:SweepConfig, # the sweep's settings
@@ -292,6 +295,7 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
     shape = _level_shape(model, pruned, val_dl)
     return {key: {**where, **shape, **rows[key]} for key in todo}
 
+# %% ../nbs/api/08_experiments.ipynb #31577ffe
 def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
     "The baseline and its loaders from its weights, on a worker: the network built, the data rebuilt from the seed."
     model = sweep_model(dataclasses.replace(cfg, pretrained=False))   # the weights come with the task, not from the internet
@@ -350,7 +354,7 @@ def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tup
     if not baseline and cfg.weights and not cfg.baseline_epochs: return ex.share(given_network(cfg).state_dict())   # the given network, read here
     model = baseline[0] if baseline else sweep_model(dataclasses.replace(cfg, pretrained=False))
     if not baseline and not load_weights(model, baseline_checkpoint(cfg, here)):
-        model.load_state_dict(ex.call(_baseline_state, cfg, torch.get_num_threads()))   # trained as it would be here
+        model.load_state_dict(ex.call(_baseline_state, cfg, resolve_threads(None)))   # trained with this process's threads, as it would be here
         atomic_write(baseline_checkpoint(cfg, here), lambda tmp: torch.save(model.state_dict(), tmp))
     return ex.share(model.state_dict())
 
@@ -368,6 +372,7 @@ def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baselin
                 yield level, result if isinstance(result, dict) else {key: _error_row(result) for key in todo}
                 bar.update(len(todo))
 
+# %% ../nbs/api/08_experiments.ipynb #230c5212
 def _board_features(facts:dict) -> dict:
     "The CPU features INT8 recipes are chosen for: the measuring worker's (the first one's, with a notice when the workers holding the resource differ)."
     first, *others = facts
@@ -401,6 +406,7 @@ def _board_rows(cfg, todo, built:dict, result, val_dl, recipes) -> dict:
         where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing (once this host's builds let it) and predicting
     return {key: {**where, **built["shape"], **rows[key]} for key in todo}
 
+# %% ../nbs/api/08_experiments.ipynb #a7164578
 def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
     "`(level, rows)` of each pending level with `measure_on`: pruned and built here (and in the build pool), each level's files measured on a worker holding the resource while the next level builds."
     threads, device = resolve_threads(cfg.threads), resolve_device(cfg.device)

@@ -162,6 +162,7 @@ def _ort_matmul_seconds(a:np.ndarray, threads:int, repeats:int) -> float|None:
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return _best_seconds(lambda: session.run(None, {"a": a, "b": a}), repeats)
 
+# %% ../nbs/api/05_hardware.ipynb #05e086bf
 def measure_host_roof(threads:int|None=None, # PyTorch threads (None: as they are)
                       size:int=1024, # matrix side of the products
                       copy_mb:int=256, # bytes copied, MB (well beyond the caches)

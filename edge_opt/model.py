@@ -130,6 +130,7 @@ def is_file_factory(name:str) -> bool:
     module = str(name).rpartition(":")[0]
     return module.endswith(".py") or "/" in module or os.sep in module
 
+# %% ../nbs/api/00_model.ipynb #b9cc217c
 def _import_file(path:Path, fail:Callable):
     "The module a Python file defines, imported once per content under a name of its own (its folder on `sys.path` while it runs)."
     if not path.is_file(): fail(f"file '{path}' does not exist")
@@ -145,6 +146,7 @@ def _import_file(path:Path, fail:Callable):
     finally: sys.path.remove(str(path.parent.resolve()))
     return module
 
+# %% ../nbs/api/00_model.ipynb #d101f382
 def resolve_factory(name:str, # package.module:callable or path/to/file.py:callable
                     key:str="model", # the config key errors name
                     error:type=ModelError, # the exception raised
@@ -254,6 +256,7 @@ def read_state_dict(path:str|Path, # a state_dict file, or a checkpoint dict hol
         fail(f"it holds {kind}; expected a state_dict of tensors, or a dict holding one under {', '.join(map(repr, CHECKPOINT_KEYS))}")
     return obj
 
+# %% ../nbs/api/00_model.ipynb #cfdaf6df
 def _mismatch(expected:dict, given:dict) -> str|None:
     "The first difference between the network's and the file's `state_dict`, in words (None: they fit)."
     shape = lambda t: tuple(t.shape)

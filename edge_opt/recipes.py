@@ -15,7 +15,7 @@ import torch
 # %% auto #0
 __all__ = ['CPU_FEATURES', 'CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'cpu_name', 'cpu_features', 'describe_cpu',
            'is_arm', 'has_int8_dot_products', 'u8s8_saturates', 'cpu_class', 'Int8Recipe', 'int8_recipe',
-           'parse_int8_recipes', 'requested_recipes', 'recipes_for']
+           'parse_int8_recipes', 'requested_recipes', 'recipes_for', 'recipe_of_row']
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
 def _cpuinfo() -> str:
@@ -163,3 +163,10 @@ def recipes_for(cfg, # a SweepConfig (its int8_recipe, quantization_backend and 
     "The recipe name each of the sweep's runtimes builds INT8 with for a CPU with `features`: the requested ones, and `auto` decided for that CPU (a board's, when another machine builds for it)."
     asked = requested_recipes(cfg)
     return {r: int8_recipe(r, features, asked.get(r)).name for r in cfg.runtimes if r in INT8_RECIPES}
+
+# %% ../nbs/api/04b_recipes.ipynb #95f72a01
+def recipe_of_row(row:dict, # a sweep row (its runtime, precision and int8_recipe, the recipe's description)
+                 ) -> str|None:
+    "The name of the INT8 recipe a row was built with, read from its `int8_recipe` column (None: not INT8, or a description no recipe has)."
+    if row.get("precision") != "int8": return None
+    return next((name for name, text in INT8_RECIPES.get(row.get("runtime"), {}).items() if text == row.get("int8_recipe")), None)

@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
-from .metrics import latency_text, latency_unit, memory_label, memory_unit, unpack_correct   # latency_*: said here too
+from .metrics import latency_text, latency_unit, memory_label, memory_unit, sig3, unpack_correct   # latency_*: said here too
 from .constraints import FAIL_WORDS, KEY, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
@@ -35,8 +35,8 @@ from .storage import REPRODUCIBILITY_FILE, SUMMARY_FILE, atomic_write, claim, wr
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'SPEED_CLAIMS', 'CLAIM_PREMISES',
            'row_latency_text', 'speedup_text', 'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff',
            'plot_latency_by_runtime', 'plot_layerwise', 'figure_overlaps', 'data_record', 'baseline_line',
-           'chance_warning', 'summarize_sweep', 'variant_table', 'reproducibility_record', 'speed_claims',
-           'describe_config', 'field_table', 'write_reports']
+           'chance_warning', 'summarize_sweep', 'terminal_table', 'variant_table', 'seeds_table',
+           'reproducibility_record', 'speed_claims', 'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
 PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
@@ -95,7 +95,7 @@ def _legend(ax, precisions, runtimes, extra=()):
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], ls="", marker="o", color=PRECISION_COLORS[p], label=p.upper()) for p in precisions]
     handles += [Line2D([], [], ls="", marker=RUNTIME_MARKERS[r], color="grey", label=RUNTIME_LABELS[r]) for r in runtimes]
-    handles += [Line2D([], [], ls="", marker="o", color="grey", markerfacecolor="none", label="over budget")] + list(extra)
+    handles += [Line2D([], [], ls="", marker="o", color="grey", markerfacecolor="none", label="over the memory limit")] + list(extra)
     ax.legend(handles=handles, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)   # beside the data, never over it
 
 # %% ../nbs/api/09_reporting.ipynb #32d1703a
@@ -184,24 +184,24 @@ def _texts(fig) -> list[tuple[str, object]]:
     return [(n, t) for n, t in out if t.get_visible() and (not hasattr(t, "get_text") or t.get_text().strip())]
 
 def _data_points(ax) -> np.ndarray:
-    "Display coordinates of `ax`'s data: scatter offsets, line vertices (and points along their segments), bar corners and centres."
+    "Display coordinates of `ax`'s data points: scatter offsets, line vertices and points along their segments (bars: `_data_boxes`)."
     pts = [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections if len(c.get_offsets()) and c.get_offset_transform() == ax.transData]
     for line in ax.lines:
         if line.get_transform() != ax.transData or len(line.get_xydata()) == 0: continue   # axhline and friends span the axes: not data
         xy = line.get_transform().transform(line.get_xydata())
         pts.append(np.concatenate([xy] + [xy[:-1] + (xy[1:] - xy[:-1]) * f for f in np.linspace(0, 1, 9)[1:-1]]) if len(xy) > 1 else xy)
-    for bar in ax.patches:
-        if bar.get_transform() != ax.transData or not hasattr(bar, "get_bbox"): continue
-        b = bar.get_window_extent()
-        pts.append(np.array([[b.x0, b.y0], [b.x1, b.y1], [b.x0, b.y1], [b.x1, b.y0], [(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2]]))
     return np.concatenate(pts) if pts else np.empty((0, 2))
+
+def _data_boxes(ax) -> list:
+    "Display boxes of `ax`'s bars (patches placed in data coordinates; spans and backgrounds are not data)."
+    return [bar.get_window_extent() for bar in ax.patches if bar.get_data_transform() == ax.transData and bar.get_visible()]
 
 
 # %% ../nbs/api/09_reporting.ipynb #a95304d9
 def figure_overlaps(fig, # a drawn or undrawn matplotlib figure
                     pad:float=1.0, # pixels two texts may share before they count as overlapping
                    ) -> list[str]:
-    "Texts of `fig` that overlap one another, and legends that cover data points: what a reader could not read (empty: none)."
+    "Texts of `fig` that overlap one another, and legends that cover data points or bars: what a reader could not read (empty: none)."
     fig.canvas.draw()
     texts = [(n, t.get_window_extent().padded(-pad)) for n, t in _texts(fig)]
     found = [f"{a} overlaps {b}" for i, (a, ba) in enumerate(texts) for b, bb in texts[i + 1:] if ba.overlaps(bb)]
@@ -210,6 +210,7 @@ def figure_overlaps(fig, # a drawn or undrawn matplotlib figure
         box, pts = legend.get_window_extent(), _data_points(ax)
         inside = int(((pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)).sum()) if len(pts) else 0
         if inside: found.append(f"axes {i} legend covers {inside} data point(s)")
+        if bars := sum(box.padded(-pad).overlaps(b) for b in _data_boxes(ax)): found.append(f"axes {i} legend covers {bars} bar(s)")
     return found
 
 # %% ../nbs/api/09_reporting.ipynb #5cc71eb4
@@ -250,7 +251,7 @@ def chance_warning(df:pd.DataFrame, # sweep rows
                   ) -> str|None:
     "One warning when the baseline is at chance level (the upper bound of its accuracy interval at or below the share of the largest class among the validation images), else None."
     counts = [val for _, val in (data.get("class_counts") or {}).values()]
-    if (r := _baseline_row(df)) is None or not sum(counts) or r.accuracy_ci_high > (share := max(counts) / sum(counts)): return None
+    if (r := _baseline_row(df)) is None or not sum(counts) or not r.accuracy_ci_high <= (share := max(counts) / sum(counts)): return None   # NaN: no claim
     return (f"the baseline is at chance level: its accuracy, {r.accuracy:.3f} (95% interval up to {r.accuracy_ci_high:.3f}), is no better than "
             f"always answering the largest class ({share:.1%} of the validation images), so it has not learned the task; train it longer "
             "(--epochs N) or give trained weights (--weights FILE). The recommendation is computed all the same.")
@@ -279,25 +280,52 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
         unsupported_variants=df[df["unsupported"].notna()][["pruning_level", "precision", "runtime", "unsupported"]].to_dict("records"))
 
 # %% ../nbs/api/09_reporting.ipynb #a2b44246
-def _verdict(r, chosen:tuple|None) -> str:
-    if r.passes: return "passes, shipped" if tuple(r[KEY]) == chosen else "passes"
+def terminal_table(rows:list[list[str]], # the cells, already formatted
+                   headers:list[str], # human headers, units in them (a line break allowed)
+                   align:tuple, # "left" or "right" per column
+                   widths:list|None=None, # widest a column may be (None: any); longer cells wrap inside it
+                  ) -> str:
+    "A plain-text table for the terminal (`tabulate`'s simple format), its columns two spaces apart."
+    import tabulate as tabulate_module
+    saved, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0   # two spaces apart, not padded by two more
+    try: return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, maxcolwidths=widths, colalign=align)
+    finally: tabulate_module.MIN_PADDING = saved
+
+def _verdict(r, shipped:tuple|None) -> str:
+    if r.passes: return "passes, shipped" if tuple(r[KEY]) == shipped else "passes"
     return ", ".join(FAIL_WORDS[f] for f in r.failed.split(", "))
 
 def variant_table(rec:Recommendation, # what constraints.recommend judged
-                  every:bool=False, # every measured variant (False: each pruning level and precision on its fastest runtime, a passing one first)
+                  every:bool=False, # every measured variant (False: each pruning level and precision on its fastest runtime, the shipped one first)
+                  shipped:tuple|None=None, # the (pruning_level, precision, runtime) shipped (None: nothing was)
                  ) -> str:
-    "The terminal's table of judged variants: human headers with units, rounded values, latency with its 5–95% range, and why a variant does not pass."
-    t = rec.candidates if every else rec.candidates.drop_duplicates(["pruning_level", "precision"])   # passing first, fastest first
+    "The terminal's table of judged variants: human headers with units, rounded values, latency with its 5–95% range, and why a variant does not pass (at most 100 columns)."
+    t = rec.candidates.assign(_shipped=[tuple(k) == shipped for k in rec.candidates[KEY].itertuples(index=False)])
+    if not every: t = t.sort_values("_shipped", ascending=False, kind="stable").drop_duplicates(["pruning_level", "precision"])   # else passing, fastest first
     t = t.sort_values(["pruning_level", "precision"], key=lambda s: s.map(PRECISIONS.index) if s.name == "precision" else s, kind="stable")
     unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
-    chosen = tuple(rec.choice[k] for k in KEY) if rec.choice else None
+    median = rec.constraints.objective.endswith("median")   # a p95 objective is one figure, with no spread of rounds
     rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, f"{r.accuracy:.3f}",
-             latency_text(r.objective_ms, r.objective_low_ms, r.objective_high_ms, unit, bare=True), f"{r.memory * mk:.3g}", _verdict(r, chosen)]
-            for _, r in t.iterrows()]
-    word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective]]
-    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"{word[0].upper()}{word[1:]}\n{unit} (5–95%)",
+             latency_text(r.objective_ms, r.objective_low_ms, r.objective_high_ms, unit, bare=True) if median else latency_text(r.objective_ms, r.objective_ms, r.objective_ms, unit, bare=True).split(" (")[0],
+             sig3(r.memory * mk), _verdict(r, shipped)] for _, r in t.iterrows()]
+    word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective]].replace(", 95th percentile of calls", "")
+    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"{word[0].upper()}{word[1:]}\n{unit}" + (" (5–95%)" if median else ", p95 of calls"),
                f"{rec.constraints.memory_word.capitalize()}\n({mu})", "Verdict"]
-    return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=("right", "left", "left", "right", "right", "right", "left"))
+    return terminal_table(rows, headers, ("right", "left", "left", "right", "right", "right", "left"), [None] * 6 + [22])
+
+# %% ../nbs/api/09_reporting.ipynb #4d91dd9b
+def seeds_table(agg:pd.DataFrame, # analysis.aggregate_seeds rows
+               ) -> str:
+    "The terminal's table of a multi-seed run: each variant's accuracy and latencies as mean ± standard deviation over seeds, its footprint and how often it fit the memory limit."
+    unit, k = latency_unit(agg.stream_latency_ms_mean.max())
+    mu, mk = memory_unit(agg.memory_mb_mean.max())
+    pm = lambda m, s, f=sig3: f(m) + ("" if pd.isna(s) else f" ± {f(s)}")
+    rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, pm(r.accuracy_mean, r.accuracy_std, lambda v: f"{v:.3f}"),
+             pm(r.stream_latency_ms_mean * k, r.stream_latency_ms_std * k), pm(r.latency_ms_mean, r.latency_ms_std), sig3(r.memory_mb_mean * mk),
+             f"{r.accepted_ratio:.0%}", str(r.seeds)] for r in agg.itertuples()]
+    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"One-sample\nlatency ({unit})", "Batch\nlatency (ms)", f"Footprint\n({mu})",
+               "Fits the\nmemory limit", "Seeds"]
+    return terminal_table(rows, headers, ("right", "left", "left", "right", "right", "right", "right", "right", "right"))
 
 # %% ../nbs/api/09_reporting.ipynb #e1d0c289
 def _git_commit() -> str|None:
@@ -320,6 +348,7 @@ def _boards(rows:pd.DataFrame|None) -> list[dict]:
     return [dict(measured_by=name, host=g.host.iloc[0], cpu=g.cpu.iloc[0], cpu_flags=g.cpu_flags.iloc[0], threads=int(g.threads.iloc[0]),
                  runtime_versions=dict(zip(g.runtime, g.runtime_version))) for name, g in ok.groupby("measured_by")]
 
+# %% ../nbs/api/09_reporting.ipynb #6a1c9cf8
 def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's sweep
                            command:list[str]|None=None, # the command line (default: sys.argv)
                            devices_used:list[str]|None=None, # where the kernels ran (the rows' device), next to the requested device
@@ -352,19 +381,23 @@ def speed_claims(rows:pd.DataFrame, # sweep rows
                 ) -> pd.DataFrame:
     "Each runtime's verdict on each design-document speed claim (unpruned, at the batch size): speed-up, the range its rounds allow, premise, verdict and the sentence pages quote."
     ok = measured_rows(rows)
-    ok = ok[ok.pruning_level == 0].set_index(["runtime", "precision"])
+    need = {"latency_ms", *spread_columns("latency_ms")}
+    if not need <= set(ok.columns): return pd.DataFrame(columns=["runtime", "precision", "claim", "speedup", "low", "high", "premise", "verdict", "sentence"])
+    ok = ok[ok.pruning_level == 0].drop_duplicates(["runtime", "precision"]).set_index(["runtime", "precision"])   # one row each (the first host's)
     out = []
     for (runtime, p), (lo, hi) in [((r, p), c) for r in RUNTIMES for p, c in SPEED_CLAIMS.items()]:
         if (runtime, "fp32") not in ok.index or (runtime, p) not in ok.index: continue
         a, b = ok.loc[(runtime, "fp32")], ok.loc[(runtime, p)]
         ratio, low, high = a.latency_ms / b.latency_ms, a.latency_low_ms / b.latency_high_ms, a.latency_high_ms / b.latency_low_ms
         words, holds = CLAIM_PREMISES[p]
-        premise = holds({f: True for f in str(b.get("cpu_flags", "")).split()})
-        verdict = _claim_verdict(low, high, (lo, hi))
+        flags = b.get("cpu_flags")
+        premise = holds({f: True for f in flags.split()}) if isinstance(flags, str) else None   # None: rows that do not say
+        verdict, batch = _claim_verdict(low, high, (lo, hi)), f"batch {int(b.batch_size)}" if pd.notna(b.get("batch_size")) else "the batch size"
         out.append(dict(runtime=runtime, precision=p, claim=f"{p.upper()} {lo:g}–{hi:g}× faster", speedup=ratio, low=low, high=high,
                         premise=premise, verdict=verdict,
-                        sentence=f"{p.upper()} {lo:g}–{hi:g}× faster, on {RUNTIME_LABELS[runtime]}: {ratio:.2f}× at batch {int(b.batch_size)} "
-                                 f"(rounds allow {low:.2f}–{high:.2f}): {verdict}" + ("" if premise else f"; premise absent: no {words} on this CPU") + "."))
+                        sentence=f"{p.upper()} {lo:g}–{hi:g}× faster, on {RUNTIME_LABELS[runtime]}: {ratio:.2f}× at {batch} "
+                                 f"(rounds allow {low:.2f}–{high:.2f}): {verdict}" + ("" if premise else f"; premise {'absent: no' if premise is False else 'unknown (no CPU flags in the rows):'} {words}"
+                                                                                        + (" on this CPU" if premise is False else "")) + "."))
     return pd.DataFrame(out, columns=["runtime", "precision", "claim", "speedup", "low", "high", "premise", "verdict", "sentence"])
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8
@@ -375,6 +408,7 @@ def _limit_words(cfg:SweepConfig) -> str:
     return (f"at most {cfg.memory_limit} of the FP32 unpruned network's ({on})" if isinstance(cfg.memory_limit, str)
             else f"at most {cfg.memory_limit:g} MB ({on})")
 
+# %% ../nbs/api/09_reporting.ipynb #4fbf2642
 def describe_config(cfg:SweepConfig, # the sweep's settings
                    ) -> str:
     "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
@@ -382,7 +416,7 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
     taught = (f" distilling from the unpruned network (soft-target weight {cfg.distill_weight:g}, temperature {cfg.distill_temperature:g})"
               if cfg.distill_weight > 0 else " on the labels")
     finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s){taught}" if cfg.finetune_epochs else ", without fine-tuning"
-    threads = f"{cfg.threads} threads" if cfg.threads else f"{torch.get_num_threads()} threads (PyTorch's default)"
+    threads = f"{cfg.threads} threads" if cfg.threads else f"{resolve_threads(None)} threads (PyTorch's default)"
     data = data_record(cfg)
     shape = (f": {len(data['classes'])} classes, {data['train_images']:,} training and {data['val_images']:,} validation images of "
              f"{data['channels']}×{data['input_size']}×{data['input_size']}" if "classes" in data else "")

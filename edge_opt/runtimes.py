@@ -142,6 +142,7 @@ def take_batches(loader, # batches of (images, labels), or a list of them
 # %% ../nbs/api/04a_runtimes.ipynb #1dcab88b
 ARTIFACT_FILE = "artifact.json"   # beside an artifact's files: what it is and the SHA-256 of each file
 
+# %% ../nbs/api/04a_runtimes.ipynb #ab2cbb6c
 @dataclass(frozen=True)
 class Artifact:
     "A built variant on disk: the files a runtime loads (the first is the one it opens) and what loading them needs."
@@ -186,6 +187,7 @@ class Artifact:
         try: return cls(directory=str(directory), **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
         except TypeError: return None
 
+# %% ../nbs/api/04a_runtimes.ipynb #11d0ba3f
 def resolve_threads(threads:int|None, # a thread count, or None
                    ) -> int:
     "The intra-op thread count every runtime gets: `threads`, else PyTorch's count (the one place this is decided)."
@@ -230,6 +232,7 @@ class Deployed:
             out.append(_as_tensor(self.bind(c)())[:n])
         return torch.cat(out)
 
+# %% ../nbs/api/04a_runtimes.ipynb #83b7b5a0
 COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it
 
 # %% ../nbs/api/04a_runtimes.ipynb #40e153f7
@@ -593,6 +596,7 @@ def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modifi
         built = BUILDERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch or len(calibration[0][0]), chosen, Path(directory))
     return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None).sealed()
 
+# %% ../nbs/api/04a_runtimes.ipynb #dea963ea
 def load_artifact(artifact:Artifact, # a built artifact
                   threads:int|None=None, # intra-op threads (None: resolve_threads; ExecuTorch's pool is left as it is)
                   device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them
@@ -629,6 +633,7 @@ def artifact_key(model:nn.Module, # FP32 network
     for x, _ in (calibration if precision == "int8" else calibration[:1]): h.update(str(tuple(x.shape)).encode()); h.update(x.numpy().tobytes() if precision == "int8" else b"")
     return h.hexdigest()[:16]
 
+# %% ../nbs/api/04a_runtimes.ipynb #ff347854
 def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                     precision:str, # one of PRECISIONS
                     runtime:str, # one of RUNTIMES
@@ -656,6 +661,7 @@ def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modif
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dataclasses.replace(built, directory=str(folder)), False
 
+# %% ../nbs/api/04a_runtimes.ipynb #a219c09c
 def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
            precision:str, # one of PRECISIONS
            runtime:str, # one of RUNTIMES

@@ -19,7 +19,7 @@ import pandas as pd
 from .config import SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
 from .experiments import level_network, predictions_digest, run_rows, sweep_data
-from .recipes import cpu_name, requested_recipes
+from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
 from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, OutputDirError, claim, folder_lock,
@@ -113,7 +113,8 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
         print(f"edge-opt: the stored artifact {folder.name} is {'missing' if found is None else 'changed (SHA-256 mismatch)'}; "
               "rebuilding it from the run's baseline and calibration batches", file=sys.stderr)
     pruned, calibration = level_network(cfg, float(row["pruning_level"]), here)
-    recipe = requested_recipes(cfg).get(runtime) if precision == "int8" else None
+    measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
+    recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
     return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe)[0]
 
 def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)

@@ -111,13 +111,14 @@ def test_killed_sweep_keeps_rows_and_resumes(tmp_path):
     check_report(res.stdout, results)   # stderr: the take-over notice, one line by contract
     verbose = edge_opt("--output-dir", str(out), *SMALL, "--verbose")   # resumed: nothing measured again
     assert verbose.returncode == 0 and "Pareto variants per runtime that fit the memory limit" in verbose.stdout, verbose.stderr
-    assert verbose.stdout.count("passes") + verbose.stdout.count("too big") + verbose.stdout.count("loses accuracy") >= 8   # every variant
+    table_rows = lambda text: len(re.findall(r"^\s*(?:0|0\.5)\s+(?:FP32|INT8)\s+(?:eager|onnxruntime)\s", text, re.M))
+    assert (table_rows(res.stdout), table_rows(verbose.stdout)) == (4, 8)   # each level and precision once; --verbose: every variant
 
 
 def check_report(text, rows):
     "The terminal report reads answer first: the recommendation within 15 lines, lines of at most 120 characters, no column names, no exponents."
     lines = text.splitlines()
-    assert any(l.startswith(("Ship pruning", "No variant of")) for l in lines[:15]), lines[:15]
+    assert any(l.startswith(("Ship pruning", "No variant of", "No recommendation:")) for l in lines[:15]), lines[:15]
     assert max(map(len, lines)) <= 120, max(lines, key=len)
     words = set(re.findall(r"[A-Za-z_]+", text))
     assert not {c for c in rows.columns if "_" in c} & words, {c for c in rows.columns if "_" in c} & words
@@ -134,6 +135,8 @@ def test_several_seeds_and_aggregate(tmp_path):
     assert sorted(set(agg.runtime)) == ["eager", "onnxruntime"]
     assert "mean ± std over seeds [1, 2]" in res.stdout
     assert "== seed 1 ==" in res.stdout and "Each pruning level and precision on its fastest runtime" in " ".join(res.stdout.split())
+    check_report(res.stdout.split("== seed 2 ==")[0], agg)   # each seed's report and the aggregate read as the default run's do
+    check_report("No recommendation:\n" + res.stdout.split("== mean ± std over seeds")[1], agg)
 
 
 def test_a_baseline_at_chance_level_is_said_plainly(tmp_path):

@@ -15,14 +15,12 @@ import argparse, logging, os, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
+from edge_opt.metrics import cpu_flags   # the one reader of the CPU's flags
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv/bin"
 
 
-def cpu_flags() -> str:
-    found = re.findall(r"avx512[a-z_0-9]*|avx_vnni|amx[a-z_]*|avx2", Path("/proc/cpuinfo").read_text())
-    return " ".join(sorted(set(found)))
 
 
 def spread(xs) -> str:

@@ -9,19 +9,17 @@ kernels cannot be capped. Prints one line per run and the median (min–max) of 
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile
 from pathlib import Path
+from edge_opt.metrics import cpu_flags   # the one reader of the CPU's flags
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = re.compile(r"Done in ([\d.]+) s: building artifacts ([\d.]+) s, timing and scoring ([\d.]+) s, the rest .* ([\d.]+) s")
 
-def cpu_flags() -> str:
-    found = re.findall(r"avx512[a-z_0-9]*|avx_vnni|amx[a-z_]*|avx2", Path("/proc/cpuinfo").read_text())
-    return " ".join(sorted(set(found)))
 
 def one_run(arm:list[str], env:dict) -> tuple[float, ...]:
     with tempfile.TemporaryDirectory() as out:
         done = subprocess.run([str(ROOT / ".venv/bin/edge-opt"), "--output-dir", out, "--no-progress", *arm], env=env,
                               capture_output=True, text=True, check=True).stdout
-    return tuple(float(x) for x in SPLIT.search(done).groups())
+    return tuple(float(x) for x in SPLIT.search(" ".join(done.split())).groups())   # the report wraps long lines
 
 def main():
     ap = argparse.ArgumentParser()
