@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -23,8 +24,8 @@ from .constraints import KEY, Constraints, Recommendation, recommend
 from .data import DatasetUnavailableError
 from .experiments import run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
-from .metrics import memory_text, wrap_text
-from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, RUNS_DIR, ROWS_FILE, OutputDirError,
+from .metrics import wrap_text
+from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, ROWS_FILE, SUMMARY_FILE, OutputDirError,
                               atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
 from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, shipped_files, tidy_store
@@ -123,9 +124,11 @@ def report_text(df:pd.DataFrame, # the sweep's rows
                 rec:Recommendation|None=None, # the recommendation (None: the sweep could not be judged)
                 answer:str="", # the recommendation's text and what was shipped (publish_reports)
                 verbose:bool=False, # every variant in the table, and the raw tables after it
+                shipped:tuple|None=None, # the (pruning_level, precision, runtime) shipped (None: nothing was)
+                summary:dict|None=None, # what summary.json holds (None: summarize_sweep)
                ) -> str:
     "The closing console report, answer first: the data and the baseline, the recommendation, one table of the judged variants, counts, warnings; lines fit `TEXT_WIDTH`."
-    ok, summary = measured_rows(df), summarize_sweep(df, cfg)
+    ok, summary = measured_rows(df), summary or summarize_sweep(df, cfg)
     data = summary["data"]
     head = [f"Data: {sweep_data(cfg).describe()}" if "unavailable" not in data else f"Data: {cfg.dataset} ({data['unavailable']})",
             summary["baseline_line"], *([f"WARNING: {summary['chance_warning']}"] if summary["chance_warning"] else []), ""]
@@ -136,13 +139,10 @@ def report_text(df:pd.DataFrame, # the sweep's rows
     notes += [f"UNSUPPORTED {r.runtime} {r.precision} (pruning {r.pruning_level:g}): {r.unsupported}"
               for r in df[df["unsupported"].notna()].drop_duplicates(["runtime", "precision"]).itertuples()]
     notes += [f"FAILED pruning {r.pruning_level:g} {r.precision} on {r.runtime}: {r.error}" for r in df[df["error"].notna()].itertuples()]
-    parts, unjudged = [wrap_text("\n".join(head)), answer], ""
-    shipped = tuple(rec.choice[k] for k in KEY) if rec is not None and rec.choice else None
-    if rec is None and len(ok):   # no FP32 unpruned baseline: the table still judges memory, not accuracy drops
-        try: rec, unjudged = recommend(df, replace(Constraints.from_config(cfg), max_accuracy_drop=None)), " (accuracy drops not judged: no baseline)"
-        except ValueError: rec = None
+    parts = [wrap_text("\n".join(head)), answer]
     if rec is not None and not rec.candidates.empty:
-        which = ("Every variant" if verbose else "Each pruning level and precision on its fastest runtime (a passing one first; --verbose: every variant)") + unjudged
+        which = ("Every variant" if verbose else "Each pruning level and precision on its fastest runtime (a passing one first; --verbose: every variant)")
+        which += "" if rec.baseline is not None else " (accuracy drops not judged: no FP32 unpruned baseline)"
         parts += ["", wrap_text(f"{which}. Batch {cfg.batch_size}, {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; latency: median of "
                                 f"{cfg.benchmark_rounds} interleaved rounds and the 5–95% range of the rounds:"), variant_table(rec, verbose, shipped), ""]
     return "\n".join([*parts, wrap_text("\n".join(notes)), *(_raw_tables(ok) if verbose else [])])
@@ -162,11 +162,14 @@ def write_recommendation(df:pd.DataFrame, # sweep rows
     write_json(Path(out) / RECOMMENDATION_FILE, rec.to_json())
     return rec
 
-def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[str, Recommendation|None]:
-    "The recommendation after a sweep and its text; a sweep that cannot be judged (no FP32 unpruned baseline) says why instead."
+def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[str, Recommendation|None, bool]:
+    "`(text, recommendation, judged)` after a sweep. A sweep that cannot be judged (no FP32 unpruned baseline) says why, and its variants are judged on the other limits only, for the report's table (`judged` False: nothing to ship)."
     try: rec = write_recommendation(df, cfg, out)
-    except ValueError as e: return wrap_text(f"No recommendation: {e} (or set max_accuracy_drop: null)."), None
-    return rec.text(str(cfg.output_dir)), rec
+    except ValueError as e:
+        try: unjudged = recommend(df, replace(Constraints.from_config(cfg), max_accuracy_drop=None))
+        except ValueError: unjudged = None   # no baseline for a relative limit either
+        return wrap_text(f"No recommendation: {e} (or set max_accuracy_drop: null)."), unjudged, False
+    return rec.text(str(cfg.output_dir)), rec, True
 
 def recommend_parser() -> argparse.ArgumentParser:
     "The `edge-opt recommend` argument parser."
@@ -221,8 +224,8 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
                     cfg:SweepConfig, # the sweep's settings
                     out:Path, # the output directory
                     command:list[str]|None=None, # the command line, recorded in reproducibility.json
-                   ) -> tuple[Recommendation|None, str]:
-    "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`, and the recommended variant exported into `out/recommended/`; returns the recommendation and its text with what was shipped."
+                   ) -> tuple[Recommendation|None, tuple|None, str]:
+    "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`, and the recommended variant exported into `out/recommended/`; returns the recommendation, the key of the variant shipped (None: none), and the text saying both."
     fp, pointer = cfg.fingerprint(), Path(out) / LATEST_FILE
     previous = pointer.read_text().strip() if pointer.exists() else None
     if previous and previous != fp:
@@ -230,14 +233,15 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
               f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
     here = run_dir(out, fp)
     written = write_reports(df, cfg, here, command)
-    text, rec = _recommendation_text(df, cfg, here)
+    text, rec, judged = _recommendation_text(df, cfg, here)
     names = [n for n in [*written, RECOMMENDATION_FILE] if (here / n).exists()]
     claim(out, *names, LATEST_FILE); mark(here, "run", names)
     for name in names:   # the latest, copied rather than computed and drawn twice
         atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
     write_text(pointer, fp)
-    choice = rec.choice if rec else None
-    return rec, "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here, df, cfg.keep_artifacts, choice))])
+    choice = rec.choice if judged else None
+    return (rec, tuple(choice[k] for k in KEY) if choice else None,
+            "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here, df, cfg.keep_artifacts, choice))]))
 
 # %% ../nbs/api/10_cli.ipynb #64b82126
 def run(cfg:SweepConfig, # the sweep's settings
@@ -256,8 +260,10 @@ def run(cfg:SweepConfig, # the sweep's settings
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
             seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
             df = run_sweep(seed_cfg, seed_dir, progress)
-            rec, answer = publish_reports(df, seed_cfg, seed_dir, command)
-            print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose) + f"\nFiles: {seed_dir}", flush=True)
+            rec, shipped, answer = publish_reports(df, seed_cfg, seed_dir, command)
+            summary = json.loads((seed_dir / SUMMARY_FILE).read_text())   # as written, not computed again
+            print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
+                  + f"\nFiles: {seed_dir}", flush=True)
             frames.append(df); cfgs.append(seed_cfg)
         if len(seeds) > 1:
             agg = aggregate_seeds(frames)

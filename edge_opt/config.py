@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Callable
 import pandas as pd
 import yaml
 
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .data import DATASET_TEXT, DEFAULT_DATA_MEMORY_MB, check_normalisation, data_identity, parse_dataset
 from .model import DEVICES, MODELS, WeightsError, factory_identity, file_digest, resolve_factory
 from .pruning import IMPORTANCES
@@ -142,8 +142,7 @@ def setting(name:str, # a config key
 # %% ../nbs/api/07_config.ipynb #4ed0fd82
 def _size(key, value):
     "A size (`parse_size`: `40kB`, `2MB`, `1.5MiB`, a bare number is MB), or 0 for none."
-    zero = (_is_num(value) and value == 0) or (isinstance(value, str) and re.fullmatch(r"\s*0*\.?0*\s*[A-Za-z]*\s*", value) and "0" in value)
-    return 0.0 if zero else parse_size(key, value)
+    return parse_size(key, value, zero=True)
 
 def _sizes(key, value):
     "A list of sizes (`parse_size`), each once."
@@ -323,24 +322,29 @@ class SweepConfig(ConstraintKeys):
         "The epochs the baseline trains: `epochs`, else 0 with `weights` (the given network as it is) and `DEFAULT_EPOCHS` without."
         return self.epochs if self.epochs is not None else 0 if self.weights else DEFAULT_EPOCHS
 
-    def fingerprint(self,
-                    timing:bool=True, # include how artifacts are timed (False: what the trained baseline depends on)
-                   ) -> str:
-        "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
-        d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS and not (k in FINGERPRINT_WHEN_SET and v is None)}
-        d.update(epochs=self.baseline_epochs, inputs=input_identity(self), **({"timing": TIMING_VERSION} if timing else {}))   # rows timed another way never mix
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-    def to_yaml(self,
-                comments:bool=True, # write each key's help as a comment
+# %% ../nbs/api/07_config.ipynb #42bcbbde
+@patch
+def fingerprint(self:SweepConfig,
+                timing:bool=True, # include how artifacts are timed (False: what the trained baseline depends on)
                ) -> str:
-        "The configuration as YAML, each key with its help as a comment (what `--print-config` writes)."
-        lines = []
-        for f in fields(self):
-            if f.metadata["setting"].replaced_by: continue   # old keys are still read, never written
-            value = yaml.safe_dump([self.to_dict()[f.name]], default_flow_style=True, width=10**6).strip()[1:-1]  # a flow list, unwrapped
-            lines.append(f"{f.name}: {value}" + (f"  # {f.metadata['setting'].help}" if comments else ""))
-        return "\n".join(lines) + "\n"
+    "Hash of every setting that changes results (not `output_dir` nor the constraints) and of the content behind the data, model and weights keys: a sweep resumes only into the same one."
+    d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL_KEYS and not (k in FINGERPRINT_WHEN_SET and v is None)}
+    d.update(epochs=self.baseline_epochs, inputs=input_identity(self), **({"timing": TIMING_VERSION} if timing else {}))   # rows timed another way never mix
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+@patch
+def to_yaml(self:SweepConfig,
+            comments:bool=True, # write each key's help as a comment
+           ) -> str:
+    "The configuration as YAML, each key with its help as a comment (what `--print-config` writes)."
+    lines = []
+    for f in fields(self):
+        if f.metadata["setting"].replaced_by: continue   # old keys are still read, never written
+        value = yaml.safe_dump([self.to_dict()[f.name]], default_flow_style=True, width=10**6).strip()[1:-1]  # a flow list, unwrapped
+        lines.append(f"{f.name}: {value}" + (f"  # {f.metadata['setting'].help}" if comments else ""))
+    return "\n".join(lines) + "\n"
+
 
 # %% ../nbs/api/07_config.ipynb #3fb9dd7e
 def _same_limit(old:str, value, other:str, new:str):

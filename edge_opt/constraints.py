@@ -13,17 +13,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .metrics import MEMORY_TERMS, latency_text, latency_unit, memory_text, memory_unit, unpack_correct, wrap_text
 from .analysis import measured_on, measured_rows, spread_columns
-from .hardware import is_accepted, memory_violations
+from .hardware import MB, is_accepted, memory_violations
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'FAIL_WORDS', 'RENAMED_VALUES', 'LATENCY_STATS',
            'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'renamed_value',
-           'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'accuracy_drops',
-           'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
+           'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'baseline_row',
+           'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
            'tied_candidates', 'Recommendation', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
@@ -70,21 +71,23 @@ def _subset(key, values, allowed):
 # %% ../nbs/api/06a_constraints.ipynb #88ff4f1e
 DEFAULT_MEMORY_LIMIT = "30%"   # of the FP32 unpruned baseline: INT8 without pruning fits, FP32 and FP16 do not
 
-SIZE_UNITS = {"b": 1, "kb": 1e3, "kib": 2**10, "mb": 1e6, "mib": 2**20, "gb": 1e9, "gib": 2**30}   # bytes; case-insensitive: kB = 1,000 bytes, KiB = 1,024
+SIZE_UNITS = {"b": 1, "kb": 1e3, "kib": 2**10, "mb": MB, "mib": 2**20, "gb": 1e9, "gib": 2**30}   # bytes; case-insensitive: kB = 1,000 bytes, KiB = 1,024
 SIZE_TEXT = "a size such as 40kB, 2MB or 1.5MiB (kB = 1,000 bytes, KiB = 1,024; a bare number is MB)"
 
 def parse_size(key:str, # the config key, named in errors
                value, # a positive number (MB) or a size with its unit: 40kB, 40 kB, 2MB, 1.5MiB
+               zero:bool=False, # 0 (with or without a unit) is allowed too
               ) -> float:
     "The size in MB (1 MB = 1,000,000 bytes, as edge_opt reports memory), or a `ValueError` naming `key`, `value` and the forms allowed."
-    raw = value
+    raw, allowed = value, f"expected {SIZE_TEXT}" + (", or 0" if zero else "")
     if isinstance(value, str):
         sized = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", value)
-        if sized and sized[2].lower() in SIZE_UNITS: value = float(sized[1]) * SIZE_UNITS[sized[2].lower()] / 1e6
+        if sized and sized[2].lower() in SIZE_UNITS: value = float(sized[1]) * SIZE_UNITS[sized[2].lower()] / MB
         else:
             try: value = float(value)
-            except ValueError: _bad(key, raw, f"expected {SIZE_TEXT}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0: _bad(key, raw, f"expected {SIZE_TEXT}")
+            except ValueError: _bad(key, raw, allowed)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        _bad(key, raw, allowed)
     return float(value)
 
 def size_text(mb:float, # a size, MB
@@ -186,14 +189,20 @@ class Constraints:
         return cls(**values)
 
 # %% ../nbs/api/06a_constraints.ipynb #631ba35d
-def _has_baseline(rows:pd.DataFrame) -> bool: return bool(((rows.pruning_level == 0) & (rows.precision == "fp32")).any())
+def _has_baseline(rows:pd.DataFrame) -> bool: return baseline_row(rows) is not None
+
+def baseline_row(rows:pd.DataFrame, # sweep rows (only measured ones are read)
+                ) -> pd.Series|None:
+    "The accuracy reference: the measured eager FP32 unpruned row, else FP32 unpruned on another runtime (None: not measured)."
+    base = measured_rows(rows)
+    base = base[(base.pruning_level == 0) & (base.precision == "fp32")]
+    eager = base[base.runtime == "eager"]
+    return (eager if len(eager) else base).iloc[0] if len(base) else None
 
 def _baseline(rows:pd.DataFrame) -> pd.Series:
-    "The eager FP32 unpruned row (else FP32 unpruned on another runtime): the accuracy reference."
-    base = rows[(rows.pruning_level == 0) & (rows.precision == "fp32")]
-    if base.empty: raise ValueError("no FP32 unpruned row to measure accuracy drops against: include pruning level 0 and fp32")
-    eager = base[base.runtime == "eager"]
-    return (eager if len(eager) else base).iloc[0]
+    "`baseline_row`, or a `ValueError` saying what to add."
+    if (base := baseline_row(rows)) is None: raise ValueError("no FP32 unpruned row to measure accuracy drops against: include pruning level 0 and fp32")
+    return base
 
 def accuracy_drops(rows:pd.DataFrame, # measured rows
                    base:pd.Series, # the baseline row
@@ -370,11 +379,14 @@ class Recommendation:
                 "candidates": int(len(self.candidates)), "passing": int(self.candidates.passes.sum()),
                 "tied": self.tied, "tie_rule": self.tie_rule}
 
-    def text(self,
-             from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: OUT)
-            ) -> str:
-        "The answer in a few lines, with why; when nothing passes, the command that would let the nearest miss pass."
-        return _recommendation_text(self, from_dir)
+
+# %% ../nbs/api/06a_constraints.ipynb #7c8b2827
+@patch
+def text(self:Recommendation,
+         from_dir:str|None=None, # the sweep's directory, for the command that loosens the limits (None: OUT)
+        ) -> str:
+    "The answer in a few lines, with why; when nothing passes, the command that would let the nearest miss pass."
+    return _recommendation_text(self, from_dir)
 
 
 # %% ../nbs/api/06a_constraints.ipynb #edefc688
@@ -411,7 +423,7 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
         return text + (f"\n  edge-opt recommend --from {from_dir or 'OUT'} {' '.join(rec.loosen['flags'])}" if rec.loosen else "")   # one line: to copy
     unit = latency_unit(max([c["objective_high_ms"], *(r["objective_high_ms"] for r in rec.runners_up)]))[0]
     spread = lambda r: (latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
-                        if k.objective.endswith("median") else latency_text(r["objective_ms"], r["objective_ms"], r["objective_ms"], unit).split(" (")[0])   # p95: one figure
+                        if k.objective.endswith("median") else latency_text(r["objective_ms"], unit=unit))   # p95: one figure
     lines = [f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .executors import usable_cores
 from .hardware import MB
 from .model import factory_identity, file_digest, resolve_factory
@@ -151,15 +152,20 @@ class Preprocess:
             x = F.resize(x, [self.size, self.size], F.InterpolationMode.BILINEAR, antialias=True)
         return F.to_dtype(x, torch.float32, scale=True).contiguous()
 
-    def normalise(self, x:torch.Tensor, inplace:bool=False) -> torch.Tensor:
-        "Step 5 on a CHW or NCHW float tensor (in place when asked: a whole split kept in memory)."
-        if self.mean is None: return x
-        m, s = torch.tensor(self.mean).view(-1, 1, 1), torch.tensor(self.std).view(-1, 1, 1)
-        return x.sub_(m).div_(s) if inplace else (x - m) / s
 
-    def __call__(self, img) -> torch.Tensor:
-        "Steps 2–5: what a network built by edge_opt takes."
-        return self.normalise(self.scaled(img))
+# %% ../nbs/api/01_data.ipynb #7c502bfe
+@patch
+def normalise(self:Preprocess, x:torch.Tensor, inplace:bool=False) -> torch.Tensor:
+    "Step 5 on a CHW or NCHW float tensor (in place when asked: a whole split kept in memory)."
+    if self.mean is None: return x
+    m, s = torch.tensor(self.mean).view(-1, 1, 1), torch.tensor(self.std).view(-1, 1, 1)
+    return x.sub_(m).div_(s) if inplace else (x - m) / s
+
+@patch
+def __call__(self:Preprocess, img) -> torch.Tensor:
+    "Steps 2–5: what a network built by edge_opt takes."
+    return self.normalise(self.scaled(img))
+
 
 # %% ../nbs/api/01_data.ipynb #39320e94
 def _channel_stats(batches) -> tuple[tuple, tuple]:
@@ -319,26 +325,19 @@ def _split_labels(labels:np.ndarray, val_fraction:float, seed:int, source) -> tu
     return stratified_split(labels, val_fraction, seed)
 
 # %% ../nbs/api/01_data.ipynb #3c4b2e20
-def _source_images(src:DataSource, seed:int, val_fraction:float, data_dir) -> tuple[_Images, _Images, tuple|None]:
-    "`(training images, validation images, class names or None)` of a source."
-    if src.kind == "builtin":
-        if src.target == "mnist-5k":
-            x, y = _mnist5k_raw()
-            tr, va = _split_labels(y, val_fraction, seed, src)
-            x = torch.from_numpy(x.reshape(-1, 1, 28, 28))
-            return _ArrayImages(x[tr], y[tr], "mnist-5k train"), _ArrayImages(x[va], y[va], "mnist-5k val"), tuple(map(str, range(10)))
-        x_tr, y_tr, x_va, y_va, classes = _torchvision_arrays(src.target, data_dir)
-        return _ArrayImages(x_tr.unsqueeze(1), y_tr.numpy(), "train"), _ArrayImages(x_va.unsqueeze(1), y_va.numpy(), "test"), classes
-    if src.kind == "npz": return _npz_images(src.target, src)
-    if src.kind == "folder":
-        classes, splits = scan_folder(src.target)
-        index = {c: i for i, c in enumerate(classes)}
-        def flat(files): return [p for c in files for p in files[c]], [index[c] for c in files for _ in files[c]]
-        if "all" in splits:
-            paths, labels = flat(splits["all"])
-            tr, va = _split_labels(np.asarray(labels), val_fraction, seed, src)
-            return _FileImages([paths[i] for i in tr], np.asarray(labels)[tr]), _FileImages([paths[i] for i in va], np.asarray(labels)[va]), classes
-        return _FileImages(*flat(splits["train"])), _FileImages(*flat(splits["val"])), classes
+def _folder_images(src:DataSource, seed:int, val_fraction:float) -> tuple[_Images, _Images, tuple]:
+    "A folder per class (with train/ and val/, or split here): its files as training and validation images, and the class names."
+    classes, splits = scan_folder(src.target)
+    index = {c: i for i, c in enumerate(classes)}
+    def flat(files): return [p for c in files for p in files[c]], [index[c] for c in files for _ in files[c]]
+    if "all" in splits:
+        paths, labels = flat(splits["all"])
+        tr, va = _split_labels(np.asarray(labels), val_fraction, seed, src)
+        return _FileImages([paths[i] for i in tr], np.asarray(labels)[tr]), _FileImages([paths[i] for i in va], np.asarray(labels)[va]), classes
+    return _FileImages(*flat(splits["train"])), _FileImages(*flat(splits["val"])), classes
+
+def _factory_images(src:DataSource) -> tuple[_Images, _Images, tuple|None]:
+    "A factory's (train_dataset, val_dataset), checked: their images, and the class names the training dataset carries."
     factory = resolve_factory(src.target, key="dataset", error=DataError)
     try: result = factory()
     except DataError: raise
@@ -351,6 +350,23 @@ def _source_images(src:DataSource, seed:int, val_fraction:float, data_dir) -> tu
     train, val = _dataset_images(result[0], "training", src), _dataset_images(result[1], "validation", src)
     classes = getattr(result[0], "classes", None)
     return train, val, tuple(map(str, classes)) if classes is not None else None
+
+
+# %% ../nbs/api/01_data.ipynb #6884bc1a
+def _source_images(src:DataSource, seed:int, val_fraction:float, data_dir) -> tuple[_Images, _Images, tuple|None]:
+    "`(training images, validation images, class names or None)` of a source."
+    if src.kind == "builtin":
+        if src.target == "mnist-5k":
+            x, y = _mnist5k_raw()
+            tr, va = _split_labels(y, val_fraction, seed, src)
+            x = torch.from_numpy(x.reshape(-1, 1, 28, 28))
+            return _ArrayImages(x[tr], y[tr], "mnist-5k train"), _ArrayImages(x[va], y[va], "mnist-5k val"), tuple(map(str, range(10)))
+        x_tr, y_tr, x_va, y_va, classes = _torchvision_arrays(src.target, data_dir)
+        return _ArrayImages(x_tr.unsqueeze(1), y_tr.numpy(), "train"), _ArrayImages(x_va.unsqueeze(1), y_va.numpy(), "test"), classes
+    if src.kind == "npz": return _npz_images(src.target, src)
+    if src.kind == "folder": return _folder_images(src, seed, val_fraction)
+    return _factory_images(src)
+
 
 # %% ../nbs/api/01_data.ipynb #e2fb830a
 def stratified_split(labels:np.ndarray, # class label of every example
@@ -475,35 +491,44 @@ class ImageData:
         "The preprocessing every image of this data gets: call it on a new image to feed a network or an artifact."
         return Preprocess(self.channels, self.size, self.mean, self.std)
 
-    def loaders(self,
-                batch_size:int=128, # examples per batch, in both loaders
-                seed:int=0, # seed of the training shuffle
-               ) -> tuple[DataLoader, DataLoader]:
-        "Training (shuffled, seeded) and validation `DataLoader`s; streamed data gets `num_workers` persistent worker processes."
-        workers = 0 if self.in_memory else self.num_workers
-        kw = dict(num_workers=workers, persistent_workers=workers > 0)
-        return (DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), **kw),
-                DataLoader(self.val, batch_size=batch_size, shuffle=False, **kw))
 
-    def class_counts(self) -> dict[str, list[int]]:
-        "Images per class: `{class: [training, validation]}`."
-        tr, va = (np.bincount(y, minlength=self.num_classes) for y in (self.train_labels, self.val_labels))
-        return {c: [int(a), int(b)] for c, a, b in zip(self.classes, tr, va)}
+# %% ../nbs/api/01_data.ipynb #16b290bd
+@patch
+def loaders(self:ImageData,
+            batch_size:int=128, # examples per batch, in both loaders
+            seed:int=0, # seed of the training shuffle
+           ) -> tuple[DataLoader, DataLoader]:
+    "Training (shuffled, seeded) and validation `DataLoader`s; streamed data gets `num_workers` persistent worker processes."
+    workers = 0 if self.in_memory else self.num_workers
+    kw = dict(num_workers=workers, persistent_workers=workers > 0)
+    return (DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed), **kw),
+            DataLoader(self.val, batch_size=batch_size, shuffle=False, **kw))
 
-    def describe(self) -> str:
-        "One sentence: the source, classes, counts, shape and normalisation."
-        names = ", ".join(self.classes[:6]) + (f", … ({self.num_classes} in all)" if self.num_classes > 6 else "")
-        stats = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
-        return (f"{self.source}: {self.num_classes} classes ({names}); {len(self.train_labels):,} training and "
-                f"{len(self.val_labels):,} validation images of {self.channels}×{self.size}×{self.size}, normalised with mean "
-                f"{stats(self.mean)} and std {stats(self.std)} ({self.normalize_from}){'' if self.in_memory else '; streamed from disk'}")
 
-    def record(self) -> dict:
-        "What `reproducibility.json` and `summary.json` say of the data."
-        return dict(source=self.source, kind=parse_dataset(self.source).kind, identity=self.identity, classes=list(self.classes),
-                    train_images=len(self.train_labels), val_images=len(self.val_labels), class_counts=self.class_counts(),
-                    channels=self.channels, input_size=self.size, normalize_mean=list(self.mean), normalize_std=list(self.std),
-                    normalize_from=self.normalize_from, in_memory=self.in_memory)
+# %% ../nbs/api/01_data.ipynb #2c9f6cf4
+@patch
+def class_counts(self:ImageData) -> dict[str, list[int]]:
+    "Images per class: `{class: [training, validation]}`."
+    tr, va = (np.bincount(y, minlength=self.num_classes) for y in (self.train_labels, self.val_labels))
+    return {c: [int(a), int(b)] for c, a, b in zip(self.classes, tr, va)}
+
+@patch
+def describe(self:ImageData) -> str:
+    "One sentence: the source, classes, counts, shape and normalisation."
+    names = ", ".join(self.classes[:6]) + (f", … ({self.num_classes} in all)" if self.num_classes > 6 else "")
+    stats = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+    return (f"{self.source}: {self.num_classes} classes ({names}); {len(self.train_labels):,} training and "
+            f"{len(self.val_labels):,} validation images of {self.channels}×{self.size}×{self.size}, normalised with mean "
+            f"{stats(self.mean)} and std {stats(self.std)} ({self.normalize_from}){'' if self.in_memory else '; streamed from disk'}")
+
+@patch
+def record(self:ImageData) -> dict:
+    "What `reproducibility.json` and `summary.json` say of the data."
+    return dict(source=self.source, kind=parse_dataset(self.source).kind, identity=self.identity, classes=list(self.classes),
+                train_images=len(self.train_labels), val_images=len(self.val_labels), class_counts=self.class_counts(),
+                channels=self.channels, input_size=self.size, normalize_mean=list(self.mean), normalize_std=list(self.std),
+                normalize_from=self.normalize_from, in_memory=self.in_memory)
+
 
 # %% ../nbs/api/01_data.ipynb #040f0122
 def _stats_of(blocks, given_mean, given_std) -> tuple[tuple, tuple]:

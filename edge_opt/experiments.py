@@ -5,15 +5,7 @@
 # %% ../nbs/api/08_experiments.ipynb #a264ea1a
 from __future__ import annotations
 
-import dataclasses
-import multiprocessing
-import os
-import socket
-import sys
-import tempfile
-import time
-import hashlib
-import warnings
+import dataclasses, hashlib, multiprocessing, os, socket, sys, tempfile, time, warnings
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -33,7 +25,7 @@ from .executors import build_slot, open_executor, usable_cores
 from .constraints import Constraints, judge_rows
 from .hardware import MB, summarize_hardware
 from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, top1_agreement, variant_metrics
-from .model import MODELS, ModelError, build_model, resolve_factory, check_model, count_parameters, load_checkpoint, resolve_device
+from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import precision_variant
 from .recipes import recipes_for

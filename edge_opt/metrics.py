@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
 from .quantization import model_storage_bytes
 from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
@@ -244,13 +245,20 @@ class Metrics:
     def memory_mb(self) -> float:
         "The footprint: weights + activations, what the memory limit judges."
         return self.model_memory_mb + self.activation_memory_mb
-    @property
-    def energy_proxy_j(self) -> float: return self.power_watts * self.latency.median_ms / 1e3
-    @property
-    def stream_energy_proxy_j(self) -> float: return self.power_watts * self.stream_latency.median_ms / 1e3
-    def to_row(self) -> dict:
-        "Flat columns for a sweep row (latency statistics prefixed `latency_` and `stream_latency_`)."
-        return _flat_row(self)
+
+
+# %% ../nbs/api/06_metrics.ipynb #60ce2e1d
+@patch(as_prop=True)
+def energy_proxy_j(self:Metrics) -> float: return self.power_watts * self.latency.median_ms / 1e3
+
+@patch(as_prop=True)
+def stream_energy_proxy_j(self:Metrics) -> float: return self.power_watts * self.stream_latency.median_ms / 1e3
+
+@patch
+def to_row(self:Metrics) -> dict:
+    "Flat columns for a sweep row (latency statistics prefixed `latency_` and `stream_latency_`)."
+    return _flat_row(self)
+
 
 # %% ../nbs/api/06_metrics.ipynb #7c0ce8e3
 def _flat_row(m:Metrics) -> dict:
@@ -300,16 +308,17 @@ def latency_unit(largest_ms:float, # the largest latency a table or sentence sho
     "The unit to show latencies in and the factor from ms: `('µs', 1000.0)` below 10 ms (at most four digits), else `('ms', 1.0)`."
     return ("µs", 1e3) if largest_ms < 10 else ("ms", 1.0)
 
-def latency_text(median_ms:float, # the median
-                 low_ms:float, # 5th percentile of the round medians
-                 high_ms:float, # 95th percentile
-                 unit:str|None=None, # "µs" or "ms" (None: latency_unit of high_ms)
+def latency_text(median_ms:float, # the median (or a figure with no spread, such as a 95th percentile of calls)
+                 low_ms:float|None=None, # 5th percentile of the round medians (None: no spread to show)
+                 high_ms:float|None=None, # 95th percentile
+                 unit:str|None=None, # "µs" or "ms" (None: latency_unit of the largest figure)
                  bare:bool=False, # leave the unit out (a table names it in its header)
                 ) -> str:
     "A latency with its spread, 3 significant digits: `24 µs (23–25)`; the spread is the 5–95% range of the round medians."
-    unit = unit or latency_unit(high_ms)[0]
+    unit = unit or latency_unit(median_ms if high_ms is None else high_ms)[0]
     k = 1e3 if unit == "µs" else 1.0
-    return f"{sig3(median_ms * k)}{'' if bare else ' ' + unit} ({sig3(low_ms * k)}–{sig3(high_ms * k)})"
+    spread = "" if low_ms is None else f" ({sig3(low_ms * k)}–{sig3(high_ms * k)})"
+    return f"{sig3(median_ms * k)}{'' if bare else ' ' + unit}{spread}"
 
 
 # %% ../nbs/api/06_metrics.ipynb #d56a09a9

@@ -14,8 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['CPU_FEATURES', 'CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'cpu_name', 'cpu_features', 'describe_cpu',
-           'is_arm', 'has_int8_dot_products', 'u8s8_saturates', 'cpu_class', 'Int8Recipe', 'int8_recipe',
-           'parse_int8_recipes', 'requested_recipes', 'recipes_for', 'recipe_of_row']
+           'is_arm', 'has_int8_dot_products', 'has_fp16_arithmetic', 'u8s8_saturates', 'cpu_class', 'Int8Recipe',
+           'int8_recipe', 'parse_int8_recipes', 'requested_recipes', 'recipes_for', 'recipe_of_row']
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
 def _cpuinfo() -> str:
@@ -64,6 +64,11 @@ def has_int8_dot_products(features:dict, # cpu_features(), or the features of an
                          ) -> bool:
     "Whether the CPU has INT8 dot-product instructions: AVX-512 VNNI, AVX-VNNI or AMX INT8 on x86, the dot-product extension on ARM."
     return any(features.get(f) for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp"))
+
+def has_fp16_arithmetic(features:dict, # cpu_features(), or the features of another CPU
+                       ) -> bool:
+    "Whether the CPU computes in FP16 (AVX-512 FP16 on x86, NEON FP16 on ARM) rather than converting to FP32."
+    return any(features.get(f) for f in ("avx512_fp16", "asimdhp"))
 
 def u8s8_saturates(features:dict, # cpu_features(), or the features of another CPU
                   ) -> bool:

@@ -17,17 +17,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
-from tabulate import tabulate
+import tabulate as tabulate_module
 
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
 from .metrics import latency_text, latency_unit, memory_label, memory_unit, sig3, unpack_correct   # latency_*: said here too
-from .constraints import FAIL_WORDS, KEY, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, violation_budgets
+from .constraints import FAIL_WORDS, KEY, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
-from .recipes import cpu_features, cpu_name, has_int8_dot_products, int8_recipe, requested_recipes
+from .recipes import cpu_features, cpu_name, has_fp16_arithmetic, has_int8_dot_products, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
 from .storage import REPRODUCIBILITY_FILE, SUMMARY_FILE, atomic_write, claim, write_json
 
@@ -229,19 +228,13 @@ def data_record(cfg:SweepConfig, # the sweep's settings
 
 
 # %% ../nbs/api/09_reporting.ipynb #4c8488ac
-def _baseline_row(df:pd.DataFrame) -> pd.Series|None:
-    "The measured FP32 unpruned row accuracy drops are measured against (eager first), or None."
-    base = measured_rows(df)
-    base = base[(base.pruning_level == 0) & (base.precision == "fp32")].sort_values("runtime", key=lambda r: r != "eager")
-    return base.iloc[0] if len(base) else None
-
 def baseline_line(df:pd.DataFrame, # sweep rows
                   cfg:SweepConfig, # the sweep's settings
                  ) -> str:
     "Where the baseline came from and its accuracy with its 95% interval: the reference every accuracy drop is measured against."
     origin = (f"from the given weights '{cfg.weights}'" + (f", trained {cfg.baseline_epochs} more epoch(s)" if cfg.baseline_epochs else ", as they are (not retrained)")
               if cfg.weights else f"trained here for {cfg.baseline_epochs} epoch(s)")
-    if (r := _baseline_row(df)) is None: return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
+    if (r := baseline_row(df)) is None: return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
     n = len(unpack_correct(r["correct"])) if isinstance(r.get("correct"), str) else None
     return (f"Baseline: `{cfg.model}` {origin}: accuracy {r.accuracy:.4f} (95% interval {r.accuracy_ci_low:.4f}–{r.accuracy_ci_high:.4f})"
             f"{f' on {n:,} validation images' if n else ''} of {cfg.dataset} ({r.runtime} FP32, unpruned); accuracy drops are measured against it.")
@@ -251,7 +244,7 @@ def chance_warning(df:pd.DataFrame, # sweep rows
                   ) -> str|None:
     "One warning when the baseline is at chance level (the upper bound of its accuracy interval at or below the share of the largest class among the validation images), else None."
     counts = [val for _, val in (data.get("class_counts") or {}).values()]
-    if (r := _baseline_row(df)) is None or not sum(counts) or not r.accuracy_ci_high <= (share := max(counts) / sum(counts)): return None   # NaN: no claim
+    if (r := baseline_row(df)) is None or not sum(counts) or not r.accuracy_ci_high <= (share := max(counts) / sum(counts)): return None   # NaN: no claim
     return (f"the baseline is at chance level: its accuracy, {r.accuracy:.3f} (95% interval up to {r.accuracy_ci_high:.3f}), is no better than "
             f"always answering the largest class ({share:.1%} of the validation images), so it has not learned the task; train it longer "
             "(--epochs N) or give trained weights (--weights FILE). The recommendation is computed all the same.")
@@ -265,13 +258,12 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
     data = data_record(cfg)
     limit_mb, limit = memory_limit_of(df, cfg)
-    base = ok[(ok.pruning_level == 0) & (ok.precision == "fp32") & (ok.runtime == "eager")]
     pick = lambda col, f: _row_brief(acc.loc[getattr(acc[col], f)()]) if len(acc) else None
     return dict(
         rows=len(df), measured=len(ok), accepted=len(acc), rejected=len(ok) - len(acc),
         unsupported=int(df["unsupported"].notna().sum()), errors=int(df["error"].notna().sum()),
         fastest_accepted=pick("latency_ms", "idxmin"), fastest_accepted_single_sample=pick("stream_latency_ms", "idxmin"),
-        best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(base.iloc[0]) if len(base) else None,
+        best_accepted_accuracy=pick("accuracy", "idxmax"), baseline=_row_brief(baseline_row(df)),
         baseline_line=baseline_line(df, cfg), chance_warning=chance_warning(df, data), data=data,
         runtimes=list(cfg.runtimes), memory_limit=cfg.memory_limit, memory_limit_mb=limit_mb, memory_limit_text=limit,
         memory_budgets_mb=violation_budgets(df),
@@ -286,9 +278,8 @@ def terminal_table(rows:list[list[str]], # the cells, already formatted
                    widths:list|None=None, # widest a column may be (None: any); longer cells wrap inside it
                   ) -> str:
     "A plain-text table for the terminal (`tabulate`'s simple format), its columns two spaces apart."
-    import tabulate as tabulate_module
-    saved, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0   # two spaces apart, not padded by two more
-    try: return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, maxcolwidths=widths, colalign=align)
+    saved, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0   # two spaces apart, not padded by two more (tabulate has no argument for it)
+    try: return tabulate_module.tabulate(rows, headers, tablefmt="simple", disable_numparse=True, maxcolwidths=widths, colalign=align)
     finally: tabulate_module.MIN_PADDING = saved
 
 def _verdict(r, shipped:tuple|None) -> str:
@@ -306,9 +297,9 @@ def variant_table(rec:Recommendation, # what constraints.recommend judged
     unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
     median = rec.constraints.objective.endswith("median")   # a p95 objective is one figure, with no spread of rounds
     rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, f"{r.accuracy:.3f}",
-             latency_text(r.objective_ms, r.objective_low_ms, r.objective_high_ms, unit, bare=True) if median else latency_text(r.objective_ms, r.objective_ms, r.objective_ms, unit, bare=True).split(" (")[0],
+             latency_text(r.objective_ms, *((r.objective_low_ms, r.objective_high_ms) if median else (None, None)), unit, bare=True),
              sig3(r.memory * mk), _verdict(r, shipped)] for _, r in t.iterrows()]
-    word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective]].replace(", 95th percentile of calls", "")
+    word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective.replace("p95", "median")]]   # the batch's word; the header says which figure
     headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"{word[0].upper()}{word[1:]}\n{unit}" + (" (5–95%)" if median else ", p95 of calls"),
                f"{rec.constraints.memory_word.capitalize()}\n({mu})", "Verdict"]
     return terminal_table(rows, headers, ("right", "left", "left", "right", "right", "right", "left"), [None] * 6 + [22])
@@ -317,13 +308,13 @@ def variant_table(rec:Recommendation, # what constraints.recommend judged
 def seeds_table(agg:pd.DataFrame, # analysis.aggregate_seeds rows
                ) -> str:
     "The terminal's table of a multi-seed run: each variant's accuracy and latencies as mean ± standard deviation over seeds, its footprint and how often it fit the memory limit."
-    unit, k = latency_unit(agg.stream_latency_ms_mean.max())
+    (unit, k), (bunit, bk) = latency_unit(agg.stream_latency_ms_mean.max()), latency_unit(agg.latency_ms_mean.max())
     mu, mk = memory_unit(agg.memory_mb_mean.max())
     pm = lambda m, s, f=sig3: f(m) + ("" if pd.isna(s) else f" ± {f(s)}")
     rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, pm(r.accuracy_mean, r.accuracy_std, lambda v: f"{v:.3f}"),
-             pm(r.stream_latency_ms_mean * k, r.stream_latency_ms_std * k), pm(r.latency_ms_mean, r.latency_ms_std), sig3(r.memory_mb_mean * mk),
+             pm(r.stream_latency_ms_mean * k, r.stream_latency_ms_std * k), pm(r.latency_ms_mean * bk, r.latency_ms_std * bk), sig3(r.memory_mb_mean * mk),
              f"{r.accepted_ratio:.0%}", str(r.seeds)] for r in agg.itertuples()]
-    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"One-sample\nlatency ({unit})", "Batch\nlatency (ms)", f"Footprint\n({mu})",
+    headers = ["Pruning", "Precision", "Runtime", "Accuracy", f"One-sample\nlatency ({unit})", f"Batch\nlatency ({bunit})", f"Footprint\n({mu})",
                "Fits the\nmemory limit", "Seeds"]
     return terminal_table(rows, headers, ("right", "left", "left", "right", "right", "right", "right", "right", "right"))
 
@@ -371,8 +362,14 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
 
 # %% ../nbs/api/09_reporting.ipynb #ea31e4a8
 SPEED_CLAIMS = {"fp16": (1.5, 2.0), "int8": (2.0, 4.0)}   # the design document: speed-up over FP32, at the batch size
-CLAIM_PREMISES = {"fp16": ("FP16 arithmetic (AVX-512 FP16, NEON FP16)", lambda f: bool(f.get("avx512_fp16") or f.get("asimdhp"))),
+CLAIM_PREMISES = {"fp16": ("FP16 arithmetic (AVX-512 FP16, NEON FP16)", has_fp16_arithmetic),
                   "int8": ("INT8 dot products (AVX-512 VNNI, AVX-VNNI, AMX, NEON dot product)", has_int8_dot_products)}
+
+def _where(row) -> str:
+    "Where a row was timed, for a sentence: ` (2 threads on Intel(R) Xeon(R) Processor)` (empty where the row does not say)."
+    threads, cpu = row.get("threads"), row.get("cpu")
+    where = (f"{int(threads)} threads" if pd.notna(threads) else "") + (f" on {cpu}" if isinstance(cpu, str) else "")
+    return f" ({where.strip()})" if where else ""
 
 def _claim_verdict(low:float, high:float, claim:tuple) -> str:
     return "met" if claim[0] <= low and high <= claim[1] else "exceeded" if low > claim[1] else "not met" if high < claim[0] else "inconclusive"
@@ -396,8 +393,9 @@ def speed_claims(rows:pd.DataFrame, # sweep rows
         out.append(dict(runtime=runtime, precision=p, claim=f"{p.upper()} {lo:g}–{hi:g}× faster", speedup=ratio, low=low, high=high,
                         premise=premise, verdict=verdict,
                         sentence=f"{p.upper()} {lo:g}–{hi:g}× faster, on {RUNTIME_LABELS[runtime]}: {ratio:.2f}× at {batch} "
-                                 f"(rounds allow {low:.2f}–{high:.2f}): {verdict}" + ("" if premise else f"; premise {'absent: no' if premise is False else 'unknown (no CPU flags in the rows):'} {words}"
-                                                                                        + (" on this CPU" if premise is False else "")) + "."))
+                                 f"(rounds allow {low:.2f}–{high:.2f}): {verdict}" + _where(b)
+                                 + ("" if premise else f"; premise {'absent: no' if premise is False else 'unknown (no CPU flags in the rows):'} {words}"
+                                    + (" on the measuring CPU" if premise is False else "")) + "."))
     return pd.DataFrame(out, columns=["runtime", "precision", "claim", "speedup", "low", "high", "premise", "verdict", "sentence"])
 
 # %% ../nbs/api/09_reporting.ipynb #49096be8

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .executors import build_slot
 from .model import MODELS, file_digest, resolve_factory
 from .quantization import PRECISIONS, precision_variant, spend_quantized_notice
@@ -169,23 +170,28 @@ class Artifact:
         "What `artifact.json` holds (everything but the directory)."
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items() if k != "directory"}
 
-    def sealed(self) -> Artifact:
-        "This artifact with the SHA-256 of its files, written to `artifact.json` beside them."
-        done = dataclasses.replace(self, sha256=tuple(file_digest(p) for p in self.paths))
-        (Path(self.directory) / ARTIFACT_FILE).write_text(json.dumps(done.record(), indent=1))
-        return done
 
-    def intact(self) -> bool:
-        "Whether every file is there with the SHA-256 recorded when it was built."
-        return bool(self.sha256) and all(p.is_file() for p in self.paths) and tuple(file_digest(p) for p in self.paths) == self.sha256
+# %% ../nbs/api/04a_runtimes.ipynb #5b0e7d7c
+@patch
+def sealed(self:Artifact) -> Artifact:
+    "This artifact with the SHA-256 of its files, written to `artifact.json` beside them."
+    done = dataclasses.replace(self, sha256=tuple(file_digest(p) for p in self.paths))
+    (Path(self.directory) / ARTIFACT_FILE).write_text(json.dumps(done.record(), indent=1))
+    return done
 
-    @classmethod
-    def read(cls, directory:str|Path) -> Artifact|None:
-        "The artifact recorded in `directory` (None when there is none or its record does not parse)."
-        try: record = json.loads((Path(directory) / ARTIFACT_FILE).read_text())
-        except (OSError, ValueError): return None
-        try: return cls(directory=str(directory), **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
-        except TypeError: return None
+@patch
+def intact(self:Artifact) -> bool:
+    "Whether every file is there with the SHA-256 recorded when it was built."
+    return bool(self.sha256) and all(p.is_file() for p in self.paths) and tuple(file_digest(p) for p in self.paths) == self.sha256
+
+@patch(cls_method=True)
+def read(cls:Artifact, directory:str|Path) -> Artifact|None:
+    "The artifact recorded in `directory` (None when there is none or its record does not parse)."
+    try: record = json.loads((Path(directory) / ARTIFACT_FILE).read_text())
+    except (OSError, ValueError): return None
+    try: return cls(directory=str(directory), **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+    except TypeError: return None
+
 
 # %% ../nbs/api/04a_runtimes.ipynb #11d0ba3f
 def resolve_threads(threads:int|None, # a thread count, or None
@@ -221,16 +227,20 @@ class Deployed:
         if self.prepare: self.prepare(tuple(native.shape))
         return lambda: self.run(native)
 
-    def logits(self,
-               x:torch.Tensor, # one input batch
-              ) -> torch.Tensor:
-        "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`; where the runtime readies each input shape, a shorter chunk is padded to `max_batch`, so that scoring readies no shape besides the timed ones)."
-        out = []
-        for c in x.split(self.max_batch):
-            n = len(c)
-            if self.prepare and n < self.max_batch: c = torch.cat([c, c.new_zeros(self.max_batch - n, *c.shape[1:])])
-            out.append(_as_tensor(self.bind(c)())[:n])
-        return torch.cat(out)
+
+# %% ../nbs/api/04a_runtimes.ipynb #16a5f7d8
+@patch
+def logits(self:Deployed,
+           x:torch.Tensor, # one input batch
+          ) -> torch.Tensor:
+    "FP32 logits of the artifact for batch `x`, on the CPU (split into chunks of `max_batch`; where the runtime readies each input shape, a shorter chunk is padded to `max_batch`, so that scoring readies no shape besides the timed ones)."
+    out = []
+    for c in x.split(self.max_batch):
+        n = len(c)
+        if self.prepare and n < self.max_batch: c = torch.cat([c, c.new_zeros(self.max_batch - n, *c.shape[1:])])
+        out.append(_as_tensor(self.bind(c)())[:n])
+    return torch.cat(out)
+
 
 # %% ../nbs/api/04a_runtimes.ipynb #83b7b5a0
 COMPUTES_IN = {"fp32": "float32", "fp16": "float16"}  # what a float precision's kernels compute in, as rows report it

@@ -112,7 +112,9 @@ def test_killed_sweep_keeps_rows_and_resumes(tmp_path):
     verbose = edge_opt("--output-dir", str(out), *SMALL, "--verbose")   # resumed: nothing measured again
     assert verbose.returncode == 0 and "Pareto variants per runtime that fit the memory limit" in verbose.stdout, verbose.stderr
     table_rows = lambda text: len(re.findall(r"^\s*(?:0|0\.5)\s+(?:FP32|INT8)\s+(?:eager|onnxruntime)\s", text, re.M))
-    assert (table_rows(res.stdout), table_rows(verbose.stdout)) == (4, 8)   # each level and precision once; --verbose: every variant
+    measured = results[results.error.isna() & results.unsupported.isna()]   # what this CPU could build (not every CPU builds every INT8)
+    expected = (len(measured.drop_duplicates(["pruning_level", "precision"])), len(measured))
+    assert (table_rows(res.stdout), table_rows(verbose.stdout)) == expected   # each level and precision once; --verbose: every variant
 
 
 def check_report(text, rows):

@@ -31,7 +31,8 @@ from edge_opt.experiments import prepare_baseline
 from edge_opt.metrics import LatencyStats, time_interleaved
 from edge_opt.pruning import prune_and_finetune, reseed
 from edge_opt.recipes import describe_cpu
-from edge_opt.runtimes import build_artifact, load_artifact, take_batches, thread_limit
+from edge_opt.metrics import cpu_flags
+from edge_opt.runtimes import build_artifact, load_artifact, package_version, take_batches, thread_limit
 
 
 def pt2e_int8(model, calibration):
@@ -69,7 +70,7 @@ def main():
             start = time.perf_counter()
             fx = build_artifact(pruned, "int8", "eager", calibration, Path(tmp) / f"fx-{level}", max_batch=cfg.batch_size)
             deployed = load_artifact(fx, args.threads)
-            built["FX (shipped)"], size["FX (shipped)"] = time.perf_counter() - start, sum(os.path.getsize(f) for f in fx.paths)
+            built["FX (shipped)"], size["FX (shipped)"] = time.perf_counter() - start, fx.artifact_bytes
             runs["FX (shipped)"] = lambda x, d=deployed: d.logits(x)
             start = time.perf_counter()
             graph, example = pt2e_int8(pruned, calibration)
@@ -104,10 +105,9 @@ def main():
                 rows.append(row)
     print(f"{args.model} (input {args.input_size or 'the data'}'s), CPU: {describe_cpu(args.threads)}; torch {torch.__version__}")
     if args.json:
-        from edge_opt.metrics import cpu_flags
         Path(args.json).write_text(json.dumps(dict(model=args.model, input_size=args.input_size, threads=args.threads, rounds=args.rounds,
-                                                   cpu=describe_cpu(args.threads), cpu_flags=cpu_flags(), torch=torch.__version__.split("+")[0],
-                                                   torchao=__import__("torchao").__version__, date=time.strftime("%Y-%m-%d"), rows=rows), indent=1) + "\n")
+                                                   cpu=describe_cpu(args.threads), cpu_flags=cpu_flags(), torch=package_version("torch"),
+                                                   torchao=package_version("torchao"), date=time.strftime("%Y-%m-%d"), rows=rows), indent=1) + "\n")
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(pd.DataFrame(rows).round(3).to_string(index=False))
 
