@@ -374,6 +374,8 @@ def _where(row) -> str:
 def _claim_verdict(low:float, high:float, claim:tuple) -> str:
     return "met" if claim[0] <= low and high <= claim[1] else "exceeded" if low > claim[1] else "not met" if high < claim[0] else "inconclusive"
 
+
+# %% ../nbs/api/09_reporting.ipynb #1a8189c8
 def speed_claims(rows:pd.DataFrame, # sweep rows
                 ) -> pd.DataFrame:
     "Each runtime's verdict on each design-document speed claim (unpruned, at the batch size): speed-up, the range its rounds allow, premise, verdict and the sentence pages quote."
