@@ -22,7 +22,7 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
                              load_config, setting)
 from .constraints import KEY, Constraints, Recommendation, recommend
 from .data import DatasetUnavailableError
-from .experiments import run_rows, run_sweep, sweep_data
+from .experiments import int8_fallback, run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import wrap_text
 from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, ROWS_FILE, SUMMARY_FILE, OutputDirError,
@@ -348,6 +348,7 @@ def _sweep_main(argv:list[str]) -> int:
         return 0
     start, since = time.perf_counter(), time.time()
     try:
+        int8_fallback(cfg)   # held-out images there (the data loads), or one error before the output folder is made
         frames = run(cfg, args.seeds or [cfg.seed], not args.no_progress, ["edge-opt", *argv], args.verbose)
     except (ConfigError, DatasetUnavailableError, ValueError) as e:
         return _fail(str(e))

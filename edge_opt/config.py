@@ -30,10 +30,10 @@ from .executors import EXECUTORS, check_resource_name, dask_available, local_wor
 
 # %% auto #0
 __all__ = ['MAX_INT', 'MAX_SEED', 'KINDS', 'DEFAULT_EPOCHS', 'MAX_BUILD_WORKERS', 'POOL_MIN_BUILDS', 'FINGERPRINT_WHEN_SET',
-           'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key', 'setting', 'TrainingKeys',
-           'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys', 'input_identity', 'SweepConfig',
-           'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag', 'config_groups',
-           'config_reference']
+           'RECORDED_BEFORE', 'RESULT_NEUTRAL_KEYS', 'ConfigError', 'Setting', 'check_value', 'config_key', 'setting',
+           'TrainingKeys', 'VariantKeys', 'MeasurementKeys', 'ExecutionKeys', 'ConstraintKeys', 'input_identity',
+           'SweepConfig', 'validate', 'config_from_dict', 'load_config', 'default_config_yaml', 'config_flag',
+           'config_groups', 'config_reference']
 
 # %% ../nbs/api/07_config.ipynb #793fc444
 class ConfigError(ValueError):
@@ -180,6 +180,8 @@ class TrainingKeys:
                               rule=lambda key, value: parse_dataset(value, key), rule_text=DATASET_TEXT)
     val_fraction: float = config_key(0.2, "share of each class held out for validation where the data has no split (mnist-5k, a folder without train/ and val/)",
                                      low=0, high=1, above=True, below=True)
+    holdout_fraction: float = config_key(0.1, "share of each class of the training images held out from training, fine-tuning and calibration when the INT8 fallback runs: "
+                                         "it chooses on them, never on the validation images the rows report (given weights may have been trained on them)", low=0, high=1, below=True)
     normalize_mean: tuple|None = config_key(None, "per-channel mean subtracted from pixels scaled to [0, 1] (null: the training split's)",
                                             kind=float, many=True, rule=check_normalisation, rule_text="a list of numbers, one per channel")
     normalize_std: tuple|None = config_key(None, "per-channel std the pixels are divided by (null: the training split's)",
@@ -190,7 +192,7 @@ class TrainingKeys:
     pretrained: bool = config_key(False, "torchvision models: start from ImageNet weights (needs internet once)")
     input_size: int|None = config_key(None, "image height and width the model takes (null: the images' own when they share one; images are resized)", kind=int, low=1, unit="px")
     input_channels: int|None = config_key(None, "image channels the model takes: 1 grey, 3 RGB (null: the data's own; folders load as RGB)", kind=int, low=1)
-    train_subset: int|None = config_key(None, "training examples to keep (null: all)", kind=int, low=1)
+    train_subset: int|None = config_key(None, "training examples to keep (null: all), holdout_fraction's share of them then held out", kind=int, low=1)
     val_subset: int|None = config_key(None, "validation examples to keep (null: all)", kind=int, low=1)
     batch_size: int = config_key(128, "training, evaluation and batch-latency batch size", low=1)
     epochs: int|None = config_key(None, f"baseline training epochs (null: {DEFAULT_EPOCHS}, or 0 with weights; more with weights trains them further)", kind=int, low=0)
@@ -214,6 +216,9 @@ class VariantKeys(TrainingKeys):
     runtimes: tuple = config_key(default_runtimes, "runtimes to build each variant for (default: every one installed)", kind=str,
                                  rule=lambda key, value: check_runtimes(value, key), rule_text=f"a non-empty list of installed runtimes among {', '.join(RUNTIMES)}")
     calibration_batches: int = config_key(10, "INT8 calibration batches", low=1)
+    int8_fallback: bool = config_key(True, "INT8: when INT8 of every layer clearly loses more than int8_max_drop on the held-out images (the lower end of the paired 95% interval), keep the layers it hurts most in floating point (false: every layer INT8, nothing held out)")
+    int8_max_drop: float = config_key(1.0, "INT8 fallback: accuracy points INT8 may lose against the FP32 network of the same pruning level, on the held-out images", low=0, high=100, unit="points")
+    int8_max_float_layers: int = config_key(3, "INT8 fallback: the most conv/linear layers kept in floating point", low=0)
     quantization_backend: str = config_key("auto", "eager INT8 kernels (auto: x86 on x86, qnnpack on ARM)", choices=("auto",) + INT8_BACKENDS, flag="--backend")
     int8_recipe: tuple = config_key(("auto",), "INT8 recipe per runtime, for a target CPU that is not this one (auto: chosen from this CPU's features)",
                                     kind=str, rule=lambda key, value: parse_int8_recipes(value, key),
@@ -299,6 +304,7 @@ def input_identity(cfg, # a SweepConfig
                 weights=file_digest(cfg.weights) if cfg.weights else None)
 
 FINGERPRINT_WHEN_SET = ("measure_on",)   # keys added after runs were stored: part of the fingerprint only when set, so those runs still resume
+RECORDED_BEFORE = {"holdout_fraction": 0.0, "int8_fallback": False}   # keys added after runs were stored: the value that reproduces such a run
 RESULT_NEUTRAL_KEYS = tuple(f.name for f in fields(ConstraintKeys) if f.metadata["setting"].neutral  # never change a measurement
                             or f.name not in ExecutionKeys.__dataclass_fields__)                     # (the constraints judge them)
 
@@ -385,6 +391,8 @@ def validate(cfg:SweepConfig, # the config to check
         _fail("int8_recipe", list(cfg.int8_recipe), f"precisions {list(cfg.precisions)} build no INT8 (add int8, or leave int8_recipe at auto)")
     if set(recipes) - set(cfg.runtimes):
         _fail("int8_recipe", list(cfg.int8_recipe), f"it names a runtime the sweep does not build (runtimes: {', '.join(cfg.runtimes)})")
+    if cfg.int8_fallback and "int8" in cfg.precisions and not cfg.holdout_fraction:
+        _fail("holdout_fraction", cfg.holdout_fraction, "int8_fallback chooses on held-out images: hold out a share above 0, or set int8_fallback: false")
     if cfg.executor == "dask" and cfg.scheduler is None:
         _fail("scheduler", None, "executor 'dask' needs local:N or a scheduler address such as tcp://host:8786")
     if cfg.measure_on is not None and cfg.executor != "dask":

@@ -25,7 +25,7 @@ __all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'FAIL_WOR
            'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'renamed_value',
            'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'baseline_row',
            'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
-           'tied_candidates', 'Recommendation', 'recommend']
+           'tied_candidates', 'Recommendation', 'float_layers_in', 'precision_words', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -272,6 +272,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.
     no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
+    t["int8_float_layers"] = ok["int8_float_layers"] if "int8_float_layers" in ok else None   # what precision_words names
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
     low, high = spread_columns(OBJECTIVES[c.objective])
     t["objective_low_ms"] = ok[low] if low in ok else t.objective_ms   # a p95 objective has no spread: its point
@@ -405,7 +406,17 @@ def _limits_line(rec:Recommendation) -> str:
            if k.objective.endswith("median") else f"{LATENCY_WORDS[OBJECTIVES[k.objective]]} (one figure, no spread: equal figures are a tie, broken by {rec.tie_rule})")
     return f"Constraints: {'; '.join(l for l in limits if l) or 'none'}. Fastest by {how}."
 
-def _variant_words(r:dict) -> str: return f"pruning {r['pruning_level']:g} {r['precision'].upper()} on {r['runtime']}"
+def float_layers_in(r:dict) -> list[str]:
+    "The layers a row's INT8 kept in floating point (`int8_float_layers`; none for other rows and rows from before the fallback)."
+    kept = r.get("int8_float_layers")
+    return kept.split() if isinstance(kept, str) else []
+
+def precision_words(r:dict) -> str:
+    "A row's precision as reports name it: `INT8`, or `INT8 (2 float)` where INT8 kept two layers in floating point."
+    n = len(float_layers_in(r))
+    return r["precision"].upper() + (f" ({n} float)" if n else "")
+
+def _variant_words(r:dict) -> str: return f"pruning {r['pruning_level']:g} {precision_words(r)} on {r['runtime']}"
 
 
 # %% ../nbs/api/06a_constraints.ipynb #9294776a
@@ -424,10 +435,12 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
     unit = latency_unit(max([c["objective_high_ms"], *(r["objective_high_ms"] for r in rec.runners_up)]))[0]
     spread = lambda r: (latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
                         if k.objective.endswith("median") else latency_text(r["objective_ms"], unit=unit))   # p95: one figure
-    lines = [f"Ship pruning {c['pruning_level']:g} + {c['precision'].upper()} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
+    lines = [f"Ship pruning {c['pruning_level']:g} + {precision_words(c)} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
-             + f", {k.memory_word} {memory_text(c['memory'], big)}. {int(rec.candidates.passes.sum())} of "
+             + f", {k.memory_word} {memory_text(c['memory'], big)}"
+             + (f"; INT8 keeps {', '.join(float_layers_in(c))} in floating point" if float_layers_in(c) else "")
+             + f". {int(rec.candidates.passes.sum())} of "
              f"{len(rec.candidates)} variants pass every limit." + (f" Measured on {c['measured_on']}." if c.get("measured_on") else "")]
     if rec.tied:
         lines.append(f"  A tie: its spread overlaps the fastest's for {len(rec.tied)} passing variants (also "

@@ -9,7 +9,7 @@ import functools
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -482,6 +482,9 @@ class ImageData:
     in_memory: bool          # decoded once and kept (else streamed)
     identity: str            # what data_identity says of the source
     num_workers: int         # DataLoader worker processes when streamed
+    holdout: Dataset|None = None  # training images held out from training, fine-tuning and calibration (holdout_fraction)
+    holdout_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # label of every held-out image
+    _holdout_batches: dict = field(default_factory=dict, repr=False)  # holdout_batches, per batch size, made once
 
     @property
     def num_classes(self) -> int: return len(self.classes)
@@ -493,6 +496,16 @@ class ImageData:
 
 
 # %% ../nbs/api/01_data.ipynb #16b290bd
+@patch
+def holdout_batches(self:ImageData,
+                    batch_size:int=128, # images per batch
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    "The held-out images as a list of `(images, labels)` batches, in a fixed order (empty without `holdout_fraction`); made once per batch size."
+    if self.holdout is None or not len(self.holdout_labels): return []
+    if batch_size not in self._holdout_batches:
+        self._holdout_batches[batch_size] = [(x, y) for x, y in DataLoader(self.holdout, batch_size=batch_size, shuffle=False)]
+    return self._holdout_batches[batch_size]
+
 @patch
 def loaders(self:ImageData,
             batch_size:int=128, # examples per batch, in both loaders
@@ -517,7 +530,8 @@ def describe(self:ImageData) -> str:
     "One sentence: the source, classes, counts, shape and normalisation."
     names = ", ".join(self.classes[:6]) + (f", … ({self.num_classes} in all)" if self.num_classes > 6 else "")
     stats = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
-    return (f"{self.source}: {self.num_classes} classes ({names}); {len(self.train_labels):,} training and "
+    held = f", {len(self.holdout_labels):,} held out from training" if len(self.holdout_labels) else ""
+    return (f"{self.source}: {self.num_classes} classes ({names}); {len(self.train_labels):,} training{held} and "
             f"{len(self.val_labels):,} validation images of {self.channels}×{self.size}×{self.size}, normalised with mean "
             f"{stats(self.mean)} and std {stats(self.std)} ({self.normalize_from}){'' if self.in_memory else '; streamed from disk'}")
 
@@ -525,12 +539,18 @@ def describe(self:ImageData) -> str:
 def record(self:ImageData) -> dict:
     "What `reproducibility.json` and `summary.json` say of the data."
     return dict(source=self.source, kind=parse_dataset(self.source).kind, identity=self.identity, classes=list(self.classes),
-                train_images=len(self.train_labels), val_images=len(self.val_labels), class_counts=self.class_counts(),
+                train_images=len(self.train_labels), holdout_images=len(self.holdout_labels), val_images=len(self.val_labels), class_counts=self.class_counts(),
                 channels=self.channels, input_size=self.size, normalize_mean=list(self.mean), normalize_std=list(self.std),
                 normalize_from=self.normalize_from, in_memory=self.in_memory)
 
 
 # %% ../nbs/api/01_data.ipynb #040f0122
+def _tensors(images:_Images, index:np.ndarray, pre:Preprocess, normalised:Preprocess, strict:bool, source, x:torch.Tensor|None=None) -> TensorDataset|None:
+    "Images `index` of `images` decoded with `pre` (or `x`, decoded already), normalised in place, with their labels (None when `index` is empty)."
+    if not len(index): return None
+    x = _decode(images, index, pre, strict, source) if x is None else x
+    return TensorDataset(normalised.normalise(x, inplace=True), torch.from_numpy(images.labels[index]))
+
 def _stats_of(blocks, given_mean, given_std) -> tuple[tuple, tuple]:
     if given_mean is not None and given_std is not None: return given_mean, given_std
     mean, std = _channel_stats(blocks)
@@ -538,36 +558,47 @@ def _stats_of(blocks, given_mean, given_std) -> tuple[tuple, tuple]:
         raise DataError(f"the training images have a channel with zero standard deviation (std {list(std)}); set normalize_std")
     return given_mean or mean, given_std or std
 
+# %% ../nbs/api/01_data.ipynb #d1dc65d1
+def _held_out(labels:np.ndarray, index:np.ndarray, fraction:float, seed:int, classes:tuple, source) -> tuple[np.ndarray, np.ndarray]:
+    "`index` (training images) split into those kept for training and `fraction` of each class held out (seeded); an error when a class would keep no training image."
+    if not fraction: return index, index[:0]
+    keep, held = stratified_split(labels[index], fraction, seed)
+    kept = np.bincount(labels[index[keep]], minlength=len(classes))
+    if (lost := np.flatnonzero((kept == 0) & (np.bincount(labels[index], minlength=len(classes)) > 0))).size:
+        raise DataError(f"config key 'holdout_fraction': {fraction:g} is not allowed; it leaves class '{classes[lost[0]]}' of {source} no training image (hold out a smaller share)")
+    return index[keep], index[held]
+
 # %% ../nbs/api/01_data.ipynb #f53a1e19
 @functools.lru_cache(maxsize=1)
 def _load(src:DataSource, identity:str, seed:int, val_fraction:float, train_subset, val_subset, input_size, input_channels,
-          normalize_mean, normalize_std, memory_mb:float, num_workers:int, data_dir:str) -> ImageData:
+          normalize_mean, normalize_std, memory_mb:float, num_workers:int, data_dir:str, holdout_fraction:float=0.0) -> ImageData:
     train, val, names = _source_images(src, seed, val_fraction, data_dir)
     classes = _classes(train, val, names, src)
     _check_count("train_subset", train_subset, len(train)); _check_count("val_subset", val_subset, len(val))
     generator = torch.Generator().manual_seed(seed)
     tr, va = _subset(len(train), train_subset, generator), _subset(len(val), val_subset, generator)
+    tr, ho = _held_out(train.labels, tr, holdout_fraction, seed, classes, src)
     channels = input_channels or (3 if train.files is not None else train.arrays.shape[1] if train.arrays is not None else _channels_of(train.image(0)))
     size = input_size or _own_size(train, src)   # the images' own: every file header read once
     if input_size is None and (other := _own_size(val, src)) != size:
         _fail(src, f"its training images are {size}×{size} and its validation images {other}×{other}; set input_size")
     mean, std = check_normalisation("normalize_mean", normalize_mean, channels), check_normalisation("normalize_std", normalize_std, channels)
     pre, strict = Preprocess(channels, size), input_size is None and src.kind == "factory"
-    in_memory = (len(tr) + len(va)) * channels * size * size * 4 <= memory_mb * MB   # decimal MB, as data_memory_mb's sizes are
+    in_memory = (len(tr) + len(ho) + len(va)) * channels * size * size * 4 <= memory_mb * MB   # decimal MB, as data_memory_mb's sizes are
     if in_memory:
-        x_train, x_val = _decode(train, tr, pre, strict, src), _decode(val, va, pre, strict, src)
+        x_train = _decode(train, tr, pre, strict, src)
         normalised = Preprocess(channels, size, *_stats_of(x_train.split(256), mean, std))
-        train_ds = TensorDataset(normalised.normalise(x_train, inplace=True), torch.from_numpy(train.labels[tr]))
-        val_ds = TensorDataset(normalised.normalise(x_val, inplace=True), torch.from_numpy(val.labels[va]))
+        train_ds, val_ds, held_ds = (_tensors(im, i, pre, normalised, strict, src, x) for im, i, x in ((train, tr, x_train), (val, va, None), (train, ho, None)))
     else:
         if mean is None or std is None:
             blocks = DataLoader(_Streamed(train, tr, pre, strict, str(src)), batch_size=256, num_workers=num_workers)
             mean, std = _stats_of((x for x, _ in blocks), mean, std)
         normalised = Preprocess(channels, size, mean, std)
         train_ds, val_ds = _Streamed(train, tr, normalised, strict, str(src)), _Streamed(val, va, normalised, strict, str(src))
+        held_ds = _Streamed(train, ho, normalised, strict, str(src)) if len(ho) else None
     given = "given" if normalize_mean is not None and normalize_std is not None else "the training split" if normalize_mean is None and normalize_std is None else "partly given, the rest from the training split"
     return ImageData(str(src), classes, channels, size, tuple(normalised.mean), tuple(normalised.std), given, train_ds, val_ds,
-                     train.labels[tr], val.labels[va], in_memory, identity, num_workers)
+                     train.labels[tr], val.labels[va], in_memory, identity, num_workers, held_ds, train.labels[ho])
 
 # %% ../nbs/api/01_data.ipynb #e0cd1d44
 def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH or a factory (see parse_dataset)
@@ -582,6 +613,7 @@ def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH o
               memory_mb:float=DEFAULT_DATA_MEMORY_MB, # keep data in memory when its preprocessed images fit under this
               num_workers:int|None=None, # DataLoader worker processes for streamed data (None: default_workers())
               data_dir:str|Path="data", # where torchvision datasets are downloaded
+              holdout_fraction:float=0.0, # share of each class of the training images held out from training (ImageData.holdout)
              ) -> ImageData:
     "The labelled images `dataset` names, checked and preprocessed (see `Preprocess`); the last one loaded is reused while its files are unchanged."
     src = parse_dataset(dataset)
@@ -591,10 +623,12 @@ def load_data(dataset:str="mnist-5k", # a built-in name, folder:PATH, npz:PATH o
         raise ValueError(f"num_workers must be a non-negative integer or None, got {num_workers!r}")
     if isinstance(memory_mb, bool) or not isinstance(memory_mb, (int, float)) or not memory_mb >= 0:
         raise ValueError(f"memory_mb must be a number >= 0, got {memory_mb!r}")
+    if isinstance(holdout_fraction, bool) or not isinstance(holdout_fraction, (int, float)) or not 0 <= holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be a number in [0, 1), got {holdout_fraction!r}")
     stats = lambda v: None if v is None else tuple(float(x) for x in np.atleast_1d(v))
     return _load(src, data_identity(dataset), int(seed), float(val_fraction) if not isinstance(val_fraction, bool) else val_fraction,
                  train_subset, val_subset, input_size, input_channels, stats(normalize_mean), stats(normalize_std), float(memory_mb),
-                 default_workers() if num_workers is None else int(num_workers), str(data_dir))
+                 default_workers() if num_workers is None else int(num_workers), str(data_dir), float(holdout_fraction))
 
 # %% ../nbs/api/01_data.ipynb #ed523406
 def build_loaders(dataset:str="mnist-5k", # see load_data

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .config import MAX_BUILD_WORKERS, POOL_MIN_BUILDS, SweepConfig
+from .config import MAX_BUILD_WORKERS, POOL_MIN_BUILDS, ConfigError, SweepConfig
 from .data import ImageData, load_data
 from .boards import Boards, Shipment, Timed, host_facts, time_and_predict
 from .executors import build_slot, open_executor, usable_cores
@@ -27,7 +27,7 @@ from .hardware import MB, summarize_hardware
 from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, top1_agreement, variant_metrics
 from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
-from .quantization import precision_variant
+from .quantization import Int8Fallback, precision_variant
 from .recipes import recipes_for
 from .runtimes import (UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact,
                                take_batches, thread_limit, timing_method)
@@ -36,17 +36,31 @@ from .storage import (ARTIFACTS_DIR, ROWS_FILE, RUNS_DIR, append_row, atomic_wri
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['BUILD_ORDER', 'sweep_data', 'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_order',
-           'build_workers', 'build_pool', 'build_artifacts', 'build_variants', 'predictions_digest', 'scored_rows',
-           'measure_variants', 'level_task', 'level_network', 'row_key', 'run_rows', 'run_sweep', 'code_version',
-           'cache_root', 'cached_sweep']
+__all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
+           'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
+           'predictions_digest', 'scored_rows', 'measure_variants', 'level_task', 'level_network', 'row_key',
+           'run_rows', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
               ) -> ImageData:
     "The labelled images of `cfg`, checked and preprocessed: `load_data` with the sweep's keys (loaded once per process while the files are unchanged)."
     return load_data(cfg.dataset, cfg.seed, cfg.val_fraction, cfg.train_subset, cfg.val_subset, cfg.input_size, cfg.input_channels,
-                     cfg.normalize_mean, cfg.normalize_std, cfg.data_memory_mb, cfg.num_workers)
+                     cfg.normalize_mean, cfg.normalize_std, cfg.data_memory_mb, cfg.num_workers, holdout_fraction=holdout_share(cfg))
+
+def holdout_share(cfg:SweepConfig, # the sweep's settings
+                 ) -> float:
+    "The share of the training images `cfg` holds out: `holdout_fraction` when something chooses on them (the INT8 fallback), else none."
+    return cfg.holdout_fraction if cfg.int8_fallback and "int8" in cfg.precisions else 0.0
+
+def int8_fallback(cfg:SweepConfig, # the sweep's settings (int8_fallback, int8_max_drop, int8_max_float_layers, holdout_fraction)
+                 ) -> Int8Fallback|None:
+    "How the sweep's INT8 artifacts keep accuracy: its held-out images, drop and cap (None with `int8_fallback: false`)."
+    if not holdout_share(cfg): return None
+    data = sweep_data(cfg)
+    if not len(data.holdout_labels): raise ConfigError(f"config key 'holdout_fraction': {cfg.holdout_fraction!r} holds out no training image of {cfg.dataset}; "
+                                                       "the INT8 fallback chooses on held-out images: hold out a larger share, or set int8_fallback: false")
+    return Int8Fallback(data.holdout_batches(cfg.batch_size), cfg.int8_max_drop, cfg.int8_max_float_layers)
 
 def sweep_model(cfg:SweepConfig, # the sweep's settings (model, pretrained)
                 data:ImageData|None=None, # the sweep's data (None: sweep_data(cfg)): its classes, channels and size shape the network
@@ -61,6 +75,7 @@ def sweep_model(cfg:SweepConfig, # the sweep's settings (model, pretrained)
                          f"and {k} classes: {type(e).__name__}: {e}") from None
     return check_model(model, (2, c, size, size), k, cfg.model)
 
+# %% ../nbs/api/08_experiments.ipynb #cea53b13
 def given_network(cfg:SweepConfig, # the sweep's settings (model, weights)
                   data:ImageData|None=None, # the sweep's data (None: sweep_data(cfg))
                  ) -> nn.Module:
@@ -132,8 +147,8 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                     recipes:dict|None=None, # INT8 recipe name per runtime (None: recipes_for(cfg), this CPU's)
                    ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) every pair's files: `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`; with a `pool` a level's builds run side by side, slowest first."
-    recipes = recipes_for(cfg) if recipes is None else recipes
-    args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None)
+    recipes, fallback = recipes_for(cfg) if recipes is None else recipes, int8_fallback(cfg)
+    args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None, None, fallback)
     jobs = {key: pool.submit(stored_artifact, *args(*key)) for key in build_order(todo)} if pool is not None else {}
     artifacts, finished = {}, {}
     for key in todo:
@@ -165,20 +180,22 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     return built, finished
 
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
-def _footprints(pruned:nn.Module, keys, cfg:SweepConfig, calibration:list, sample_shape:tuple, recipes:dict|None=None) -> dict:
-    "Storage, activations and MACs of each precision of `keys` (inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
+def _footprints(pruned:nn.Module, kinds:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple, recipes:dict|None=None) -> dict:
+    "Storage, activations and MACs of each `(precision, float layers)` of `kinds` (`{key: kind}`; inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
     eager = (recipes_for(cfg) if recipes is None else recipes).get("eager")
     out = {}
-    for p in {p for p, _ in keys}:
-        variant = precision_variant(pruned, p, calibration, len(calibration), eager)[0]
-        out[p] = footprint(variant, sample_shape, input_dtype(p))
-    return out
+    for p, kept in set(kinds.values()):
+        variant = precision_variant(pruned, p, calibration, len(calibration), eager, kept)[0]
+        out[p, kept] = footprint(variant, sample_shape, input_dtype(p))
+    return {key: out[kind] for key, kind in kinds.items()}
 
 def _artifact_fields(d) -> dict:
-    "Where a row's artifact is (its folder in the run's `artifacts/`), its files with their SHA-256, and whether it was reused."
+    "Where a row's artifact is (its folder in the run's `artifacts/`), its files with their SHA-256, whether it was reused, and the layers INT8 kept in floating point with the held-out drops that chose them."
     a = d.artifact
     return dict(artifact_dir=Path(a.directory).name if a else None, artifact_files=" ".join(a.files) if a else None,
-                artifact_sha256=" ".join(a.sha256) if a else None, artifact_reused=d.reused)
+                artifact_sha256=" ".join(a.sha256) if a else None, artifact_reused=d.reused,
+                int8_float_layers=" ".join(a.float_layers) if a and d.precision == "int8" else None,
+                **{k: getattr(a, k) if a else None for k in ("int8_plain_drop", "int8_plain_drop_low", "int8_drop")})
 
 def _row(deployed, fp, correct, batch:LatencyStats, one:LatencyStats, cfg:SweepConfig, facts:dict, agreement:float) -> dict:
     "One measured row: metrics, roofline, layers, per-image correctness, and where it was measured (`facts`: `host_facts` of the measuring process); `judge_rows` adds acceptance and budget violations."
@@ -199,6 +216,7 @@ def predictions_digest(predictions:np.ndarray, # the predicted class of every va
     "SHA-256 of the predicted classes as int64: what an exported artifact must reproduce, image for image."
     return hashlib.sha256(np.asarray(predictions, dtype=np.int64).tobytes()).hexdigest()
 
+# %% ../nbs/api/08_experiments.ipynb #e8168652
 def scored_rows(pruned:nn.Module, # the network the artifacts were built from
                 loaded:dict, # {(precision, runtime): Deployed} as loaded where they were measured
                 measured:dict, # {key: Timed, a finished row, or an exception} (time_and_predict, boards.measure_shipped)
@@ -214,13 +232,14 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
     rows = {k: v if isinstance(v, dict) else _error_row(v) for k, v in measured.items() if k not in timed}
     if not timed: return rows
     batch = next(iter(val_dl))[0]
-    fps = _footprints(pruned, timed, cfg, calibration, (1, *batch.shape[1:]), recipes)
+    kinds = {k: (k[0], loaded[k].artifact.float_layers if loaded[k].artifact else ()) for k in timed}
+    fps = _footprints(pruned, kinds, cfg, calibration, (1, *batch.shape[1:]), recipes)
     eager = loaded.get(("fp32", "eager"))   # the FP32 source itself, when it ran on a CPU
     reference = (timed[("fp32", "eager")].predictions if eager is not None and eager.device == "cpu" and ("fp32", "eager") in timed
                  else deployed_predictions(eager_deployed(pruned, "fp32", "fp32", len(batch)), val_dl)[0])
     for key, t in timed.items():
         try:
-            rows[key] = {**_row(loaded[key], fps[key[0]], (t.predictions == t.labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), t.full),
+            rows[key] = {**_row(loaded[key], fps[key], (t.predictions == t.labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), t.full),
                                 LatencyStats.from_rounds(1, t.one), cfg, facts, top1_agreement(t.predictions, reference)),
                          "predictions_sha256": predictions_digest(t.predictions), "binding_overhead_ms": t.binding_ms, **window}
         except Exception as e: rows[key] = _error_row(e)
@@ -438,6 +457,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
     out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
     if cfg.threads and not cfg.measure_on and cfg.threads > usable_cores():
         warnings.warn(f"threads {cfg.threads} is more than the {usable_cores()} usable cores of this machine; timing runs, with threads sharing cores")
+    int8_fallback(cfg)   # its held-out images exist, or one error before anything runs
     with output_lock(out):
         claim(out, RUNS_DIR)
         here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -18,9 +22,11 @@ from torch.utils.data import DataLoader
 from .recipes import INT8_RECIPES, int8_recipe
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'FX_NOTICES', 'to_fp16', 'default_backend', 'quantized_layers',
-           'is_int8', 'QuantizationError', 'quantized_engine', 'spend_quantized_notice', 'to_int8',
-           'module_storage_bytes', 'model_storage_bytes', 'quantization_params_table', 'precision_variant']
+__all__ = ['PRECISIONS', 'INT8_BACKENDS', 'QUANTIZED_TYPES', 'LAYER_TYPES', 'FX_NOTICES', 'to_fp16', 'default_backend',
+           'quantized_layers', 'float_layers_of', 'is_int8', 'QuantizationError', 'quantized_engine',
+           'spend_quantized_notice', 'check_float_layers', 'to_int8', 'module_storage_bytes', 'model_storage_bytes',
+           'quantization_params_table', 'precision_variant', 'Int8Fallback', 'FallbackChoice', 'held_out_correct',
+           'paired_drop', 'choose_float_layers']
 
 # %% ../nbs/api/04_quantization.ipynb #c3d1a8cc
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -47,17 +53,24 @@ def _check_backend(backend:str) -> str:
 
 # %% ../nbs/api/04_quantization.ipynb #47852bca
 QUANTIZED_TYPES = (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear)
+LAYER_TYPES = (nn.Conv2d, nn.Linear)   # the layers INT8 quantizes, and the ones a fallback may keep in floating point
 
 def quantized_layers(model:nn.Module, # any network
                     ) -> dict[str, nn.Module]:
     "The quantized conv and linear modules of `model`, by name."
     return {name: m for name, m in model.named_modules() if isinstance(m, QUANTIZED_TYPES)}
 
+def float_layers_of(model:nn.Module, # any network
+                   ) -> list[str]:
+    "The names of `model`'s float conv and linear layers, in the order the network holds them."
+    return [name for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+
 def is_int8(model:nn.Module, # any network
+            kept_float:tuple=(), # layers asked to stay in floating point
            ) -> bool:
-    "True when every conv and linear layer of `model` runs a quantized kernel."
-    float_layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    return bool(quantized_layers(model)) and not float_layers
+    "True when every conv and linear layer of `model` runs a quantized kernel, but those of `kept_float` (and what FX fused them into: `conv1.0` of `conv1`)."
+    kept = lambda name: any(name == k or name.startswith(k + ".") for k in kept_float)
+    return bool(quantized_layers(model)) and all(kept(name) for name in float_layers_of(model))
 
 # %% ../nbs/api/04_quantization.ipynb #22c18760
 class QuantizationError(RuntimeError):
@@ -97,29 +110,42 @@ def _calibrate(prepared:nn.Module, loader, batches:int):
             prepared(inputs)
             if index + 1 >= batches: break
 
+# %% ../nbs/api/04_quantization.ipynb #7d5b9feb
+def check_float_layers(model:nn.Module, # the FP32 network
+                       float_layers:tuple|list, # names of its conv/linear layers to keep in floating point
+                      ) -> tuple:
+    "`float_layers` as a tuple, or a `ValueError` naming the first that is not a conv or linear layer of `model` and those that are."
+    known = float_layers_of(model)
+    for name in float_layers:
+        if name not in known: raise ValueError(f"float layer {name!r} is not a conv or linear layer of the network; its layers: {', '.join(known)}")
+    return tuple(float_layers)
+
 # %% ../nbs/api/04_quantization.ipynb #d75fdd1d
 def to_int8(model:nn.Module, # FP32 network; never modified
             calibration_loader:DataLoader, # representative batches of (images, labels) for activation ranges
             calibration_batches:int=10, # how many batches to calibrate on
             backend:str|None=None, # "x86", "fbgemm" or "qnnpack"; None picks default_backend()
+            float_layers:tuple=(), # conv/linear layers (by name) kept in floating point (choose_float_layers)
            ) -> nn.Module:
-    "Post-training static INT8 quantization (FX graph mode): every conv/linear runs an int8 kernel."
+    "Post-training static INT8 quantization (FX graph mode): every conv/linear runs an int8 kernel, but those of `float_layers`."
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     if isinstance(calibration_batches, bool) or not isinstance(calibration_batches, int) or calibration_batches < 1:
         raise ValueError(f"calibration_batches must be a positive integer, got {calibration_batches!r}")
-    backend = _check_backend(backend or default_backend())
+    backend, float_layers = _check_backend(backend or default_backend()), check_float_layers(model, float_layers)
     spend_quantized_notice()
     first = next(iter(calibration_loader), None)
     if first is None: raise ValueError("the calibration loader is empty: INT8 needs at least one batch of images")
+    mapping = get_default_qconfig_mapping(backend)
+    for name in float_layers: mapping.set_module_name(name, None)   # FX's own way: no qconfig, no quantization
     try:
         with quantized_engine(backend), _fx_notices_hidden():
-            prepared = prepare_fx(deepcopy(model).cpu().float().eval(), get_default_qconfig_mapping(backend), example_inputs=(first[0],))
+            prepared = prepare_fx(deepcopy(model).cpu().float().eval(), mapping, example_inputs=(first[0],))
             _calibrate(prepared, calibration_loader, calibration_batches)
             quantized = convert_fx(prepared)
     except Exception as e:
         raise QuantizationError(f"INT8 quantization with backend '{backend}' failed: {type(e).__name__}: {e}") from e
-    if not is_int8(quantized):
+    if not is_int8(quantized, float_layers):
         raise QuantizationError(f"INT8 quantization with backend '{backend}' left float conv/linear layers; refusing to label a float model INT8")
     quantized.qbackend = backend
     return quantized
@@ -173,9 +199,79 @@ def precision_variant(model:nn.Module, # FP32 network; never modified
                       calibration_loader:DataLoader, # calibration data (used by "int8")
                       calibration_batches:int, # calibration batches (used by "int8")
                       backend:str|None=None, # INT8 backend; None picks default_backend()
+                      float_layers:tuple=(), # INT8: layers kept in floating point
                      ) -> tuple[nn.Module, str]:
     "The `precision` version of `model` and the input precision (`'fp32'` or `'fp16'`) to measure it with."
     if precision == "fp32": return deepcopy(model).eval(), "fp32"
     if precision == "fp16": return to_fp16(model), "fp16"
-    if precision == "int8": return to_int8(model, calibration_loader, calibration_batches, backend), "fp32"
+    if precision == "int8": return to_int8(model, calibration_loader, calibration_batches, backend, float_layers), "fp32"
     raise ValueError(f"Unsupported precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+
+# %% ../nbs/api/04_quantization.ipynb #7af5203b
+@dataclass(frozen=True)
+class Int8Fallback:
+    "How INT8 keeps accuracy: the held-out batches it is judged on, the points it may lose, and how many layers may stay float."
+    batches: list = field(repr=False)  # (images, labels) batches held out from training and from the reported validation images
+    max_drop: float = 1.0              # accuracy points INT8 may lose against the FP32 network of the same level, on the batches
+    max_float_layers: int = 3          # the most conv/linear layers kept in floating point (0: none; the plain drop is still measured)
+
+    def __post_init__(self):
+        if isinstance(self.max_drop, bool) or not isinstance(self.max_drop, (int, float)) or not 0 <= self.max_drop <= 100:
+            raise ValueError(f"the INT8 drop {self.max_drop!r} is not allowed; expected accuracy points in [0, 100]")
+        if isinstance(self.max_float_layers, bool) or not isinstance(self.max_float_layers, int) or self.max_float_layers < 0:
+            raise ValueError(f"the float-layer cap {self.max_float_layers!r} is not allowed; expected an integer >= 0")
+        if not self.batches: raise ValueError("the INT8 fallback needs held-out images; none were given")
+
+    def digest(self) -> str:
+        "What decides the fallback's choice, hashed: the held-out images and labels, the drop and the cap (part of an artifact's key)."
+        h = hashlib.sha256(f"{self.max_drop!r}|{self.max_float_layers}".encode())
+        for x, y in self.batches: h.update(x.float().contiguous().numpy().tobytes()); h.update(y.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+# %% ../nbs/api/04_quantization.ipynb #7bdf9dc1
+@dataclass(frozen=True)
+class FallbackChoice:
+    "What the fallback decided for one INT8 network."
+    float_layers: tuple   # layers kept in floating point, most sensitive first
+    plain_drop: float     # accuracy points INT8 of every layer lost on the held-out images
+    plain_drop_low: float # the lower end of its paired 95% interval: the fallback acts only when it is above the limit
+    drop: float           # points lost with float_layers kept in floating point
+    sensitivity: dict     # points each layer recovers when it alone stays float (measured only when the fallback acts)
+
+def held_out_correct(run:Callable, # a network or artifact's call: float32 images -> logits
+                     batches:list, # (images, labels) batches
+                    ) -> np.ndarray:
+    "1 for each image of `batches` that `run` classifies correctly, 0 otherwise, in order."
+    return np.concatenate([(torch.as_tensor(run(x)).argmax(1) == y).numpy().astype(np.int8) for x, y in batches])
+
+def paired_drop(reference:np.ndarray, # 1/0 per image: the reference network right or wrong
+                other:np.ndarray, # 1/0 per image: the other network, the same images in the same order
+                n_boot:int=1000, # bootstrap resamples
+                seed:int=0, # seed of the resampling
+               ) -> tuple[float, float, float]:
+    "How many accuracy points `other` loses against `reference`, with a paired bootstrap 95% interval: `(drop, low, high)`."
+    diff = np.asarray(reference, np.float64) - np.asarray(other, np.float64)
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1) * 100
+    low, high = np.percentile(means, [2.5, 97.5])
+    return round(diff.mean() * 100, 6), round(float(low), 6), round(float(high), 6)
+
+# %% ../nbs/api/04_quantization.ipynb #c4081fe0
+def choose_float_layers(correct:Callable[[tuple], np.ndarray], # 1/0 per held-out image of INT8 with these layers kept float
+                        layers:list, # the candidate layers, in network order
+                        reference:np.ndarray, # 1/0 per held-out image of the FP32 network
+                        max_drop:float, # points INT8 may lose
+                        max_float_layers:int, # the most layers kept float
+                       ) -> FallbackChoice:
+    "The layers to keep in floating point: none unless INT8 of every layer clearly loses more than `max_drop` points (the lower end of its paired interval above it), else the most sensitive (those that recover points alone), one at a time, until the drop is within it or the cap is reached; one layer at least stays INT8."
+    points = lambda kept: paired_drop(reference, correct(kept))[0]
+    plain, low, _ = paired_drop(reference, correct(()))
+    if low <= max_drop or not max_float_layers or not layers: return FallbackChoice((), plain, low, plain, {})
+    sensitivity = {name: round(plain - points((name,)), 6) for name in layers}
+    ranked = [n for n in sorted(layers, key=lambda name: -sensitivity[name]) if sensitivity[n] > 0]   # stable: ties keep network order
+    best, chosen = ((), plain), ()
+    for name in ranked[:min(max_float_layers, len(layers) - 1)]:
+        chosen += (name,)
+        drop = plain - sensitivity[name] if len(chosen) == 1 else points(chosen)
+        if drop < best[1]: best = chosen, drop
+        if drop <= max_drop: break
+    return FallbackChoice(best[0], plain, low, best[1], sensitivity)

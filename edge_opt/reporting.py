@@ -22,7 +22,7 @@ import tabulate as tabulate_module
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
 from .metrics import latency_text, latency_unit, memory_label, memory_unit, sig3, unpack_correct   # latency_*: said here too
-from .constraints import FAIL_WORDS, KEY, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, violation_budgets
+from .constraints import FAIL_WORDS, KEY, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, precision_words, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table, spread_columns)
 from .quantization import PRECISIONS
@@ -296,7 +296,7 @@ def variant_table(rec:Recommendation, # what constraints.recommend judged
     t = t.sort_values(["pruning_level", "precision"], key=lambda s: s.map(PRECISIONS.index) if s.name == "precision" else s, kind="stable")
     unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
     median = rec.constraints.objective.endswith("median")   # a p95 objective is one figure, with no spread of rounds
-    rows = [[f"{r.pruning_level:g}", r.precision.upper(), r.runtime, f"{r.accuracy:.3f}",
+    rows = [[f"{r.pruning_level:g}", precision_words(r), r.runtime, f"{r.accuracy:.3f}",
              latency_text(r.objective_ms, *((r.objective_low_ms, r.objective_high_ms) if median else (None, None)), unit, bare=True),
              sig3(r.memory * mk), _verdict(r, shipped)] for _, r in t.iterrows()]
     word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective.replace("p95", "median")]]   # the batch's word; the header says which figure
@@ -409,6 +409,14 @@ def _limit_words(cfg:SweepConfig) -> str:
             else f"at most {cfg.memory_limit:g} MB ({on})")
 
 # %% ../nbs/api/09_reporting.ipynb #4fbf2642
+def _fallback_words(cfg:SweepConfig, data:dict) -> str:
+    "What the sweep's INT8 keeps in floating point, in words."
+    if not cfg.int8_fallback: return ", every conv/linear layer INT8"
+    held = f"the {data['holdout_images']:,} held-out images" if data.get("holdout_images") else "the held-out images"
+    return (f"; where INT8 of every layer clearly loses more than {cfg.int8_max_drop:g} point{'' if cfg.int8_max_drop == 1 else 's'} against FP32 of the same level on {held} "
+            f"(the lower end of the paired 95% interval), the layers it hurts most kept in floating point (at most {cfg.int8_max_float_layers})")
+
+# %% ../nbs/api/09_reporting.ipynb #78517335
 def describe_config(cfg:SweepConfig, # the sweep's settings
                    ) -> str:
     "One Markdown paragraph saying what a sweep with `cfg` trains, varies and measures."
@@ -418,7 +426,8 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
     finetune = f", each pruned network fine-tuned for {cfg.finetune_epochs} epoch(s){taught}" if cfg.finetune_epochs else ", without fine-tuning"
     threads = f"{cfg.threads} threads" if cfg.threads else f"{resolve_threads(None)} threads (PyTorch's default)"
     data = data_record(cfg)
-    shape = (f": {len(data['classes'])} classes, {data['train_images']:,} training and {data['val_images']:,} validation images of "
+    held = f", {data['holdout_images']:,} held out from training" if data.get("holdout_images") else ""
+    shape = (f": {len(data['classes'])} classes, {data['train_images']:,} training{held} and {data['val_images']:,} validation images of "
              f"{data['channels']}×{data['input_size']}×{data['input_size']}" if "classes" in data else "")
     epochs = cfg.baseline_epochs
     trained = (f"from the given weights `{cfg.weights}`" + (f", trained {epochs} more epoch(s)" if epochs else " (not retrained)") if cfg.weights
@@ -428,7 +437,7 @@ def describe_config(cfg:SweepConfig, # the sweep's settings
         f"{cfg.learning_rate:g}, batch {cfg.batch_size}, seed {cfg.seed}) on {cfg.dataset}{' (' + ', '.join(subsets) + ')' if subsets else ''}"
         f"{shape}; pruning levels {', '.join(f'{l:g}' for l in cfg.pruning_levels)} by {cfg.pruning_importance.upper()} channel "
         f"importance{f' (widths rounded to multiples of {cfg.round_to})' if cfg.round_to else ''}{finetune}; precisions {', '.join(p.upper() for p in cfg.precisions)}, "
-        f"INT8 calibrated on {cfg.calibration_batches} batches (eager backend: {cfg.quantization_backend}); runtimes "
+        f"INT8 calibrated on {cfg.calibration_batches} batches (eager backend: {cfg.quantization_backend}){_fallback_words(cfg, data)}; runtimes "
         f"{', '.join(RUNTIME_LABELS[r] for r in cfg.runtimes)}, each with {threads}. Latency of a batch of {cfg.batch_size} "
         f"and of a single sample, timed in {cfg.benchmark_rounds} interleaved rounds of {cfg.benchmark_trials} and "
         f"{cfg.benchmark_stream_trials} calls per variant (after {cfg.benchmark_warmup} warm-up calls each time); medians "

@@ -31,18 +31,20 @@ from torch import nn
 from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .executors import build_slot
 from .model import MODELS, file_digest, resolve_factory
-from .quantization import PRECISIONS, precision_variant, spend_quantized_notice
-from .recipes import Int8Recipe, int8_recipe
+from .quantization import (PRECISIONS, FallbackChoice, Int8Fallback, check_float_layers, choose_float_layers, float_layers_of,
+                                   QuantizationError, held_out_correct, precision_variant, quantized_engine, spend_quantized_notice, to_int8)
+from .recipes import Int8Recipe, cpu_features, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
 __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'TIMING_VERSION',
-           'WARMUP_S', 'DEPLOYED_AS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError', 'runtime_available',
-           'default_runtimes', 'check_runtimes', 'thread_limit', 'take_batches', 'Artifact', 'resolve_threads',
-           'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch',
-           'load_executorch', 'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime', 'openvino_capabilities',
-           'build_openvino', 'load_openvino', 'timing_method', 'load_snippet', 'snippet_namespace', 'build_artifact',
-           'load_artifact', 'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
+           'WARMUP_S', 'DEPLOYED_AS', 'INT8_TRIALS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError',
+           'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit', 'take_batches', 'Artifact',
+           'resolve_threads', 'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager',
+           'build_executorch', 'load_executorch', 'onnx_layer_nodes', 'onnx_artifact', 'build_onnxruntime',
+           'load_onnxruntime', 'openvino_capabilities', 'openvino_layer_nodes', 'build_openvino', 'load_openvino',
+           'timing_method', 'load_snippet', 'snippet_namespace', 'keep_accuracy', 'build_artifact', 'load_artifact',
+           'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -157,6 +159,10 @@ class Artifact:
     int8_recipe: str|None = None   # INT8: the recipe it was built with (Int8Recipe.description)
     non_delegated_ops: str|None = None  # ExecuTorch: operators outside the XNNPACK delegate ("" when none)
     sha256: tuple = ()             # of each file, in files order
+    float_layers: tuple = ()       # INT8: conv/linear layers kept in floating point (keep_accuracy)
+    int8_plain_drop: float|None = None  # INT8 with a fallback: points INT8 of every layer lost on the held-out images
+    int8_plain_drop_low: float|None = None  # the lower end of its paired 95% interval: the fallback acted only when it was above the limit
+    int8_drop: float|None = None   # INT8 with a fallback: points this artifact's network lost there, float_layers kept float
 
     @property
     def paths(self) -> list[Path]: return [Path(self.directory) / f for f in self.files]
@@ -262,6 +268,8 @@ class Builder(Protocol):
                  max_batch:int, # the largest batch the artifact must take
                  recipe:Int8Recipe|None, # INT8: the recipe (int8_recipe); None for a float precision
                  directory:Path, # where to write the files (exists, empty)
+                 float_layers:tuple=(), # INT8: conv/linear layers (by name) kept in floating point
+                 quantized:Any=None, # INT8: the network already quantized with float_layers (a trial's), written as it is
                 ) -> Artifact: ...
 
 class Loader(Protocol):
@@ -297,9 +305,10 @@ def eager_deployed(variant:nn.Module, # an eager precision variant (precision_va
                     device=str(device), module=variant if artifact else variant.eval(), artifact=artifact)   # a loaded export has no eval()
 
 # %% ../nbs/api/04a_runtimes.ipynb #b168f29e
-def build_eager(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
+def build_eager(model, precision, calibration, max_batch, recipe, directory, float_layers=(), quantized=None) -> Artifact:   # a Builder
     "`model.pt2` (FP32, FP16: the `precision_variant` through `torch.export`) or `model.torchscript.pt` (INT8: FX's quantized module, traced)."
-    variant, inputs = precision_variant(model, precision, calibration, len(calibration), recipe.name if recipe else None)
+    variant, inputs = ((quantized, "fp32") if quantized is not None
+                       else precision_variant(model, precision, calibration, len(calibration), recipe.name if recipe else None, float_layers))
     example = calibration[0][0][:max_batch].to(input_dtype(inputs))
     if precision == "int8":
         with _torchscript_notices_hidden(), torch.no_grad(): traced = torch.jit.trace(variant, example)
@@ -324,25 +333,41 @@ def load_eager(artifact, threads, device="cpu") -> Deployed:   # a Loader
                     artifact.inference_precision, keep=(ns,), artifact=artifact, prepare=prepare)
 
 # %% ../nbs/api/04a_runtimes.ipynb #c50dbc43
+_LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)   # what a conv or linear layer is in an exported graph
+
 def _export(model:nn.Module, example:torch.Tensor, max_batch:int):
     "`torch.export` with a dynamic batch dimension (fixed when `max_batch` is 1)."
     from torch.export import Dim, export
     shapes = ({0: Dim("batch", min=1, max=max_batch)},) if max_batch > 1 else None
     return export(model, (example[:max_batch],), dynamic_shapes=shapes)
 
-def _pt2e_int8(model:nn.Module, example:torch.Tensor, calibration:list, max_batch:int) -> nn.Module:
-    "PT2E static INT8 with the XNNPACK quantizer (symmetric, per-channel weights), calibrated on `calibration`."
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+def _pt2e_int8(model:nn.Module, example:torch.Tensor, calibration:list, max_batch:int, float_layers:tuple=(), exported=None) -> nn.Module:
+    "PT2E static INT8 with the XNNPACK quantizer (symmetric, per-channel weights), calibrated on `calibration`; the nodes of `float_layers` left out by the quantizer's node filter (its `set_module_name(name, None)` is not supported yet)."
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(_export(model, example, max_batch).module(), quantizer)
+    if float_layers:
+        inside = [get_module_name_filter(name) for name in check_float_layers(model, float_layers)]
+        quantizer.set_filter_function(lambda node: not any(f(node) for f in inside))
+    prepared = prepare_pt2e((exported or _export(model, example, max_batch)).module(), quantizer)   # `exported`: the graph, exported once
     for images, _ in calibration: prepared(images[:max_batch])
-    return convert_pt2e(prepared)
+    converted = convert_pt2e(prepared)
+    for name in float_layers:   # the filter matched by module path: check that each layer's weights stayed float
+        if any("dequantize" in str(getattr(n.args[1], "target", "")) for n in _pt2e_layer_nodes(converted, name)):
+            raise QuantizationError(f"PT2E quantized layer {name!r} although it was asked to stay in floating point")
+    return converted
+
+def _pt2e_layer_nodes(graph_module, name:str) -> list:
+    "The conv and linear nodes of an exported graph that belong to module `name` (by the quantizer's own module-name filter)."
+    from torchao.quantization.pt2e.quantizer import get_module_name_filter
+    inside = get_module_name_filter(name)
+    return [n for n in graph_module.graph.nodes if n.op == "call_function" and n.target in _LAYER_OPS and inside(n)]
 
 def _op_name(target) -> str:
     name = getattr(target, "__name__", None) or str(target)
     return name.split(":")[0].removeprefix("<EdgeOpOverload: ")
 
+# %% ../nbs/api/04a_runtimes.ipynb #c485fa56
 def _outside_delegate(edge) -> str:
     "Operators of a lowered program that run outside every delegate, as 'name×count' (empty when none)."
     names = [_op_name(n.target) for n in edge.exported_program().graph.nodes if n.op == "call_function"]
@@ -350,14 +375,14 @@ def _outside_delegate(edge) -> str:
     return ", ".join(f"{n}×{names.count(n)}" for n in dict.fromkeys(names))
 
 # %% ../nbs/api/04a_runtimes.ipynb #dec95359
-def build_executorch(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
+def build_executorch(model, precision, calibration, max_batch, recipe, directory, float_layers=(), quantized=None) -> Artifact:   # a Builder
     "A `.pte` program lowered to XNNPACK (INT8: PT2E static quantization with the XNNPACK quantizer)."
     with _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
     example = calibration[0][0]
     float_model = model.cpu().float().eval()
-    if precision == "int8": graph, dtype = _pt2e_int8(float_model, example, calibration, max_batch), torch.float32
+    if precision == "int8": graph, dtype = (quantized if quantized is not None else _pt2e_int8(float_model, example, calibration, max_batch, float_layers)), torch.float32
     elif precision == "fp16": graph, dtype = deepcopy(float_model).half(), torch.float16
     else: graph, dtype = float_model, torch.float32
     edge = to_edge_transform_and_lower(_export(graph, example.to(dtype), max_batch), partitioner=[XnnpackPartitioner()])
@@ -378,10 +403,11 @@ def load_executorch(artifact, threads, device="cpu") -> Deployed:   # a Loader
 ORT_FP16_REASON = ("ONNX Runtime's CPU execution provider has no FP16 Conv kernels on x86; it would insert Casts "
                    "and compute in FP32")
 
-def _onnx_export(model:nn.Module, example:torch.Tensor, path:Path):
+def _onnx_export(model:nn.Module, example:torch.Tensor, path:Path) -> Path:
     with _torchscript_notices_hidden():
         torch.onnx.export(model.cpu().float().eval(), (example,), str(path), dynamo=False, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path
 
 class _Calibration:
     "ONNX Runtime's `CalibrationDataReader` protocol over the shared batches."
@@ -395,6 +421,33 @@ def _ort_session(path:Path, threads:int|None):
     options.intra_op_num_threads = threads or 0
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
+# %% ../nbs/api/04a_runtimes.ipynb #1355f372
+def _scope_module(node_name:str) -> str:
+    "The PyTorch module name of a node the TorchScript ONNX exporter named by scope ('/features/features.1/conv/conv.0/Conv' -> 'features.1.conv.0')."
+    path, parent = [], None
+    for part in node_name.strip("/").split("/")[:-1]:
+        path.append(part[len(parent) + 1:] if parent and part.startswith(parent + ".") else part)   # a child `0` of `conv` is scoped `conv.0`
+        parent = part
+    return ".".join(path)
+
+@lru_cache(maxsize=8)
+def _onnx_layer_ops(path:str|Path) -> tuple:
+    "The names of an ONNX file's Conv, Gemm and MatMul nodes."
+    import onnx
+    return tuple(n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type in ("Conv", "Gemm", "MatMul"))
+
+def _onnx_nodes_of(path:str|Path, layer:str) -> list[str]: return [n for n in _onnx_layer_ops(path) if _scope_module(n) == layer]
+
+def onnx_layer_nodes(path:str|Path, # an ONNX file exported by onnx_artifact (pre-processed for INT8: pre.onnx)
+                     layers:tuple, # conv/linear layers of the network, by PyTorch name
+                    ) -> list[str]:
+    "The names of the ONNX nodes (Conv, Gemm, MatMul) that compute `layers`; a `ValueError` naming a layer no node computes."
+    nodes = _onnx_layer_ops(path)
+    found = {layer: _onnx_nodes_of(path, layer) for layer in layers}
+    if (lost := next((layer for layer, hits in found.items() if not hits), None)) is not None:
+        raise ValueError(f"no ONNX node computes layer {lost!r}; the exported nodes: {', '.join(nodes)}")
+    return [n for hits in found.values() for n in hits]
+
 # %% ../nbs/api/04a_runtimes.ipynb #0ff5cf85
 def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                   precision:str, # "fp32" or "int8"
@@ -402,24 +455,37 @@ def onnx_artifact(model:nn.Module, # FP32 network (pruned or not); never modifie
                   max_batch:int, # the largest batch the artifact must take
                   recipe:Int8Recipe|None, # INT8: the recipe (int8_recipe("onnxruntime"))
                   directory:str|Path, # where to write fp32.onnx (INT8: also pre.onnx and int8.onnx)
+                  float_layers:tuple=(), # INT8: conv/linear layers whose nodes stay float (ONNX Runtime's nodes_to_exclude)
                  ) -> Path:
-    "Write `model` at `precision` as an ONNX file ONNX Runtime runs (INT8: static QDQ with `recipe`); its path."
+    "Write `model` at `precision` as an ONNX file ONNX Runtime runs (INT8: static QDQ with `recipe`, `float_layers` excluded); its path."
     if precision == "fp16": raise UnsupportedPrecisionError(ORT_FP16_REASON)
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    tmp, path = Path(directory), Path(directory) / "fp32.onnx"
-    _onnx_export(model, calibration[0][0][:max_batch], path)
-    if precision != "int8": return path
-    quant_pre_process(str(path), str(tmp / "pre.onnx"))  # shape inference + graph clean-up, as ORT recommends
-    quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8, reduce_range=recipe.name == "u8s8-reduce-range",
-                    weight_type=QuantType.QUInt8 if recipe.name == "u8u8" else QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-    return tmp / "int8.onnx"
+    if precision != "int8": return _onnx_export(model, calibration[0][0][:max_batch], Path(directory) / "fp32.onnx")
+    pre = _onnx_preprocessed(model, calibration, max_batch, directory)
+    return _ort_int8(pre, Path(directory) / "int8.onnx", calibration, recipe, check_float_layers(model, float_layers))
 
-def build_onnxruntime(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
-    "`model.onnx` (`onnx_artifact`: FP32, or INT8 static QDQ with `recipe`)."
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(onnx_artifact(model, precision, calibration, max_batch, recipe, tmp), Path(directory) / "model.onnx")
+def _onnx_preprocessed(model:nn.Module, calibration:list, max_batch:int, directory:str|Path) -> Path:
+    "The network exported (fp32.onnx) and pre-processed for quantization (pre.onnx: shape inference and graph clean-up, as ONNX Runtime recommends)."
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    path = _onnx_export(model, calibration[0][0][:max_batch], Path(directory) / "fp32.onnx")
+    quant_pre_process(str(path), str(Path(directory) / "pre.onnx"))
+    return Path(directory) / "pre.onnx"
+
+def _ort_int8(pre:Path, out:Path, calibration:list, recipe:Int8Recipe, float_layers:tuple=()) -> Path:
+    "Static QDQ INT8 of the pre-processed ONNX file `pre`, written to `out`, with `recipe`; the nodes of `float_layers` excluded."
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    quantize_static(str(pre), str(out), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, reduce_range=recipe.name == "u8s8-reduce-range",
+                    weight_type=QuantType.QUInt8 if recipe.name == "u8u8" else QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=onnx_layer_nodes(pre, float_layers))
+    return out
+
+# %% ../nbs/api/04a_runtimes.ipynb #91d20a23
+def build_onnxruntime(model, precision, calibration, max_batch, recipe, directory, float_layers=(), quantized=None) -> Artifact:   # a Builder
+    "`model.onnx` (`onnx_artifact`: FP32, or INT8 static QDQ with `recipe`; `quantized`: a trial's INT8 file, its bytes)."
+    if quantized is not None: (Path(directory) / "model.onnx").write_bytes(quantized)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copyfile(onnx_artifact(model, precision, calibration, max_batch, recipe, tmp, float_layers), Path(directory) / "model.onnx")
     computes = {**COMPUTES_IN, "int8": f"int8 ({recipe and recipe.name.upper()} QDQ, per-channel)"}[precision]
     return Artifact("onnxruntime", precision, str(directory), ("model.onnx",), max_batch, "float32", computes)
 
@@ -438,6 +504,7 @@ def _openvino_precision(compiled) -> str:
 def _nncf_quiet():
     "NNCF's rich progress bars and its info/warning log lines off for a block; both restored after."
     import rich
+    with _quiet_logger("torch.utils.cpp_extension"): import nncf  # noqa: F401  imported first: its import sets its logger's level (and torch logs a CUDA_HOME notice)
     console = rich.get_console(); saved = console.__dict__
     rich.reconfigure(quiet=True, force_jupyter=False)
     try:
@@ -452,19 +519,50 @@ def openvino_capabilities() -> tuple[str, ...]:
     return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 # %% ../nbs/api/04a_runtimes.ipynb #206ac408
-def build_openvino(model, precision, calibration, max_batch, recipe, directory) -> Artifact:   # a Builder
+def _openvino_ir(model:nn.Module, example:torch.Tensor):
+    "The network as an OpenVINO model: the batch dimension dynamic, the others `example`'s."
+    import openvino as ov
+    with _torchscript_notices_hidden():
+        return ov.convert_model(model.cpu().float().eval(), example_input=example, input=[ov.PartialShape([-1, *example.shape[1:]])])
+
+def _bn_folded(model:nn.Module) -> nn.Module:
+    "The network with each batch norm folded into the convolution before it (FX), so that OpenVINO keeps the convolution's PyTorch name (it names a convolution it folds itself after the multiply); the network itself when FX cannot trace it."
+    from torch.fx.experimental.optimization import fuse
+    try: return fuse(model)
+    except Exception: return model
+
+def _openvino_ops_of(ov_model, layer:str) -> list[str]:
+    "The OpenVINO convolutions and MatMuls of one PyTorch layer (named `__module.<layer>/...` by the converter)."
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul") and op.get_friendly_name().startswith(f"__module.{layer}/")]
+
+def openvino_layer_nodes(ov_model, # an OpenVINO model converted from the network
+                         layers:tuple, # conv/linear layers of the network, by PyTorch name
+                        ) -> list[str]:
+    "The names of the OpenVINO operations (convolutions, MatMul) that compute `layers`; a `ValueError` naming a layer none computes."
+    ops = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")]
+    found = {layer: _openvino_ops_of(ov_model, layer) for layer in layers}
+    if (lost := next((layer for layer, hits in found.items() if not hits), None)) is not None:
+        raise ValueError(f"no OpenVINO operation computes layer {lost!r}; its operations: {', '.join(ops)}")
+    return [o for hits in found.values() for o in hits]
+
+def _openvino_int8(model:nn.Module, calibration:list, example:torch.Tensor|None, float_layers:tuple=(), ir=None):
+    "NNCF's INT8 of the network (batch norms folded first, so layers keep their names; `ir`: that conversion, made once), `float_layers` in NNCF's ignored scope."
+    ov_model = ir if ir is not None else _openvino_ir(_bn_folded(model), example)
+    with _nncf_quiet():  # its import-time notices too; subset_size counts dataset items, here whole batches
+        import nncf
+        ignored = nncf.IgnoredScope(names=openvino_layer_nodes(ov_model, check_float_layers(model, float_layers))) if float_layers else None
+        return nncf.quantize(ov_model, nncf.Dataset([b[0].numpy() for b in calibration]), subset_size=len(calibration), ignored_scope=ignored)
+
+# %% ../nbs/api/04a_runtimes.ipynb #fd4328f7
+def build_openvino(model, precision, calibration, max_batch, recipe, directory, float_layers=(), quantized=None) -> Artifact:   # a Builder
     "OpenVINO IR (INT8 through NNCF; FP16 with FP16 weights), refused for FP16 where the CPU plugin has no FP16 inference."
     import openvino as ov
     if precision == "fp16" and "FP16" not in openvino_capabilities():
         raise UnsupportedPrecisionError(f"OpenVINO's CPU plugin has no FP16 inference on this CPU (capabilities: "
                                         f"{', '.join(openvino_capabilities())}); an f16 hint would run BF16")
-    with _torchscript_notices_hidden():
-        example = calibration[0][0][:max_batch]   # the IR's batch dimension dynamic, the others the images'
-        ov_model = ov.convert_model(model.cpu().float().eval(), example_input=example, input=[ov.PartialShape([-1, *example.shape[1:]])])
-    if precision == "int8":
-        import nncf
-        with _nncf_quiet():  # subset_size counts dataset items, here whole batches
-            ov_model = nncf.quantize(ov_model, nncf.Dataset([b[0].numpy() for b in calibration]), subset_size=len(calibration))
+    example = calibration[0][0][:max_batch]   # the IR's batch dimension dynamic, the others the images'
+    ov_model = (quantized if quantized is not None else _openvino_int8(model, calibration, example, float_layers)) if precision == "int8" else _openvino_ir(model, example)
     ov.save_model(ov_model, Path(directory) / "model.xml", compress_to_fp16=precision == "fp16")
     label = COMPUTES_IN[precision if precision != "int8" else "fp32"] + (" with int8 (NNCF) kernels" if precision == "int8" else "")
     return Artifact("openvino", precision, str(directory), ("model.xml", "model.bin"), max_batch, "float32", label)
@@ -571,6 +669,70 @@ def snippet_namespace(artifact:Artifact, # the artifact
         exec(load_snippet(artifact, resolve_threads(threads), artifact.directory), ns)
     return ns
 
+# %% ../nbs/api/04a_runtimes.ipynb #fc1b339d
+# `INT8_TRIALS[runtime](model, calibration, max_batch, recipe, workdir)` readies the network once (exported, converted) and
+# returns `(trial, layers)`: the layers the runtime can keep float by name, and `trial(float_layers) -> (run, quantized)`,
+# the INT8 network's call on float32 images and the quantized network the runtime's builder writes as it is
+def _eager_trials(model, calibration, max_batch, recipe, workdir) -> tuple[Callable, list]:
+    def trial(kept):
+        q = to_int8(model, calibration, len(calibration), recipe.name, kept)
+        def run(x):
+            with quantized_engine(recipe.name), torch.inference_mode(): return q(x)
+        return run, q
+    return trial, float_layers_of(model)
+
+def _executorch_trials(model, calibration, max_batch, recipe, workdir) -> tuple[Callable, list]:
+    exported = _export(model, calibration[0][0], max_batch)   # once: each trial quantizes a fresh module of its graph
+    def trial(kept):
+        with _quiet_logger("torch.utils._pytree"): q = _pt2e_int8(model, calibration[0][0], calibration, max_batch, kept, exported)
+        def run(x):
+            with torch.inference_mode(): return torch.cat([q(c) for c in x.split(max_batch)])
+        return run, q
+    with _quiet_logger("torch.utils._pytree"):   # torchao's import-time notice, on the first module-name filter
+        graph = exported.module()
+        layers = [name for name in float_layers_of(model) if _pt2e_layer_nodes(graph, name)]
+    return trial, layers
+
+# %% ../nbs/api/04a_runtimes.ipynb #c4854e42
+def _onnxruntime_trials(model, calibration, max_batch, recipe, workdir) -> tuple[Callable, list]:
+    pre = _onnx_preprocessed(model, calibration, max_batch, workdir)   # exported and pre-processed once
+    def trial(kept):
+        out = _ort_int8(pre, Path(workdir) / "trial.onnx", calibration, recipe, check_float_layers(model, kept))
+        session = _ort_session(out, torch.get_num_threads())
+        return (lambda x: session.run(None, {"input": _numpy_input(x)})[0]), out.read_bytes()
+    return trial, [name for name in float_layers_of(model) if _onnx_nodes_of(pre, name)]
+
+def _openvino_trials(model, calibration, max_batch, recipe, workdir) -> tuple[Callable, list]:
+    import openvino as ov
+    ir = _openvino_ir(_bn_folded(model), calibration[0][0][:max_batch])   # converted once
+    def trial(kept):
+        q = _openvino_int8(model, calibration, None, kept, ir.clone())
+        compiled = ov.Core().compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+        return (lambda x: compiled(_numpy_input(x))[0]), q
+    return trial, [name for name in float_layers_of(model) if _openvino_ops_of(ir, name)]
+
+INT8_TRIALS = {"eager": _eager_trials, "executorch": _executorch_trials, "onnxruntime": _onnxruntime_trials, "openvino": _openvino_trials}
+
+# %% ../nbs/api/04a_runtimes.ipynb #40f09f1e
+def keep_accuracy(model:nn.Module, # the FP32 network (pruned or not); never modified
+                  runtime:str, # one of RUNTIMES
+                  calibration:list, # the calibration batches
+                  max_batch:int, # the largest batch the artifact takes
+                  recipe:Int8Recipe, # the INT8 recipe
+                  fallback:Int8Fallback, # held-out batches, the drop allowed and the float-layer cap
+                 ) -> tuple[FallbackChoice, Any]:
+    "Which layers `runtime`'s INT8 keeps in floating point so that it loses at most `fallback.max_drop` points against `model` on the held-out images (`choose_float_layers`, among the layers the runtime can name), and the quantized network of that choice when a trial made it (what the builder writes)."
+    with torch.inference_mode(): reference = held_out_correct(model, fallback.batches)
+    made = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        trial, layers = INT8_TRIALS[runtime](model, calibration, max_batch, recipe, Path(workdir))
+        def correct(kept):
+            run, quantized = trial(kept)
+            if len(kept) != 1: made[kept] = quantized   # every layer INT8, and the sets it grows; not each one-layer trial
+            return held_out_correct(run, fallback.batches)
+        choice = choose_float_layers(correct, layers, reference, fallback.max_drop, fallback.max_float_layers)
+    return choice, made.get(choice.float_layers)
+
 # %% ../nbs/api/04a_runtimes.ipynb #d928ba86
 BUILDERS = {"eager": build_eager, "executorch": build_executorch, "onnxruntime": build_onnxruntime, "openvino": build_openvino}
 LOADERS = {"eager": load_eager, "executorch": load_executorch, "onnxruntime": load_onnxruntime, "openvino": load_openvino}
@@ -589,6 +751,7 @@ def _checked(precision:str, runtime:str, calibration:list):
     check_runtimes([runtime], "runtime")
     if not calibration: raise ValueError("calibration is empty: pass take_batches(loader, n) with n >= 1")
 
+# %% ../nbs/api/04a_runtimes.ipynb #990250c3
 def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modified
                    precision:str, # one of PRECISIONS
                    runtime:str, # one of RUNTIMES
@@ -597,14 +760,18 @@ def build_artifact(model:nn.Module, # FP32 network (pruned or not); never modifi
                    max_batch:int|None=None, # largest batch the artifact must take (None: the calibration batch size)
                    recipe:str|None=None, # INT8 recipe of runtime (INT8_RECIPES; None or "auto": chosen for this CPU)
                    backend:str|None=None, # eager INT8 kernel backend, eager's recipe (None: chosen for this CPU)
+                   fallback:Int8Fallback|None=None, # INT8: keep the layers INT8 hurts most in floating point (keep_accuracy; None: none)
                   ) -> Artifact:
     "Build `model` at `precision` for `runtime` into `directory`: the sealed `Artifact` (`UnsupportedPrecisionError` when the runtime cannot)."
     _checked(precision, runtime, calibration)
-    chosen = _recipe(runtime, precision, recipe, backend)
+    chosen, max_batch = _recipe(runtime, precision, recipe, backend), max_batch or len(calibration[0][0])
     Path(directory).mkdir(parents=True, exist_ok=True)
+    network = deepcopy(model).cpu().float().eval()
     with build_slot():   # never while anything on this host is timed
-        built = BUILDERS[runtime](deepcopy(model).cpu().float().eval(), precision, calibration, max_batch or len(calibration[0][0]), chosen, Path(directory))
-    return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None).sealed()
+        kept, quantized = keep_accuracy(network, runtime, calibration, max_batch, chosen, fallback) if chosen and fallback else (None, None)
+        built = BUILDERS[runtime](network, precision, calibration, max_batch, chosen, Path(directory), kept.float_layers if kept else (), quantized)
+    drops = dict(float_layers=kept.float_layers, int8_plain_drop=kept.plain_drop, int8_plain_drop_low=kept.plain_drop_low, int8_drop=kept.drop) if kept else {}
+    return dataclasses.replace(built, int8_recipe=chosen.description if chosen else None, **drops).sealed()
 
 # %% ../nbs/api/04a_runtimes.ipynb #dea963ea
 def load_artifact(artifact:Artifact, # a built artifact
@@ -636,9 +803,11 @@ def artifact_key(model:nn.Module, # FP32 network
                  calibration:list, # the calibration batches
                  max_batch:int, # largest batch
                  recipe:Int8Recipe|None, # INT8: the recipe
+                 fallback:Int8Fallback|None=None, # INT8: the fallback it was built with
                 ) -> str:
     "A hash of everything that determines an artifact (the folder name in a store)."
-    h = hashlib.sha256(f"{runtime}|{precision}|{recipe.name if recipe else ''}|{max_batch}|{_builder_version(runtime)}|{model!r}".encode())
+    kept = f"{fallback.digest()}|{sorted(cpu_features().items())}" if recipe and fallback else ""   # trials ran on this CPU's kernels
+    h = hashlib.sha256(f"{runtime}|{precision}|{recipe.name if recipe else ''}|{kept}|{max_batch}|{_builder_version(runtime)}|{model!r}".encode())
     for k, v in model.state_dict().items(): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     for x, _ in (calibration if precision == "int8" else calibration[:1]): h.update(str(tuple(x.shape)).encode()); h.update(x.numpy().tobytes() if precision == "int8" else b"")
     return h.hexdigest()[:16]
@@ -652,11 +821,12 @@ def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modif
                     max_batch:int|None=None, # largest batch (None: the calibration batch size)
                     recipe:str|None=None, # INT8 recipe (None or "auto": chosen for this CPU)
                     backend:str|None=None, # eager INT8 kernel backend
+                    fallback:Int8Fallback|None=None, # INT8: keep the layers INT8 hurts most in floating point (None: none)
                    ) -> tuple[Artifact, bool]:
     "`(artifact, reused)`: the one in `store` when it is there and intact, else built there (written to a temporary folder first)."
     _checked(precision, runtime, calibration)
     max_batch = max_batch or len(calibration[0][0])
-    key = artifact_key(model, precision, runtime, calibration, max_batch, _recipe(runtime, precision, recipe, backend))
+    key = artifact_key(model, precision, runtime, calibration, max_batch, _recipe(runtime, precision, recipe, backend), fallback)
     folder = Path(store) / f"{runtime}-{precision}-{key}"
     found = Artifact.read(folder)
     if found is not None and found.intact(): return found, True
@@ -666,7 +836,7 @@ def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modif
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        built = build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend)
+        built = build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend, fallback)
         os.replace(tmp, folder)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dataclasses.replace(built, directory=str(folder)), False
@@ -682,13 +852,14 @@ def deploy(model:nn.Module, # FP32 network (pruned or not); never modified
            device:str|torch.device="cpu", # eager FP32/FP16 only: where PyTorch runs them (the others run on the CPU)
            recipe:str|None=None, # INT8 recipe of runtime (INT8_RECIPES; None or "auto": chosen for this CPU)
            store:str|Path|None=None, # keep (and reuse) the artifact here (None: build in a temporary folder, removed once loaded)
+           fallback:Int8Fallback|None=None, # INT8: keep the layers INT8 hurts most in floating point (None: none)
           ) -> Deployed:
     "Build `model` as `runtime` runs it at `precision` and load the files; `UnsupportedPrecisionError` when it cannot."
     if store is not None:
-        artifact, reused = stored_artifact(model, precision, runtime, calibration, store, max_batch, recipe, backend)
+        artifact, reused = stored_artifact(model, precision, runtime, calibration, store, max_batch, recipe, backend, fallback)
         return dataclasses.replace(load_artifact(artifact, threads, device), reused=reused)
     with tempfile.TemporaryDirectory() as tmp:
-        return load_artifact(build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend), threads, device)
+        return load_artifact(build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend, fallback), threads, device)
 
 def start_build_worker(model:str, # the sweep's model (a file factory's module is imported, to unpickle the network)
                       ):

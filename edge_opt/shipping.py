@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import SweepConfig, config_from_dict
+from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
-from .experiments import level_network, predictions_digest, run_rows, sweep_data
+from .experiments import int8_fallback, level_network, predictions_digest, run_rows, sweep_data
 from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
@@ -80,7 +80,7 @@ def sweep_config(out:str|Path, # a sweep's output directory
     try: config = json.loads(path.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ShipError(f"--from '{out}': '{path}' is damaged or missing ({type(e).__name__}); run the sweep again to rewrite it") from None
-    return config_from_dict({**config, "output_dir": str(out)})
+    return config_from_dict({**RECORDED_BEFORE, **config, "output_dir": str(out)})   # a run stored before a key existed ran without it
 
 # %% ../nbs/api/09a_shipping.ipynb #7b312a4b
 def _row_name(r:dict) -> str: return f"pruning {float(r['pruning_level']):g} {r['precision']} on {r['runtime']}"
@@ -115,7 +115,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     pruned, calibration = level_network(cfg, float(row["pruning_level"]), here)
     measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
     recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
-    return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe)[0]
+    return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
 
 def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)
                   kind:str="export", # export, or recommended for OUT/recommended/
@@ -142,7 +142,10 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
     return dict(
         variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime),
         runtime=dict(name=RUNTIME_LABELS[artifact.runtime], package=pkg, version=package_version(pkg)), int8_recipe=artifact.int8_recipe,
-        computes_in=artifact.inference_precision,
+        computes_in=artifact.inference_precision, int8_float_layers=list(artifact.float_layers) if artifact.precision == "int8" else None,
+        int8_held_out_drop=dict(every_layer_int8=artifact.int8_plain_drop, shipped=artifact.int8_drop, max_drop=cfg.int8_max_drop,
+                                unit="accuracy points against the FP32 network of the same pruning level, on images held out from training and validation")
+                           if artifact.int8_drop is not None else None,
         input=dict(name="input" if artifact.runtime == "onnxruntime" else None, shape=["N", data.channels, data.size, data.size],
                    dtype=artifact.input_dtype, layout="NCHW", max_batch=artifact.max_batch),
         output=dict(shape=["N", data.num_classes], meaning="logits, one per class; argmax is the predicted class"),

@@ -29,6 +29,12 @@ def edge_opt(*args, cwd=None, timeout=300):
     (["--dataset", "cifar10"], "config key 'dataset': 'cifar10' is not allowed; expected one of mnist-5k, mnist, fashion-mnist, kmnist"),
     (["--backend", "tensorrt"], "config key 'quantization_backend': 'tensorrt' is not allowed; expected one of auto, x86, fbgemm, qnnpack"),
     (["--seeds", "1", "1"], "--seeds [1, 1] is not allowed"),
+    (["--distill-weight", "1.5"], "config key 'distill_weight': 1.5 is not allowed; expected a number in [0, 1]"),
+    (["--distill-temperature", "0"], "config key 'distill_temperature': 0.0 is not allowed; expected a number > 0"),
+    (["--int8-max-float-layers", "-1"], "config key 'int8_max_float_layers': -1 is not allowed; expected an integer in [0, "),
+    (["--int8-max-drop", "-0.5"], "config key 'int8_max_drop': -0.5 is not allowed; expected a number in [0, 100]"),
+    (["--holdout-fraction", "0"], "config key 'holdout_fraction': 0.0 is not allowed; int8_fallback chooses on held-out images"),
+    (["--holdout-fraction", "0.001"], "config key 'holdout_fraction': 0.001 holds out no training image of mnist-5k"),
 ])
 def test_bad_flags_end_with_one_error_line(args, needle, tmp_path, capsys):
     assert main(["--output-dir", str(tmp_path / "out"), *args]) == 2

@@ -80,7 +80,8 @@ def test_given_checkpoint_is_the_baseline_image_for_image(user, tmp_path, capsys
     assert f"accuracy {correct.mean():.4f}" in text and "as they are (not retrained)" in text
     record = json.loads((tmp_path / "out" / "reproducibility.json").read_text())
     assert record["data"]["classes"] == [str(d) for d in range(10)] and record["data"]["normalize_mean"] == list(MEAN)
-    assert record["data"]["class_counts"]["3"] == [48, 12] and record["inputs"]["weights"]
+    assert record["data"]["class_counts"]["3"] == [43, 12] and record["inputs"]["weights"]   # 48 training images, 5 of them held out
+    assert record["data"]["holdout_images"] + record["data"]["train_images"] == 480 and record["data"]["holdout_images"] > 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["data"]["val_images"] == 120 and "given weights" in summary["baseline_line"]
 
