@@ -138,14 +138,23 @@ def test_npz_and_factory_sources_run_a_sweep(tmp_path, capsys):
     assert a.classes[0] == "digit 0" and torch.equal(a.val.tensors[0], b.val.tensors[0])
 
 
+STREAMED_RUNNER = """
+import sys, torch
+from edge_opt.data import load_data
+kept = load_data(f"folder:{sys.argv[1]}", input_channels=1, input_size=28)
+streamed = load_data(f"folder:{sys.argv[1]}", input_channels=1, input_size=28, memory_mb=0, num_workers=2)
+assert kept.in_memory and not streamed.in_memory and streamed.mean == kept.mean and streamed.std == kept.std
+xs, ys = zip(*streamed.loaders(batch_size=32, seed=0)[1])
+assert torch.allclose(torch.cat(xs), kept.val.tensors[0], atol=1e-6) and torch.equal(torch.cat(ys), kept.val.tensors[1])
+print("same")
+"""
+
+
 def test_streamed_data_equals_data_in_memory(tmp_path):
+    "In a fresh process, as a user's is: DataLoader workers forked from a test process that ran clusters and pools before share its past."
     write_digits(tmp_path / "d", n=200, splits=False)
-    kept = load_data(f"folder:{tmp_path / 'd'}", input_channels=1, input_size=28)
-    streamed = load_data(f"folder:{tmp_path / 'd'}", input_channels=1, input_size=28, memory_mb=0, num_workers=2)
-    assert kept.in_memory and not streamed.in_memory and streamed.mean == kept.mean and streamed.std == kept.std
-    train_dl = streamed.loaders(batch_size=32, seed=0)[1]
-    xs, ys = zip(*train_dl)
-    assert torch.allclose(torch.cat(xs), kept.val.tensors[0], atol=1e-6) and torch.equal(torch.cat(ys), kept.val.tensors[1])
+    run = subprocess.run([sys.executable, "-c", STREAMED_RUNNER, str(tmp_path / "d")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "same", run.stderr[-3000:]
 
 
 # Run in a fresh process, as a user's command line is: one process for all the cases (each in-process `main`, its stderr
