@@ -339,6 +339,11 @@ def fingerprint(self:SweepConfig,
     d.update(epochs=self.baseline_epochs, inputs=input_identity(self), **({"timing": TIMING_VERSION} if timing else {}))   # rows timed another way never mix
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
+@patch(as_prop=True)
+def chooses_on_holdout(self:SweepConfig) -> bool:
+    "Whether something chooses on held-out images: the INT8 fallback, when the sweep builds INT8 (the one place this is decided)."
+    return self.int8_fallback and "int8" in self.precisions
+
 @patch
 def to_yaml(self:SweepConfig,
             comments:bool=True, # write each key's help as a comment
@@ -391,7 +396,7 @@ def validate(cfg:SweepConfig, # the config to check
         _fail("int8_recipe", list(cfg.int8_recipe), f"precisions {list(cfg.precisions)} build no INT8 (add int8, or leave int8_recipe at auto)")
     if set(recipes) - set(cfg.runtimes):
         _fail("int8_recipe", list(cfg.int8_recipe), f"it names a runtime the sweep does not build (runtimes: {', '.join(cfg.runtimes)})")
-    if cfg.int8_fallback and "int8" in cfg.precisions and not cfg.holdout_fraction:
+    if cfg.chooses_on_holdout and not cfg.holdout_fraction:
         _fail("holdout_fraction", cfg.holdout_fraction, "int8_fallback chooses on held-out images: hold out a share above 0, or set int8_fallback: false")
     if cfg.executor == "dask" and cfg.scheduler is None:
         _fail("scheduler", None, "executor 'dask' needs local:N or a scheduler address such as tcp://host:8786")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
 from .metrics import MEMORY_TERMS, latency_text, latency_unit, memory_text, memory_unit, unpack_correct, wrap_text
+from .quantization import paired_drop
 from .analysis import measured_on, measured_rows, spread_columns
 from .hardware import MB, is_accepted, memory_violations
 from .quantization import PRECISIONS
@@ -213,12 +214,9 @@ def accuracy_drops(rows:pd.DataFrame, # measured rows
     drop = (base.accuracy - rows.accuracy) * 100
     low, high = drop - 0.0, (base.accuracy - rows.accuracy_ci_low) * 100   # fallback: baseline minus the lower bound
     if isinstance(base.get("correct"), str) and "correct" in rows:
-        b = unpack_correct(base.correct).astype(np.int8)
-        idx = np.random.default_rng(seed).integers(0, len(b), size=(n_boot, len(b)))
+        b = unpack_correct(base.correct)
         for i, packed in rows.correct.items():
-            if not isinstance(packed, str): continue
-            diff = (b - unpack_correct(packed).astype(np.int8))[idx].mean(axis=1) * 100
-            low[i], high[i] = np.percentile(diff, [2.5, 97.5])
+            if isinstance(packed, str): low[i], high[i] = paired_drop(b, unpack_correct(packed), n_boot, seed)[1:]
     return pd.DataFrame({"drop_points": drop, "drop_low": low, "drop_high": high}).round(9)  # 1.0000000000000009 is 1
 
 # %% ../nbs/api/06a_constraints.ipynb #370e8dc3

@@ -51,7 +51,7 @@ def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessi
 def holdout_share(cfg:SweepConfig, # the sweep's settings
                  ) -> float:
     "The share of the training images `cfg` holds out: `holdout_fraction` when something chooses on them (the INT8 fallback), else none."
-    return cfg.holdout_fraction if cfg.int8_fallback and "int8" in cfg.precisions else 0.0
+    return cfg.holdout_fraction if cfg.chooses_on_holdout else 0.0
 
 def int8_fallback(cfg:SweepConfig, # the sweep's settings (int8_fallback, int8_max_drop, int8_max_float_layers, holdout_fraction)
                  ) -> Int8Fallback|None:

@@ -430,20 +430,17 @@ def _scope_module(node_name:str) -> str:
         parent = part
     return ".".join(path)
 
-@lru_cache(maxsize=8)
 def _onnx_layer_ops(path:str|Path) -> tuple:
     "The names of an ONNX file's Conv, Gemm and MatMul nodes."
     import onnx
     return tuple(n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type in ("Conv", "Gemm", "MatMul"))
-
-def _onnx_nodes_of(path:str|Path, layer:str) -> list[str]: return [n for n in _onnx_layer_ops(path) if _scope_module(n) == layer]
 
 def onnx_layer_nodes(path:str|Path, # an ONNX file exported by onnx_artifact (pre-processed for INT8: pre.onnx)
                      layers:tuple, # conv/linear layers of the network, by PyTorch name
                     ) -> list[str]:
     "The names of the ONNX nodes (Conv, Gemm, MatMul) that compute `layers`; a `ValueError` naming a layer no node computes."
     nodes = _onnx_layer_ops(path)
-    found = {layer: _onnx_nodes_of(path, layer) for layer in layers}
+    found = {layer: [n for n in nodes if _scope_module(n) == layer] for layer in layers}
     if (lost := next((layer for layer, hits in found.items() if not hits), None)) is not None:
         raise ValueError(f"no ONNX node computes layer {lost!r}; the exported nodes: {', '.join(nodes)}")
     return [n for hits in found.values() for n in hits]
@@ -700,7 +697,8 @@ def _onnxruntime_trials(model, calibration, max_batch, recipe, workdir) -> tuple
         out = _ort_int8(pre, Path(workdir) / "trial.onnx", calibration, recipe, check_float_layers(model, kept))
         session = _ort_session(out, torch.get_num_threads())
         return (lambda x: session.run(None, {"input": _numpy_input(x)})[0]), out.read_bytes()
-    return trial, [name for name in float_layers_of(model) if _onnx_nodes_of(pre, name)]
+    named = {_scope_module(n) for n in _onnx_layer_ops(pre)}   # the layers whose nodes carry their scope
+    return trial, [name for name in float_layers_of(model) if name in named]
 
 def _openvino_trials(model, calibration, max_batch, recipe, workdir) -> tuple[Callable, list]:
     import openvino as ov

@@ -12,7 +12,7 @@ and the seconds the level's builds took in each sweep.
 
 `--dead-channel`: the default SmallCNN, trained as the default sweep trains it, then given a dead channel: one conv1
 channel's bias set so low that ReLU zeroes it for every image, and the conv2 weights that read it set to 170 times
-conv2's largest weight (100 times cost this INT8 about half a point, 250 times nearly all of its accuracy). The FP32 network computes exactly what it computed before (the channel is zero), but each conv2
+conv2's largest weight. The FP32 network computes exactly what it computed before (the channel is zero), but each conv2
 output channel's INT8 weight scale now spans weights that do nothing, and its real weights fall into a few steps:
 weights an untouched, dead channel can carry when nothing (such as weight decay) shrinks them. The sweep gets it as
 given weights (`--weights`, not retrained).
