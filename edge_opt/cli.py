@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from dataclasses import fields, replace
 
@@ -25,7 +26,9 @@ from .data import DatasetUnavailableError
 from .experiments import int8_fallback, run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import wrap_text
-from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, ROWS_FILE, SUMMARY_FILE, OutputDirError,
+from .search import SearchError, SearchSettings, Target, run_search
+from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR,
+                              SUMMARY_FILE, OutputDirError,
                               atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
 from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, shipped_files, tidy_store
@@ -33,9 +36,10 @@ from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
-__all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'add_config_flags', 'flag_values', 'build_parser',
-           'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'recommend_main',
-           'publish_reports', 'run', 'main', 'export_parser', 'export_main', 'time_split']
+__all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'SEARCH_IGNORES', 'add_config_flags', 'flag_values',
+           'build_parser', 'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser',
+           'recommend_main', 'publish_reports', 'run', 'main', 'export_parser', 'export_main', 'time_split',
+           'search_parser', 'search_main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 class _Parser(argparse.ArgumentParser):
@@ -290,6 +294,7 @@ def main(argv:list[str]|None=None, # command-line arguments (None: sys.argv[1:])
     with _one_line_warnings():
         if argv[:1] == ["recommend"]: return recommend_main(argv[1:])
         if argv[:1] == ["export"]: return export_main(argv[1:])
+        if argv[:1] == ["search"]: return search_main(argv[1:])
         return _sweep_main(argv)
 
 # %% ../nbs/api/10_cli.ipynb #4d899d05
@@ -297,21 +302,24 @@ def export_parser() -> argparse.ArgumentParser:
     "The `edge-opt export` argument parser."
     p = _Parser(prog="edge-opt export", description="Export one measured variant of a sweep: its artifact, the pruned FP32 network "
                 "and manifest.json, verified in a fresh process against the sweep's predictions. Exit 0: exported; 2: bad input or not verified.")
-    p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory")
-    p.add_argument("--pruning-level", type=float, required=True, metavar="L", help="the row's pruning level")
+    p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's (or a search's) output directory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pruning-level", type=float, metavar="L", help="the row's pruning level")
+    which.add_argument("--plan", metavar="ID", help="a search's plan instead (edge-opt search names them; the plans kept: chosen steps, results, uniform levels)")
     p.add_argument("--precision", required=True, choices=PRECISIONS, help="the row's precision")
     p.add_argument("--runtime", required=True, choices=RUNTIMES, help="the row's runtime")
-    p.add_argument("--to", metavar="DIR", help="where the export goes (default: DIR/export-RUNTIME-PRECISION-L)")
+    p.add_argument("--to", metavar="DIR", help="where the export goes (default: DIR/export-RUNTIME-PRECISION-L, or -ID for a plan)")
     return p
 
 def export_main(argv:list[str], # the arguments after edge-opt export
                ) -> int:
     "`edge-opt export`: export a measured row (rebuilding its artifact when the store lost it) and verify it."
     args = export_parser().parse_args(argv)
-    try: to = export_variant(args.from_dir, args.pruning_level, args.precision, args.runtime, args.to)
-    except (ShipError, ConfigError, OutputDirError) as e: return _fail(str(e))
+    try: to = export_variant(args.from_dir, args.pruning_level, args.precision, args.runtime, args.to, plan=args.plan)
+    except (ShipError, ConfigError, OutputDirError, SearchError) as e: return _fail(str(e))
     except (OSError, RuntimeError) as e: return _fail(f"the export to '{args.to or 'DIR/export-...'}' failed and nothing was replaced: {e}")
-    print(f"Exported pruning {args.pruning_level:g} {args.precision.upper()} on {args.runtime} to {to} ({shipped_files(to)}; "
+    what = f"plan {args.plan}" if args.plan else f"pruning {args.pruning_level:g}"
+    print(f"Exported {what} {args.precision.upper()} on {args.runtime} to {to} ({shipped_files(to)}; "
           "verified in a fresh process, image for image)")
     return 0
 
@@ -360,3 +368,60 @@ def _sweep_main(argv:list[str]) -> int:
         return 130
     print(wrap_text(time_split(frames, since, time.perf_counter() - start)))
     return 0
+
+# %% ../nbs/api/10_cli.ipynb #be818776
+def search_parser() -> argparse.ArgumentParser:
+    "The `edge-opt search` argument parser: its own flags, then one flag per config key (the target is --latency-limit and --memory-limit)."
+    p = _Parser(prog="edge-opt search", description="Find a per-layer pruning plan that meets --latency-limit and/or --memory-limit on one runtime, "
+                "measured there, NetAdapt-style; ship it to OUT/recommended/. Exit 0: met; 3: no plan met it; 2: bad input.")
+    p.add_argument("--config", metavar="FILE", help="YAML file of config keys; flags override it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--runtime", choices=RUNTIMES, help="the runtime the plan ships on (default: the recommendation's in OUT, else onnxruntime)")
+    p.add_argument("--precision", choices=PRECISIONS, help="the precision it ships in (default: the recommendation's in OUT, else fp32)")
+    d = SearchSettings.__dataclass_fields__
+    p.add_argument("--step", type=float, default=d["step"].default, metavar="S", help="share of the unpruned network's MACs (a memory target: footprint) one proposal saves")
+    p.add_argument("--finetune-batches", type=int, default=d["finetune_batches"].default, metavar="N", help="short fine-tune of each proposal, in batches")
+    p.add_argument("--max-steps", type=int, default=d["max_steps"].default, metavar="N", help="stop after this many steps")
+    p.add_argument("--uniform-levels", type=float, nargs="+", default=list(d["uniform_levels"].default), metavar="L",
+                   help="uniform levels measured beside the result")
+    return add_config_flags(p, [f.name for f in fields(SweepConfig) if f.name not in SEARCH_IGNORES])
+
+SEARCH_IGNORES = ("pruning_levels", "precisions", "runtimes", "allowed_runtimes", "allowed_precisions", "objective", "max_accuracy_drop",
+                  "memory_budgets_mb", "keep_artifacts")   # sweep keys a search has no use for: no flag (--runtime and --precision say what it ships)
+
+def _recommended(out:Path) -> dict:
+    "The variant `out`'s recommendation ships (`{}`: none, or no readable recommendation.json)."
+    try: rec = json.loads((out / RECOMMENDATION_FILE).read_text())
+    except (OSError, ValueError): return {}
+    return rec if isinstance(rec, dict) and rec.get("passed") else {}
+
+def _search_inputs(args:argparse.Namespace) -> tuple[SweepConfig, SearchSettings, Target]:
+    "The configuration, the search's settings (runtime and precision: the flags, else OUT's recommendation, else ONNX Runtime FP32) and its target (a memory limit only where the user gave one: the sweep's default is not a search target)."
+    cfg = resolve_config(args)
+    shipped = _recommended(Path(cfg.output_dir))
+    settings = SearchSettings(args.runtime or shipped.get("runtime") or "onnxruntime", args.precision or shipped.get("precision") or "fp32",
+                              args.step, args.finetune_batches, args.max_steps, tuple(args.uniform_levels))
+    given = {*((yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else {}), *flag_values(args)}
+    memory = cfg.memory_limit if given & {"memory_limit", "active_budget_mb", "max_memory_mb"} else None
+    return cfg, settings, Target.of(cfg.latency_limit, memory, cfg)
+
+# %% ../nbs/api/10_cli.ipynb #6421063c
+def search_main(argv:list[str], # the arguments after edge-opt search
+               ) -> int:
+    "`edge-opt search`: run (or resume) the search, print its report, ship the plan that meets the target."
+    args, start = search_parser().parse_args(argv), time.perf_counter()
+    try: cfg, settings, target = _search_inputs(args)
+    except (ConfigError, SearchError, ValueError, OSError) as e: return _fail(str(e))
+    try: result = run_search(cfg, settings, target, cfg.output_dir, not args.no_progress)   # bad data or held-out images: one line before any folder is made
+    except (ConfigError, SearchError, DatasetUnavailableError, ValueError) as e: return _fail(str(e))
+    except OSError as e: return _fail(f"{e.strerror or e}: '{e.filename}'; finished steps are kept in {Path(cfg.output_dir) / SEARCHES_DIR}")
+    except KeyboardInterrupt:
+        print(f"\nedge-opt: interrupted; finished steps are kept in {Path(cfg.output_dir) / SEARCHES_DIR}; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(result.text())
+    if result.met:
+        try: print(wrap_text(ship_recommended(cfg.output_dir, result.result)))
+        except (SearchError, RuntimeError, OSError) as e: print(f"NOT SHIPPED: {e}; the search's rows and plans are kept in {result.here}")
+    else: print(f"Nothing shipped: no plan met the target; {Path(cfg.output_dir) / RECOMMENDED_DIR} is left as it was.")
+    print(f"Done in {time.perf_counter() - start:.1f} s")
+    return 0 if result.met else NO_VARIANT_EXIT

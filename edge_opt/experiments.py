@@ -28,7 +28,7 @@ from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footp
 from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
 from .quantization import Int8Fallback, precision_variant
-from .recipes import recipes_for
+from .recipes import cpu_features, recipes_for
 from .runtimes import (UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact,
                                take_batches, thread_limit, timing_method)
 from .storage import (ARTIFACTS_DIR, ROWS_FILE, RUNS_DIR, append_row, atomic_write, claim, mark, output_lock, read_rows,
@@ -38,8 +38,9 @@ from .training import input_dtype, load_weights, train_baseline
 # %% auto #0
 __all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
            'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
-           'predictions_digest', 'scored_rows', 'measure_variants', 'level_task', 'level_network', 'row_key',
-           'run_rows', 'run_sweep', 'code_version', 'cache_root', 'cached_sweep']
+           'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard', 'measurer_for',
+           'evaluate', 'level_task', 'level_network', 'row_key', 'run_rows', 'run_sweep', 'code_version', 'host_key',
+           'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
@@ -158,6 +159,15 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     return artifacts, finished
 
 # %% ../nbs/api/08_experiments.ipynb #01a00cd2
+def _load_here(artifacts:dict, threads:int, device) -> tuple[dict, dict]:
+    "Load every artifact (`{key: (Artifact, reused)}`) on this machine: `(loaded, finished rows of those that could not be loaded)`."
+    loaded, finished = {}, {}
+    for key, (artifact, reused) in artifacts.items():
+        try: loaded[key] = dataclasses.replace(load_artifact(artifact, threads, device if artifact.runtime == "eager" else "cpu"), reused=reused)
+        except UnsupportedPrecisionError as e: finished[key] = _unsupported_row(e)
+        except Exception as e: finished[key] = _error_row(e)
+    return loaded, finished
+
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                    cfg:SweepConfig, # the sweep's settings
@@ -169,15 +179,10 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
                   ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built or loaded)`; all are built before anything is timed."
-    device = device or resolve_device(cfg.device)
-    built, finished = {}, {}
     with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
         artifacts, finished = build_artifacts(pruned, todo, cfg, calibration, Path(where), pool, recipes)
-        for (p, r), (artifact, reused) in artifacts.items():
-            try: built[p, r] = dataclasses.replace(load_artifact(artifact, threads, device if r == "eager" else "cpu"), reused=reused)
-            except UnsupportedPrecisionError as e: finished[p, r] = _unsupported_row(e)
-            except Exception as e: finished[p, r] = _error_row(e)
-    return built, finished
+        built, failed = _load_here(artifacts, threads, device or resolve_device(cfg.device))
+    return built, {**finished, **failed}
 
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
 def _footprints(pruned:nn.Module, kinds:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple, recipes:dict|None=None) -> dict:
@@ -246,6 +251,11 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
     return rows
 
 # %% ../nbs/api/08_experiments.ipynb #bb762e3e
+def _time_here(built:dict, val_dl, cfg:SweepConfig, threads:int) -> tuple[dict, dict, dict]:
+    "Time loaded artifacts on this machine, interleaved, and let each classify the validation images: `(measured, window, host facts)`."
+    timed, window = time_and_predict(built, val_dl, cfg.benchmark_rounds, cfg.benchmark_trials, cfg.benchmark_stream_trials, cfg.benchmark_warmup)
+    return timed, window, host_facts(threads)
+
 def measure_variants(pruned:nn.Module, # the network the artifacts were built from
                      built:dict, # {(precision, runtime): Deployed} from build_variants
                      cfg:SweepConfig, # the sweep's settings
@@ -255,8 +265,97 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
                      recipes:dict|None=None, # the INT8 recipes they were built with (None: this CPU's)
                     ) -> dict:
     "Time every artifact here, interleaved (batch, then single sample; the window in `timing_start`/`timing_end`), measure its accuracy and its top-1 agreement with `pruned`: `{(precision, runtime): row}`."
-    timed, window = time_and_predict(built, val_dl, cfg.benchmark_rounds, cfg.benchmark_trials, cfg.benchmark_stream_trials, cfg.benchmark_warmup)
-    return scored_rows(pruned, built, timed, window, host_facts(threads), cfg, calibration, val_dl, recipes)
+    return scored_rows(pruned, built, *_time_here(built, val_dl, cfg, threads), cfg, calibration, val_dl, recipes)
+
+# %% ../nbs/api/08_experiments.ipynb #e099e966
+@dataclasses.dataclass
+class Measured:
+    "What measuring a group of artifacts gives back, here or on a board: each as loaded where it ran, its timings and predictions (or why not), the timing window and that host."
+    loaded: dict     # {key: Deployed} as loaded where they were measured (from a board: no callables, its Artifact restored)
+    measured: dict   # {key: Timed, a finished row, or an exception}
+    window: dict     # timing_start, timing_end
+    facts: dict      # host_facts of the process that measured them
+
+@dataclasses.dataclass
+class Here:
+    "The measurer of this machine: load every artifact here and time them side by side, interleaved."
+    threads: int     # intra-op threads for every runtime
+    device: object = "cpu"   # where eager variants run
+
+    def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
+        "`{key: (Artifact, reused)}` loaded, timed and scored here."
+        loaded, failed = _load_here(artifacts, self.threads, self.device)
+        timed, window, facts = _time_here(loaded, val_dl, cfg, self.threads)
+        return Measured(loaded, {**failed, **timed}, window, facts)
+
+# %% ../nbs/api/08_experiments.ipynb #77c4c431
+@dataclasses.dataclass
+class OnBoard:
+    "The measurer of a board: the files shipped to a Dask worker holding `measure_on`, loaded, timed and scored there (`boards.measure_shipped`)."
+    boards: Boards   # the workers holding the resource
+    settings: dict   # measure_shipped's settings (rounds, trials, stream_trials, warmup, threads)
+    sent: bool = False   # the validation batches are on the board
+
+    def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
+        "`{key: (Artifact, reused)}` measured on the board, waiting for it (the validation batches are sent once)."
+        if not self.sent: self.boards.send([(x, y) for x, y in val_dl]); self.sent = True
+        self.boards.submit("evaluate", {k: Shipment.of(a) for k, (a, _) in artifacts.items()}, self.settings)
+        _, result = next(self.boards.finished(block=True))
+        return self.received(artifacts, result)
+
+    @staticmethod
+    def received(artifacts:dict, # {key: (Artifact, reused)} that were shipped
+                 result, # measure_shipped's result, or the exception that ended it
+                ) -> Measured:
+        "What `measure_shipped` sent back (an exception: what ended it), with each artifact's record restored."
+        if isinstance(result, Exception): return Measured({}, {k: result for k in artifacts}, {}, {})
+        loaded = {k: dataclasses.replace(d, artifact=artifacts[k][0], reused=artifacts[k][1]) for k, d in result["loaded"].items()}
+        return Measured(loaded, result["measured"], result["window"], result["facts"])
+
+# %% ../nbs/api/08_experiments.ipynb #17c9e36c
+@contextmanager
+def measurer_for(cfg:SweepConfig, # the sweep's settings (measure_on, executor, scheduler, the benchmark keys)
+                 threads:int, # intra-op threads (on a board: cfg.threads, None for its usable cores)
+                 device=None, # where eager variants run here
+                ):
+    "`(measurer, INT8 recipes)` for `cfg`: `Here` and this CPU's recipes, or with `measure_on` `OnBoard` and the board's recipes (its cluster open for the block, its runtimes importing)."
+    if not cfg.measure_on:
+        yield Here(threads, device or resolve_device(cfg.device)), None; return
+    with open_executor(cfg) as ex:
+        boards = Boards(ex.client, cfg.measure_on, cfg.measure_timeout_s)
+        recipes = recipes_for(cfg, _board_features(boards.facts()))   # asked before anything is built
+        boards.warm(cfg.runtimes)
+        settings = dict(rounds=cfg.benchmark_rounds, trials=cfg.benchmark_trials, stream_trials=cfg.benchmark_stream_trials,
+                        warmup=cfg.benchmark_warmup, threads=cfg.threads)
+        yield OnBoard(boards, settings), recipes
+
+# %% ../nbs/api/08_experiments.ipynb #9c842a4e
+def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning level's network, a search's plans)
+             todo:list[tuple[str, str]], # the (precision, runtime) pairs to build of each
+             cfg:SweepConfig, # the sweep's settings
+             calibration:list, # take_batches of the training data
+             val_dl, # validation batches: accuracy, and the timed inputs
+             threads:int, # intra-op threads for every runtime
+             device:torch.device|None=None, # where eager variants run (None: resolve_device(cfg.device))
+             store:Path|None=None, # keep and reuse artifacts here (None: temporary files)
+             pool:ProcessPoolExecutor|None=None, # build in these worker processes
+             recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
+             measurer:Here|OnBoard|None=None, # where they are timed (None: Here)
+            ) -> dict:
+    "The one path from candidates to rows: build every network × pair, then measure them all side by side, interleaved (here or on a board), and score them: `{(name, precision, runtime): row}` with the group's wall times (`level_build_s`, `level_measure_s`). A sweep level is a group of one network; a search step is a group of plans."
+    measurer, artifacts, rows, start = measurer or Here(threads, device or resolve_device(cfg.device)), {}, {}, time.perf_counter()
+    with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
+        for name, net in networks.items():
+            built, failed = build_artifacts(net, todo, cfg, calibration, Path(where), pool, recipes)
+            artifacts.update({(name, *k): a for k, a in built.items()}); rows.update({(name, *k): r for k, r in failed.items()})
+        built_at = time.perf_counter()
+        m = measurer.measure(artifacts, val_dl, cfg)
+    for name, net in networks.items():
+        mine = lambda d: {k[1:]: v for k, v in d.items() if k[0] == name}
+        scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
+        rows.update({(name, *k): r for k, r in scored.items()})
+    walls = dict(level_build_s=built_at - start, level_measure_s=time.perf_counter() - built_at)   # building, then loading, timing and scoring
+    return {k: {**walls, **r} for k, r in rows.items()}
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
 def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
@@ -298,13 +397,9 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
         except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
     try: pruned = _prune(model, level, cfg, train_dl, device)
     except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
-    start = time.perf_counter()
-    built, rows = build_variants(pruned, todo, cfg, calibration, threads, device, store, pool)
-    built_at = time.perf_counter()
-    rows.update(measure_variants(pruned, built, cfg, calibration, val_dl, threads))
-    where.update(level_build_s=built_at - start, level_measure_s=time.perf_counter() - built_at)   # the level's wall time: building and loading, then timing and scoring
+    rows = evaluate({level: pruned}, todo, cfg, calibration, val_dl, threads, device, store, pool)
     shape = _level_shape(model, pruned, val_dl)
-    return {key: {**where, **shape, **rows[key]} for key in todo}
+    return {key: {**where, **shape, **rows[(level, *key)]} for key in todo}
 
 # %% ../nbs/api/08_experiments.ipynb #31577ffe
 def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
@@ -410,22 +505,18 @@ def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, sto
 def _board_rows(cfg, todo, built:dict, result, val_dl, recipes) -> dict:
     "The rows of one level measured on a board: `built` is `_board_level`'s, `result` what `measure_shipped` sent back (an exception: what ended it; None: nothing was sent)."
     rows, where = dict(built["rows"]), dict(built["where"])
-    if isinstance(result, Exception): rows.update({key: _error_row(result) for key in built["artifacts"]})
-    elif result is not None:
-        loaded = {k: dataclasses.replace(d, artifact=built["artifacts"][k][0], reused=built["artifacts"][k][1]) for k, d in result["loaded"].items()}
-        rows.update(scored_rows(built["pruned"], loaded, result["measured"], result["window"], result["facts"], cfg, built["calibration"], val_dl, recipes))
-        where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing (once this host's builds let it) and predicting
+    if result is not None:
+        m = OnBoard.received(built["artifacts"], result)
+        rows.update(scored_rows(built["pruned"], m.loaded, m.measured, m.window, m.facts, cfg, built["calibration"], val_dl, recipes))
+        if not isinstance(result, Exception): where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing, predicting
     return {key: {**where, **built["shape"], **rows[key]} for key in todo}
 
 # %% ../nbs/api/08_experiments.ipynb #a7164578
 def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
     "`(level, rows)` of each pending level with `measure_on`: pruned and built here (and in the build pool), each level's files measured on a worker holding the resource while the next level builds."
     threads, device = resolve_threads(cfg.threads), resolve_device(cfg.device)
-    settings = dict(rounds=cfg.benchmark_rounds, trials=cfg.benchmark_trials, stream_trials=cfg.benchmark_stream_trials, warmup=cfg.benchmark_warmup, threads=cfg.threads)
-    with open_executor(cfg) as ex:
-        boards = Boards(ex.client, cfg.measure_on, cfg.measure_timeout_s)
-        recipes = recipes_for(cfg, _board_features(boards.facts()))   # asked before anything is built
-        boards.warm(cfg.runtimes)
+    with measurer_for(cfg, threads, device) as (board, recipes):   # the board's runtimes import while the baseline trains
+        boards = board.boards
         model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)
         boards.send([(x, y) for x, y in val_dl])
         store, levels = here / ARTIFACTS_DIR, {}
@@ -443,7 +534,7 @@ def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, b
                 if "failed" in built or not built["artifacts"]:   # nothing to measure
                     yield level, built.get("failed") or _board_rows(cfg, todo, built, None, val_dl, recipes); bar.update(len(todo)); continue
                 levels[level] = todo, built
-                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["artifacts"].items()}, settings)
+                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["artifacts"].items()}, board.settings)
                 yield from finished(block=False)
             yield from finished(block=True)
 
@@ -480,6 +571,11 @@ def code_version() -> str:
     src = sorted(Path(edge_opt.__file__).parent.glob("*.py"))
     return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in src)).hexdigest()[:12]
 
+def host_key(cfg:SweepConfig, # the sweep's settings (threads)
+            ) -> str:
+    "What a shared result depends on besides the configuration and the code: the thread count and PyTorch's kernel level (`2t-avx512`; a 1-thread test run is not the docs' run)."
+    return f"{resolve_threads(cfg.threads)}t-{cpu_features()['torch_capability'].lower()}"
+
 def cache_root() -> Path:
     "Where shared results live: `$EDGE_OPT_CACHE`, else `.edge_opt_cache` in the project (the folder with settings.ini), else `~/.cache/edge_opt`."
     if os.environ.get("EDGE_OPT_CACHE"): return Path(os.environ["EDGE_OPT_CACHE"])
@@ -503,7 +599,6 @@ def cached_sweep(cfg:SweepConfig, # the sweep's settings
                  cache_dir:str|Path|None=None, # parent of the cached runs (None: cache_root())
                 ) -> tuple[pd.DataFrame, Path]:
     "`run_sweep(cfg)` computed once per config, code version, thread count and PyTorch kernel level, and shared: `(rows, the run's directory)`."
-    where = f"{resolve_threads(cfg.threads)}t-{torch.backends.cpu.get_cpu_capability().lower()}"   # a 1-thread test run is not the docs' run
-    out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}-{where}"
+    out = Path(cache_dir or cache_root()) / f"sweep-{cfg.fingerprint()}-{code_version()}-{host_key(cfg)}"
     with _locked(out.with_suffix(".lock")):
         return run_sweep(cfg, out, progress=False), out

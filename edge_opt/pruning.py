@@ -18,8 +18,8 @@ from .training import DISTILL_TEMPERATURE, check_distillation, train_model
 
 # %% auto #0
 __all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
-           'structured_channel_prune', 'random_channel_prune', 'prune_model', 'channel_summary', 'prune_and_finetune',
-           'reseed', 'compare_criteria', 'torch_pruning_pipeline']
+           'structured_channel_prune', 'random_channel_prune', 'prunable_groups', 'prune_model', 'channel_summary',
+           'prune_and_finetune', 'reseed', 'compare_criteria', 'torch_pruning_pipeline']
 
 # %% ../nbs/api/03_pruning.ipynb #1d1637b8
 def channel_l1_scores(weight:torch.Tensor, # conv weight [C_out, C_in, kH, kW]
@@ -113,7 +113,11 @@ def _importance(name:str):
     return tp.importance.RandomImportance()
 
 def _check_prune_args(pruning_level, example_inputs, importance, round_to, data):
-    _check_level(pruning_level)
+    if isinstance(pruning_level, dict):
+        for root, level in pruning_level.items():
+            try: _check_level(level)
+            except PruningError as e: raise PruningError(f"the plan's level for '{root}': {e}") from None
+    else: _check_level(pruning_level)
     if importance not in IMPORTANCES: raise PruningError(f"importance {importance!r} is not allowed; expected one of {', '.join(IMPORTANCES)}")
     if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
         raise PruningError(f"round_to must be a positive integer or None, got {round_to!r}")
@@ -175,8 +179,36 @@ def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     return graph
 
 # %% ../nbs/api/03_pruning.ipynb #9e5472a5
+def _level_of(pruning_level:float|dict, roots:list[str]):
+    "The fraction each group root loses: one level for all, or a plan `{root: level}` (roots it leaves out lose nothing)."
+    if not isinstance(pruning_level, dict): return dict.fromkeys(roots, pruning_level)
+    unknown = [r for r in pruning_level if r not in roots]
+    if unknown: raise PruningError(f"plan names {', '.join(map(repr, unknown))}, which is not a prunable group; allowed: {', '.join(roots) or 'none'}")
+    return {r: pruning_level.get(r, 0.0) for r in roots}
+
+def _groups(pruned:nn.Module, example_inputs:torch.Tensor, ignored:list, name:str) -> list[tuple[str, object]]:
+    "`(root layer name, Torch-Pruning group)` of every channel group `prune_model` may prune, in the network's order."
+    graph = _dependency_graph(pruned, example_inputs, name)
+    names = {id(m): (i, n) for i, (n, m) in enumerate(pruned.named_modules())}
+    groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.Linear))
+    found = sorted((names.get(id(g[0].dep.target.module), (-1, "?")), k, g) for k, g in enumerate(groups))
+    return [(name, g) for (_, name), _, g in found]
+
+def prunable_groups(model:nn.Module, # a network
+                    example_inputs:torch.Tensor, # one input batch, to trace the network
+                    ignored_layers:list[nn.Module]|None=None, # layers whose output channels must stay
+                   ) -> dict[str, int]:
+    "`{root layer: output channels}` of each channel group `prune_model` can prune (coupled layers, a residual stage say, are one group): the keys of a per-group plan."
+    copy = deepcopy(model).cpu().eval()
+    order, _ = _run_order(copy, example_inputs)
+    ignored = [order[-1], *_same_modules(model, copy, ignored_layers or [])]
+    return {root: int(g[0].dep.target.module.out_channels if isinstance(g[0].dep.target.module, nn.Conv2d) else g[0].dep.target.module.out_features)
+            for root, g in _groups(copy, example_inputs, ignored, type(model).__name__)}
+
+
+# %% ../nbs/api/03_pruning.ipynb #f4497b80
 def prune_model(model:nn.Module, # trained network; never modified
-                pruning_level:float, # fraction of each group's channels to remove, in [0, 1)
+                pruning_level:float|dict, # fraction of each group's channels to remove, in [0, 1); or a plan {group root: fraction}
                 example_inputs:torch.Tensor, # one input batch, to trace the network
                 importance:str="l1", # one of IMPORTANCES
                 round_to:int|None=None, # keep channel counts multiples of this (None: any count)
@@ -184,25 +216,25 @@ def prune_model(model:nn.Module, # trained network; never modified
                 data:list|None=None, # labelled (images, labels) batches: the gradients taylor reads
                 seed:int=0, # seed of random
                ) -> nn.Module:
-    "A new, smaller, dense copy of `model` without the least important `pruning_level` of each channel group."
+    "A new, smaller, dense copy of `model` without the least important `pruning_level` of each channel group (a plan: its own fraction per group, `prunable_groups` names them)."
     _check_prune_args(pruning_level, example_inputs, importance, round_to, data)
     pruned = deepcopy(model).cpu().eval()
     order, out = _run_order(pruned, example_inputs)
-    if pruning_level == 0: return pruned.train(model.training)
+    if not isinstance(pruning_level, dict) and pruning_level == 0: return pruned.train(model.training)
     if importance == "taylor": _taylor_gradients(pruned, data)
     ignored = [order[-1], *_same_modules(model, pruned, ignored_layers or [])]
-    graph = _dependency_graph(pruned, example_inputs, type(model).__name__)
-    groups = list(graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.Linear)))
-    with torch.random.fork_rng(): torch.manual_seed(seed); scores = [_importance(importance)(g) for g in groups]
-    names = {id(m): n for n, m in pruned.named_modules()}
-    plan = [(g, _drop_indices(s, _channel_groups(g), pruning_level, round_to, names.get(id(g[0].dep.target.module), "?")))
-            for g, s in zip(groups, scores) if s is not None]  # every choice made before any surgery
+    groups = _groups(pruned, example_inputs, ignored, type(model).__name__)
+    levels = _level_of(pruning_level, [root for root, _ in groups])
+    with torch.random.fork_rng(): torch.manual_seed(seed); scores = [_importance(importance)(g) for _, g in groups]
+    plan = [(g, _drop_indices(s, _channel_groups(g), levels[root], round_to, root))
+            for (root, g), s in zip(groups, scores) if s is not None and levels[root] > 0]  # every choice made before any surgery
     for group, drop in plan:
         if drop: group.prune(idxs=drop)
     pruned.zero_grad(set_to_none=True)
     _, after = _run_order(pruned, example_inputs)
     if after.shape != out.shape: raise PruningError(f"pruning changed the output shape from {tuple(out.shape)} to {tuple(after.shape)}")
     return pruned.train(model.training)
+
 
 # %% ../nbs/api/03_pruning.ipynb #e99f5566
 def channel_summary(original:nn.Module, # the network before pruning

@@ -19,15 +19,16 @@ import pandas as pd
 from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
 from .experiments import int8_fallback, level_network, predictions_digest, run_rows, sweep_data
+from .search import kept_plan, plan_network, plan_rows
 from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
-from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, OutputDirError, claim, folder_lock,
+from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, SEARCHES_DIR, OutputDirError, claim, folder_lock,
                               foreign, latest_run, mark, marker_kind, names_text, replace_dir, seed_folders, write_json)
 
 # %% auto #0
-__all__ = ['PRUNED_FILE', 'ShipError', 'verify_export', 'finished_sweep', 'sweep_config', 'find_row', 'export_target',
-           'export_variant', 'shipped_files', 'ship_recommended', 'tidy_store']
+__all__ = ['PRUNED_FILE', 'ShipError', 'verify_export', 'finished_sweep', 'sweep_config', 'find_row', 'find_plan',
+           'export_target', 'export_variant', 'shipped_files', 'ship_recommended', 'tidy_store']
 
 # %% ../nbs/api/09a_shipping.ipynb #06d7b70c
 class ShipError(ValueError):
@@ -103,6 +104,22 @@ def find_row(out:str|Path, # a sweep's output directory
     raise ShipError(f"row {_row_name(dict(pruning_level=pruning_level, precision=precision, runtime=runtime))} cannot be exported; {why}; "
                     f"nearest measured rows: {'; '.join(map(_row_name, near)) or 'none'}")
 
+# %% ../nbs/api/09a_shipping.ipynb #ae759b45
+def find_plan(out:str|Path, # an output directory holding searches (OUT/searches/)
+              plan:str, # the plan's id, as its row and the search's report name it
+              precision:str, # its precision
+              runtime:str, # its runtime
+             ) -> tuple[dict, Path]:
+    "A search's measured plan row and the search's folder; a `ShipError` naming the plans that can be exported when there is none."
+    heres = sorted((Path(out) / SEARCHES_DIR).glob("search-*")) if Path(out).is_dir() else []
+    if not heres: raise ShipError(f"--from '{out}' is not allowed with --plan; it holds no search (edge-opt search writes them in {SEARCHES_DIR}/)")
+    rows = [(r, here) for here in heres for r in plan_rows(here) if r.get("predictions_sha256") and not r.get("error") and kept_plan(here, r["plan"])]
+    hit = [(r, here) for r, here in rows if (r["plan"], r["precision"], r["runtime"]) == (plan, precision, runtime)]
+    if hit: return hit[-1]
+    kept = [r["plan"] for r, here in rows if (r["precision"], r["runtime"]) == (precision, runtime)]
+    raise ShipError(f"--plan {plan!r} is not allowed; no search in '{out}' kept it in {precision} on {runtime} (a proposal that was not chosen is "
+                    f"not kept); plans that can be exported: {', '.join(dict.fromkeys(kept)) or 'none'}")
+
 # %% ../nbs/api/09a_shipping.ipynb #9d9116db
 def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) -> Artifact:
     "The row's artifact from the run's store, or rebuilt there (with one line saying why) when it is gone or changed."
@@ -112,7 +129,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     if row.get("runtime") == runtime and row.get("precision") == precision:
         print(f"edge-opt: the stored artifact {folder.name} is {'missing' if found is None else 'changed (SHA-256 mismatch)'}; "
               "rebuilding it from the run's baseline and calibration batches", file=sys.stderr)
-    pruned, calibration = level_network(cfg, float(row["pruning_level"]), here)
+    pruned, calibration = plan_network(cfg, row["plan"], here) if row.get("plan") else level_network(cfg, float(row["pruning_level"]), here)
     measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
     recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
     return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
@@ -140,7 +157,8 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
     warm = "".join(f"compiled_for({tuple(s)})   # a measured shape, compiled now rather than at its first call\n" for s in shapes) if artifact.runtime == "openvino" else ""
     r = lambda k: None if row.get(k) is None or (isinstance(row.get(k), float) and math.isnan(row[k])) else row[k]
     return dict(
-        variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime),
+        variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime,
+                     **(dict(plan=row["plan"], channels=json.loads(row["plan_channels"])) if row.get("plan") else {})),
         runtime=dict(name=RUNTIME_LABELS[artifact.runtime], package=pkg, version=package_version(pkg)), int8_recipe=artifact.int8_recipe,
         computes_in=artifact.inference_precision, int8_float_layers=list(artifact.float_layers) if artifact.precision == "int8" else None,
         int8_held_out_drop=dict(every_layer_int8=artifact.int8_plain_drop, shipped=artifact.int8_drop, max_drop=cfg.int8_max_drop,
@@ -191,17 +209,18 @@ def export_variant(out:str|Path, # a sweep's output directory
                    runtime:str, # its runtime
                    to:str|Path|None=None, # a new or empty folder, or an earlier export (None: OUT/export-<runtime>-<precision>-<level>)
                    kind:str="export", # the marker kind of to (recommended: OUT/recommended/)
+                   plan:str|None=None, # a search's plan instead of a pruning level (find_plan; pruning_level is then not read)
                   ) -> Path:
-    "Export a measured row: its artifact, the pruned FP32 network and `manifest.json`, verified against the sweep's predictions, then put in place by renames (an earlier export is replaced only then)."
-    row, here = find_row(out, pruning_level, precision, runtime)
+    "Export a measured row (a sweep's, or a search's plan): its artifact, the pruned FP32 network and `manifest.json`, verified against the predictions measured, then put in place by renames (an earlier export is replaced only then)."
+    row, here = find_plan(out, plan, precision, runtime) if plan else find_row(out, pruning_level, precision, runtime)
     cfg = sweep_config(out, here)
-    asked = Path(to or Path(out) / f"export-{runtime}-{precision}-{float(pruning_level):g}")
+    asked = Path(to or Path(out) / f"export-{runtime}-{precision}-{plan or format(float(pruning_level), 'g')}")
     to = export_target(asked, kind)   # resolved: a link is replaced through, never replaced
     with folder_lock(to):
         threads = int(row.get("threads") or resolve_threads(cfg.threads))
         artifact = _stored(row, cfg, here, precision, runtime)
-        base = next((r for r in run_rows(here) if float(r["pruning_level"]) == float(pruning_level)
-                     and r["precision"] == "fp32" and r["runtime"] == "eager" and r.get("artifact_dir")), {"pruning_level": pruning_level})
+        base = next((r for r in ([] if plan else run_rows(here)) if float(r["pruning_level"]) == float(pruning_level)
+                     and r["precision"] == "fp32" and r["runtime"] == "eager" and r.get("artifact_dir")), {"pruning_level": row["pruning_level"], "plan": plan})
         pruned = _stored(base, cfg, here, "fp32", "eager")
         staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
         try:
@@ -212,6 +231,7 @@ def export_variant(out:str|Path, # a sweep's output directory
         finally: shutil.rmtree(staging, ignore_errors=True)
     return asked
 
+# %% ../nbs/api/09a_shipping.ipynb #295be2a3
 def shipped_files(folder:str|Path, # an export
                  ) -> str:
     "The files of an export, as a reader wants them named: `model.onnx, pruned_fp32.pt2, manifest.json`."
@@ -228,7 +248,7 @@ def ship_recommended(out:str|Path, # the sweep's output directory (its reports a
             return f"Nothing shipped: no variant meets the constraints ({target} holds files edge_opt did not write; it is left as it is)."
         shutil.rmtree(target, ignore_errors=True)   # an older recommendation of edge_opt's no longer passes
         return "Nothing shipped: no variant meets the constraints."
-    try: claim(out, RECOMMENDED_DIR); export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target, "recommended")
+    try: claim(out, RECOMMENDED_DIR); export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target, "recommended", choice.get("plan"))
     except (ShipError, OutputDirError) as e: return f"NOT SHIPPED: {e}"
     note = json.loads((target / MANIFEST_FILE).read_text())["verified"].get("note")
     if note: return f"Shipped: {target} ({shipped_files(target)}); not verified here: {note}"

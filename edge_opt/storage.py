@@ -19,10 +19,10 @@ import numpy as np
 # %% auto #0
 __all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'MARKER_FILE', 'RESULTS_FILE',
            'REPRODUCIBILITY_FILE', 'SUMMARY_FILE', 'RECOMMENDATION_FILE', 'AGGREGATE_FILE', 'RECOMMENDED_DIR',
-           'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS', 'OutputDirError', 'atomic_write',
-           'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows', 'read_marker', 'mark', 'marker_kind',
-           'owned', 'foreign', 'names_text', 'check_output_dir', 'claim', 'folder_lock', 'replace_dir', 'run_dir',
-           'prepare_output_dir', 'finished_runs', 'latest_run', 'seed_folders', 'output_lock']
+           'SEARCHES_DIR', 'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS', 'OutputDirError',
+           'atomic_write', 'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows', 'read_marker', 'mark',
+           'marker_kind', 'owned', 'foreign', 'names_text', 'check_output_dir', 'claim', 'folder_lock', 'replace_dir',
+           'run_dir', 'prepare_output_dir', 'finished_runs', 'latest_run', 'seed_folders', 'output_lock']
 
 # %% ../nbs/api/07a_storage.ipynb #8a01e4a8
 ROWS_FILE = "sweep_rows.jsonl"   # one JSON row a line, in every run directory
@@ -37,12 +37,13 @@ SUMMARY_FILE = "summary.json"
 RECOMMENDATION_FILE = "recommendation.json"
 AGGREGATE_FILE = "aggregate_summary.csv"         # mean ± sd over seeds, beside the `seed_N/` folders
 RECOMMENDED_DIR = "recommended"                  # `OUT/recommended/`: the recommended variant, exported after every sweep
+SEARCHES_DIR = "searches"                        # `OUT/searches/<id>/`: each layer-wise search (edge_opt.search), its rows, steps and plans
 MANIFEST_FILE = "manifest.json"                  # in an export: what the files are and how they were measured
 REPORT_FILES = (RESULTS_FILE, "precision_tradeoffs.csv", "fastest_runtime.csv", "pareto_frontier_latency.csv",
                 "pareto_frontier_energy.csv", "layerwise_breakdown.csv", "hardware_summary.csv", "accuracy_vs_latency.png",
                 "accuracy_vs_energy.png", "accuracy_vs_memory.png", "latency_by_runtime.png", "layerwise.png",
                 SUMMARY_FILE, REPRODUCIBILITY_FILE)   # `write_reports`' files, in a run directory and (the latest) at the top
-OUTPUT_NAMES = (*REPORT_FILES, RECOMMENDATION_FILE, LATEST_FILE, RUNS_DIR, RECOMMENDED_DIR, AGGREGATE_FILE)  # what a sweep writes at the top
+OUTPUT_NAMES = (*REPORT_FILES, RECOMMENDATION_FILE, LATEST_FILE, RUNS_DIR, RECOMMENDED_DIR, AGGREGATE_FILE, SEARCHES_DIR)  # what a sweep writes at the top
 
 class OutputDirError(ValueError):
     "An output directory that cannot be used (a file, not writable, a name too long, busy, or a name it needs taken by files edge_opt did not write)."

@@ -144,3 +144,16 @@ def test_bad_boards_end_in_one_line_and_keep_rows(args, needle, tiny_run, tmp_pa
     before = rows.read_text()
     assert needle in cli_error(["--output-dir", str(tmp_path), *TINY, *args])
     assert rows.read_text() == before and len(list(tmp_path.glob(f"runs/*/{ROWS_FILE}"))) == 1
+
+
+def test_a_search_measures_every_plan_on_the_board(cluster, tmp_path):
+    "edge-opt search with measure_on: every candidate is pruned and built here, timed and scored on the board."
+    from edge_opt.search import SearchSettings, Target, run_search
+    scheduler, _ = cluster
+    cfg = board_config(scheduler, finetune_epochs=1)
+    settings = SearchSettings(step=0.25, finetune_batches=2, max_steps=2, uniform_levels=(0.5,))
+    result = run_search(cfg, settings, Target.of(memory_limit="70%", cfg=cfg), tmp_path, progress=False)
+    rows = pd.DataFrame(read_rows(result.here / ROWS_FILE))
+    assert rows.error.isna().all(), rows.error.dropna()
+    assert set(rows.measured_by) == {"board-1"} and set(rows.measure_on) == {"board"} and set(rows.search_role) >= {"baseline", "proposal", "result"}
+    assert result.result["measured_by"] == "board-1" and overlaps(rows) == []
