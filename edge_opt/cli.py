@@ -389,6 +389,7 @@ def search_parser() -> argparse.ArgumentParser:
 SEARCH_IGNORES = ("pruning_levels", "precisions", "runtimes", "allowed_runtimes", "allowed_precisions", "objective", "max_accuracy_drop",
                   "memory_budgets_mb", "keep_artifacts")   # sweep keys a search has no use for: no flag (--runtime and --precision say what it ships)
 
+# %% ../nbs/api/10_cli.ipynb #d2dfa161
 def _recommended(out:Path) -> dict:
     "The variant `out`'s recommendation ships (`{}`: none, or no readable recommendation.json)."
     try: rec = json.loads((out / RECOMMENDATION_FILE).read_text())

@@ -201,6 +201,7 @@ def short_name(plan:str) -> str: return plan.split("-", 1)[1]
 def _final_name(s:_Search, k:int) -> str: return plan_name(s.tag, f"final-s{k:02d}")
 def _uniform_names(s:_Search) -> dict: return {plan_name(s.tag, f"uniform-{l:g}"): l for l in s.settings.uniform_levels}
 
+# %% ../nbs/api/08b_search.ipynb #542a32fb
 def _kept(s:_Search, net:nn.Module) -> dict:
     "Channels of each group root of `net` (a pruned copy of the baseline keeps its layer names)."
     m = lambda root: net.get_submodule(root)
