@@ -168,6 +168,14 @@ def _drop_indices(scores:torch.Tensor, ch_groups:int, level:float, round_to:int|
     return sorted(int(i) + g * width for g in range(ch_groups) for i in drop)
 
 # %% ../nbs/api/03_pruning.ipynb #aed87c35
+def _traceable(net:nn.Module) -> set[str]:
+    "Make every parameter of `net` (a copy being pruned) a trainable, ordinary tensor, as Torch-Pruning traces through autograd; the names of those that were frozen."
+    frozen = set()
+    for n, p in net.named_parameters():
+        if p.is_inference(): p.data = p.data.clone()
+        if not p.requires_grad: frozen.add(n); p.requires_grad_(True)
+    return frozen
+
 def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     "Torch-Pruning's dependency graph of `pruned`; a `PruningError` when a conv or linear layer is missing from it."
     import torch_pruning as tp
@@ -221,6 +229,7 @@ def prune_model(model:nn.Module, # trained network; never modified
     pruned = deepcopy(model).cpu().eval()
     order, out = _run_order(pruned, example_inputs)
     if not isinstance(pruning_level, dict) and pruning_level == 0: return pruned.train(model.training)
+    frozen = _traceable(pruned)
     if importance == "taylor": _taylor_gradients(pruned, data)
     ignored = [order[-1], *_same_modules(model, pruned, ignored_layers or [])]
     groups = _groups(pruned, example_inputs, ignored, type(model).__name__)
@@ -233,6 +242,7 @@ def prune_model(model:nn.Module, # trained network; never modified
     pruned.zero_grad(set_to_none=True)
     _, after = _run_order(pruned, example_inputs)
     if after.shape != out.shape: raise PruningError(f"pruning changed the output shape from {tuple(out.shape)} to {tuple(after.shape)}")
+    for n, p in pruned.named_parameters(): p.requires_grad_(n not in frozen)   # frozen layers stay frozen
     return pruned.train(model.training)
 
 
