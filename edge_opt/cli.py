@@ -26,18 +26,18 @@ from .data import DatasetUnavailableError
 from .experiments import int8_fallback, run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import wrap_text
-from .search import SearchError, SearchSettings, Target, run_search
+from .search import SearchError, SearchSettings, Target, run_search, search_results
 from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR,
                               SUMMARY_FILE, OutputDirError,
                               atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
 from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
-from .shipping import ShipError, export_variant, ship_recommended, shipped_files, tidy_store
+from .shipping import ShipError, export_variant, ship_recommended, shipped_files, sweep_config, tidy_store
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'SEARCH_IGNORES', 'add_config_flags', 'flag_values',
-           'build_parser', 'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser',
+           'build_parser', 'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'judged_rows',
            'recommend_main', 'publish_reports', 'run', 'main', 'export_parser', 'export_main', 'time_split',
            'search_parser', 'search_main']
 
@@ -177,12 +177,21 @@ def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[st
 
 def recommend_parser() -> argparse.ArgumentParser:
     "The `edge-opt recommend` argument parser."
-    p = _Parser(prog="edge-opt recommend", description="The fastest variant of a sweep that meets memory, "
+    p = _Parser(prog="edge-opt recommend", description="The fastest variant of a sweep (or of the searches beside it) that meets memory, "
                                 f"accuracy and latency limits. Exit 0: a variant passes; {NO_VARIANT_EXIT}: none does; 2: bad input.")
     p.add_argument("--from", dest="from_dir", required=True, metavar="DIR", help="a sweep's output directory (the sweep runs first if it holds none)")
     p.add_argument("--config", metavar="FILE", help="YAML config: the sweep to run when DIR holds none, and default constraints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (when the sweep has to run)")
     return add_config_flags(p, CONSTRAINT_KEYS + _OLD_LIMIT_KEYS, rename=_RECOMMEND_FLAGS)
+
+# %% ../nbs/api/10_cli.ipynb #6eed2e8c
+def judged_rows(df:pd.DataFrame, # a sweep's rows
+                out:Path, # its output directory (searches in out/searches/)
+                cfg:SweepConfig, # the sweep's configuration
+               ) -> pd.DataFrame:
+    "Every variant a recommendation judges: the sweep's rows and the results of the searches beside it in `out` (`search.search_results`), a plan row naming its plan."
+    plans = search_results(out, cfg)
+    return pd.concat([df, pd.DataFrame(plans)], ignore_index=True) if plans else df
 
 # %% ../nbs/api/10_cli.ipynb #23e2ba4a
 def _recommend_config(args:argparse.Namespace) -> SweepConfig:
@@ -214,7 +223,7 @@ def recommend_main(argv:list[str], # the arguments after edge-opt recommend
     try:
         with output_lock(out):
             claim(out, RECOMMENDATION_FILE)
-            rec = write_recommendation(pd.DataFrame(rows), cfg, out)
+            rec = write_recommendation(judged_rows(pd.DataFrame(rows), out, sweep_config(out, here)), cfg, out)
     except ValueError as e: return _fail(str(e))
     print(rec.text(str(out)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT
@@ -237,7 +246,7 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
               f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
     here = run_dir(out, fp)
     written = write_reports(df, cfg, here, command)
-    text, rec, judged = _recommendation_text(df, cfg, here)
+    text, rec, judged = _recommendation_text(judged_rows(df, out, cfg), cfg, here)
     names = [n for n in [*written, RECOMMENDATION_FILE] if (here / n).exists()]
     claim(out, *names, LATEST_FILE); mark(here, "run", names)
     for name in names:   # the latest, copied rather than computed and drawn twice

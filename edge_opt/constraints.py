@@ -26,7 +26,7 @@ __all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'FAIL_WOR
            'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'renamed_value',
            'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'baseline_row',
            'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
-           'tied_candidates', 'Recommendation', 'float_layers_in', 'precision_words', 'recommend']
+           'tied_candidates', 'Recommendation', 'float_layers_in', 'precision_words', 'level_words', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -270,6 +270,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.
     no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
+    t["plan"] = [p if isinstance(p, str) else None for p in ok["plan"]] if "plan" in ok else None   # what level_words names
     t["int8_float_layers"] = ok["int8_float_layers"] if "int8_float_layers" in ok else None   # what precision_words names
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
     low, high = spread_columns(OBJECTIVES[c.objective])
@@ -319,7 +320,7 @@ def memory_limit_of(rows:pd.DataFrame, # sweep rows
     return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({MEMORY_READS[c.memory_on]})"
 
 # %% ../nbs/api/06a_constraints.ipynb #77d31e5f
-KEY = ["pruning_level", "precision", "runtime"]
+KEY = ["pruning_level", "precision", "runtime", "plan"]   # plan: a search's plan id (edge_opt.search), None for a sweep's pruning level
 TIE_RULE = "less memory, then higher accuracy, then the lower median"   # among passing variants whose latency spreads overlap the fastest's
 
 def tied_candidates(passing:pd.DataFrame, # passing candidates, fastest median first (candidate_table)
@@ -414,7 +415,11 @@ def precision_words(r:dict) -> str:
     n = len(float_layers_in(r))
     return r["precision"].upper() + (f" ({n} float)" if n else "")
 
-def _variant_words(r:dict) -> str: return f"pruning {r['pruning_level']:g} {precision_words(r)} on {r['runtime']}"
+def level_words(r:dict) -> str:
+    "What a row pruned, as reports name it: `pruning 0.5` for a sweep's level, `plan 3f9a1c-final-s04` for a search's plan."
+    return f"plan {r['plan']}" if isinstance(r.get("plan"), str) else f"pruning {r['pruning_level']:g}"
+
+def _variant_words(r:dict) -> str: return f"{level_words(r)} {precision_words(r)} on {r['runtime']}"
 
 
 # %% ../nbs/api/06a_constraints.ipynb #9294776a
@@ -433,7 +438,7 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
     unit = latency_unit(max([c["objective_high_ms"], *(r["objective_high_ms"] for r in rec.runners_up)]))[0]
     spread = lambda r: (latency_text(r["objective_ms"], r["objective_low_ms"], r["objective_high_ms"], unit).replace(" (", " (5–95%: ")
                         if k.objective.endswith("median") else latency_text(r["objective_ms"], unit=unit))   # p95: one figure
-    lines = [f"Ship pruning {c['pruning_level']:g} + {precision_words(c)} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
+    lines = [f"Ship {level_words(c)} + {precision_words(c)} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
              + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
              + f", {k.memory_word} {memory_text(c['memory'], big)}"

@@ -288,15 +288,15 @@ def _verdict(r, shipped:tuple|None) -> str:
 
 def variant_table(rec:Recommendation, # what constraints.recommend judged
                   every:bool=False, # every measured variant (False: each pruning level and precision on its fastest runtime, the shipped one first)
-                  shipped:tuple|None=None, # the (pruning_level, precision, runtime) shipped (None: nothing was)
+                  shipped:tuple|None=None, # the KEY (pruning_level, precision, runtime, plan) of the variant shipped (None: nothing was)
                  ) -> str:
     "The terminal's table of judged variants: human headers with units, rounded values, latency with its 5–95% range, and why a variant does not pass (at most 100 columns)."
     t = rec.candidates.assign(_shipped=[tuple(k) == shipped for k in rec.candidates[KEY].itertuples(index=False)])
-    if not every: t = t.sort_values("_shipped", ascending=False, kind="stable").drop_duplicates(["pruning_level", "precision"])   # else passing, fastest first
+    if not every: t = t.sort_values("_shipped", ascending=False, kind="stable").drop_duplicates(["pruning_level", "plan", "precision"])   # else passing, fastest first
     t = t.sort_values(["pruning_level", "precision"], key=lambda s: s.map(PRECISIONS.index) if s.name == "precision" else s, kind="stable")
     unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
     median = rec.constraints.objective.endswith("median")   # a p95 objective is one figure, with no spread of rounds
-    rows = [[f"{r.pruning_level:g}", precision_words(r), r.runtime, f"{r.accuracy:.3f}",
+    rows = [[r.plan if isinstance(r.plan, str) else f"{r.pruning_level:g}", precision_words(r), r.runtime, f"{r.accuracy:.3f}",
              latency_text(r.objective_ms, *((r.objective_low_ms, r.objective_high_ms) if median else (None, None)), unit, bare=True),
              sig3(r.memory * mk), _verdict(r, shipped)] for _, r in t.iterrows()]
     word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective.replace("p95", "median")]]   # the batch's word; the header says which figure

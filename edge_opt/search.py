@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .config import SweepConfig
+from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .constraints import _MEMORY_COLUMN, LATENCY_WORDS, Constraints, _memory, limit_text, parse_limit, resolve_limit
 from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_checkpoint, cache_root, code_version, evaluate,
                                   holdout_share, host_key, int8_fallback, measurer_for, prepare_baseline, sweep_data)
@@ -30,9 +30,10 @@ from .storage import (ARTIFACTS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_D
 from .training import train_model
 
 # %% auto #0
-__all__ = ['STEP_RULE', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'SearchError', 'SearchSettings', 'Target', 'search_config',
-           'search_id', 'kept_plan', 'plan_rows', 'Plan', 'plan_name', 'short_name', 'proposal_size', 'choose',
-           'SearchResult', 'run_search', 'search_text', 'plan_network', 'plot_search', 'cached_search']
+__all__ = ['STEP_RULE', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings', 'Target',
+           'search_config', 'search_id', 'kept_plan', 'plan_rows', 'baseline_home', 'beside_sweep', 'search_results',
+           'Plan', 'plan_name', 'short_name', 'proposal_size', 'choose', 'SearchResult', 'run_search', 'search_text',
+           'plan_network', 'plot_search', 'cached_search']
 
 # %% ../nbs/api/08b_search.ipynb #095152e1
 class SearchError(ValueError):
@@ -126,7 +127,13 @@ def _text(self:Target) -> str:
              f"{MEMORY_TERMS[self.memory_column]} {limit_text(self.memory_limit, self.memory_mb, 'MB')}" if self.memory_limit and self.memory_mb is not None else None]
     return " and ".join(p for p in parts if p)
 
-Target.resolved, Target.excess, Target.text = _resolved, _excess, _text
+def _rebased(self:Target, start:dict, now:dict) -> Target:
+    "A latency share judged against the unpruned network timed again beside the plan (`now`) rather than at the start (`start`): the limit moves with this machine's drift since; a limit in ms stays."
+    a, b = _number(start.get(self.latency_column)), _number(now.get(self.latency_column))
+    if not isinstance(self.latency_limit, str) or not a or b is None: return self
+    return dataclasses.replace(self, latency_ms=self.latency_ms * b / a)
+
+Target.resolved, Target.excess, Target.text, Target.rebased = _resolved, _excess, _text, _rebased
 
 # %% ../nbs/api/08b_search.ipynb #bc187c2d
 STEP_RULE = "cost-sized proposals, at most half a group, 2"   # how proposals are made: a search made another way never resumes into this one
@@ -157,6 +164,35 @@ def plan_rows(here:str|Path, # a search's folder
     for r in read_rows(Path(here) / ROWS_FILE):
         if "plan" in r: rows[r["plan"], r["precision"], r["runtime"]] = r
     return list(rows.values())
+
+# %% ../nbs/api/08b_search.ipynb #8e819a77
+def baseline_home(cfg:SweepConfig, # the search's configuration
+                  here:str|Path, # the search's folder
+                 ) -> Path:
+    "Where a search's trained baseline is kept: its own folder once it trained one there, else the sweep's run of the same configuration when that holds one, else its own folder (where it trains it)."
+    here = Path(here)
+    sweep = run_dir(here.parent.parent, cfg.fingerprint())
+    return sweep if not baseline_checkpoint(cfg, here).exists() and baseline_checkpoint(cfg, sweep).exists() else here
+
+GRID_KEYS = ("pruning_levels", "precisions", "runtimes", "int8_fallback")   # what a sweep measures, not how: plans are judged beside any grid
+
+def beside_sweep(sweep:SweepConfig, # the sweep's configuration
+                 searched:SweepConfig, # a search's (its reproducibility.json)
+                ) -> bool:
+    "Whether a search's rows can be judged beside a sweep's: the same data, network, baseline (training images held out alike) and timing, whatever grid each measured."
+    same = dataclasses.replace(sweep, output_dir=searched.output_dir, **{k: getattr(searched, k) for k in GRID_KEYS})
+    return holdout_share(sweep) == holdout_share(searched) and same.fingerprint() == searched.fingerprint()
+
+def search_results(out:str|Path, # an output directory
+                   cfg:SweepConfig, # the sweep's configuration there
+                  ) -> list[dict]:
+    "The result rows of the searches in `out` that can be judged beside the sweep of `cfg` (`beside_sweep`): what `edge-opt recommend` judges with the sweep's levels."
+    rows = []
+    for here in sorted((Path(out) / SEARCHES_DIR).glob("search-*")):
+        try: searched = config_from_dict({**RECORDED_BEFORE, **json.loads((here / REPRODUCIBILITY_FILE).read_text())["config"], "output_dir": str(out)})
+        except (OSError, ValueError, KeyError, TypeError): continue   # a search killed before it wrote its configuration
+        if beside_sweep(cfg, searched): rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]
+    return rows
 
 # %% ../nbs/api/08b_search.ipynb #89049ba1
 @dataclass
@@ -385,9 +421,9 @@ def _long_finetune(s:_Search, net:nn.Module) -> nn.Module:
                        teacher, s.cfg.distill_weight, s.cfg.distill_temperature).cpu().eval()
 
 def _final_rows(s:_Search, k:int) -> dict|None:
-    "The result and grid rows of step `k` when an earlier run measured them all (None: measure them)."
+    "The result and grid rows of step `k` when an earlier run measured them all (None: measure them); every row of the file is read, not each plan's latest (a tighter target times the grid again at a later step)."
     names = [plan_name(s.tag, "unpruned"), *_uniform_names(s), _final_name(s, k)]
-    rows = {r["plan"]: r for r in plan_rows(s.here) if r.get("search_role") in ("grid", "result") and r.get("search_step") == k
+    rows = {r["plan"]: r for r in read_rows(s.here / ROWS_FILE) if r.get("search_role") in ("grid", "result") and r.get("search_step") == k
             and (r["precision"], r["runtime"]) == (s.settings.precision, s.settings.runtime)}
     return {n: rows[n] for n in names} if all(n in rows for n in names) else None
 
@@ -430,8 +466,7 @@ class SearchResult:
 def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:Path, progress:bool, measurer, recipes) -> _Search:
     "The baseline (the sweep's of this configuration where `OUT` holds it, else trained once and kept in the search's folder), its loaders, the held-out images and calibration batches, the groups it can prune, and the time earlier runs of this search spent."
     start, threads, device = time.perf_counter(), resolve_threads(cfg.threads), resolve_device(cfg.device)
-    sweep = run_dir(here.parent.parent, cfg.fingerprint())
-    model, train_dl, val_dl = prepare_baseline(cfg, sweep if baseline_checkpoint(cfg, sweep).exists() else here, progress, device)
+    model, train_dl, val_dl = prepare_baseline(cfg, baseline_home(cfg, here), progress, device)
     with thread_limit(threads): calibration = _calibration(train_dl, cfg)
     example = next(iter(val_dl))[0][:1]
     s = _Search(cfg, settings, target, here, model.eval(), train_dl, val_dl, sweep_data(cfg).holdout_batches(cfg.batch_size), calibration,
@@ -484,17 +519,18 @@ def run_search(cfg:SweepConfig, # the sweep's settings: data, network, baseline,
                 k, current, walked_to_it = _walk(s, k, current, excess, bar)
                 rows = _final_rows(s, k) or _final(s, k, current)
                 final = rows.pop(_final_name(s, k))
-                excess = s.target.excess(final)
+                judged = s.target.rebased(row, rows[plan_name(s.tag, "unpruned")])   # a share: of the unpruned network timed beside it
+                excess = judged.excess(final)
                 if excess <= 1 or not walked_to_it: break   # met; or no group can lose more, or max_steps
-        return _finish(s, final, excess <= 1, False, k, rows)
+        return _finish(s, final, excess <= 1, False, k, rows, judged)
 
 # %% ../nbs/api/08b_search.ipynb #5c3eca15
-def _finish(s:_Search, row:dict, met:bool, already:bool, k:int, grid:dict) -> SearchResult:
-    "The result, with its summary written (`search.json`)."
-    r = SearchResult(s.here, s.target, s.settings, row, met, already, k, grid, s.spent)
+def _finish(s:_Search, row:dict, met:bool, already:bool, k:int, grid:dict, target:Target|None=None) -> SearchResult:
+    "The result judged against `target` (None: the search's), with its summary written (`search.json`)."
+    r = SearchResult(s.here, target or s.target, s.settings, row, met, already, k, grid, s.spent)
     brief = lambda r: {c: r.get(c) for c in ("plan", "plan_channels", "pruning_level", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                                              "held_out_accuracy", s.target.latency_column, s.target.memory_column, "error")}
-    write_json(s.here / SUMMARY_NAME, dict(target=dataclasses.asdict(s.target), target_text=s.target.text(), met=met, already_met=already,
+    write_json(s.here / SUMMARY_NAME, dict(target=dataclasses.asdict(r.target), target_text=r.target.text(), met=met, already_met=already,
                                            steps=k, result=brief(row), grid={p: brief(g) for p, g in grid.items()}, seconds=s.spent))
     return r
 
@@ -532,7 +568,7 @@ def plan_network(cfg:SweepConfig, # the search's configuration (its reproducibil
                 ) -> tuple[nn.Module, list]:
     "`(network, calibration batches)` of a plan exactly as the search measured it: to rebuild an artifact its store no longer holds."
     here = Path(here)
-    model, train_dl, val_dl = prepare_baseline(cfg, here)
+    model, train_dl, val_dl = prepare_baseline(cfg, baseline_home(cfg, here))
     with thread_limit(resolve_threads(cfg.threads)): calibration = _calibration(train_dl, cfg)
     if not kept_plan(here, plan): raise SearchError(f"plan {plan!r} was measured but its weights were not kept (only chosen steps, results and uniform levels are): export one of those")
     if plan.endswith("-unpruned"): return model.eval(), calibration

@@ -1,5 +1,6 @@
 "The recommendation end to end: a real sweep judged independently from its CSV, the CLI's exit codes and bad input."
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,20 @@ def test_a_directory_with_no_sweep_and_no_way_to_run_one(tmp_path):
     assert res.returncode == 2 and res.stderr.strip() == f"edge-opt: error: --from '{afile}' is not allowed; it is a file, expected a directory holding a sweep or one to run it in"
     res = run("recommend", "--from", "/proc/edge_opt_cannot_be_here", "--no-progress")
     assert res.returncode == 2 and "Traceback" not in res.stderr and "none can be run there" in res.stderr
+
+
+def test_a_search_beside_the_sweep_is_judged_and_named(sweep_dir, tmp_path):
+    "A search's result in the sweep's folder (same data, network and timing) is a variant like the sweep's levels: below every FP32 level's footprint, only the plan can pass."
+    out = tmp_path / "out"
+    shutil.copytree(sweep_dir, out)
+    rows = pd.read_csv(out / "sweep_results.csv")
+    smallest = rows[rows.precision == "fp32"].memory_mb.min()
+    limit = f"{smallest * 0.9 * 1e3:.2f}kB"
+    res = run("search", "--output-dir", str(out), "--memory-limit", limit, "--epochs", "2", "--train-subset", "1000", "--benchmark-rounds", "2",
+              "--precision", "fp32", "--runtime", "onnxruntime", "--step", "0.25", "--finetune-batches", "4", "--uniform-levels", "0.5", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(next(out.glob("searches/*/search.json")).read_text())["result"]["plan"]
+    res = run("recommend", "--from", str(out), "--memory-limit", limit, "--precisions", "fp32", "--max-accuracy-drop", "100")
+    assert res.returncode == 0 and res.stdout.startswith(f"Ship plan {plan} + FP32 on onnxruntime"), res.stdout + res.stderr
+    rec = json.loads((out / "recommendation.json").read_text())
+    assert rec["plan"] == plan and rec["candidates"] == len(rows[rows.error.isna() & rows.unsupported.isna()]) + 1

@@ -6,6 +6,7 @@
 2. Runs `edge-opt search`'s `run_search` with that share as its latency target.
 3. Reads the result beside the uniform levels, all timed side by side in one group after the same long fine-tune:
    the latency ratio of the result to each uniform level, and the paired accuracy difference (bootstrap 95 %).
+A search found in --output-dir resumes (its seconds count every run of it); --share gives the target an earlier run measured.
 
     .venv/bin/python tools/bench_search.py --model resnet18 --input-size 32 --epochs 6 --json nbs/tutorials/search_resnet18.json
     .venv/bin/python tools/bench_search.py --model mobilenet_v2 --input-size 32 --epochs 6 --json nbs/tutorials/search_mobilenet_v2.json
@@ -22,8 +23,8 @@ from edge_opt.pruning import prune_model
 from edge_opt.quantization import paired_drop
 from edge_opt.recipes import cpu_name
 from edge_opt.runtimes import resolve_threads, thread_limit
-from edge_opt.search import SearchSettings, Target, _folder, run_search, search_config
-from edge_opt.storage import output_lock
+from edge_opt.search import STEPS_FILE, SearchSettings, Target, _folder, run_search, search_config
+from edge_opt.storage import output_lock, read_rows
 
 
 def uniform_share(cfg: SweepConfig, settings: SearchSettings, level: float, here: Path) -> tuple[float, str]:
@@ -56,6 +57,7 @@ def main():
     ap.add_argument("--runtime", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--match", type=float, default=0.5, help="the uniform level whose measured latency is the target")
+    ap.add_argument("--share", type=float, default=None, help="the target as a share, as an earlier run measured it for --match (a search resumed against the same target)")
     ap.add_argument("--step", type=float, default=SearchSettings.step)
     ap.add_argument("--finetune-batches", type=int, default=10)
     ap.add_argument("--output-dir", default="/tmp/bench_search")
@@ -64,15 +66,16 @@ def main():
     cfg = search_config(SweepConfig(model=a.model, input_size=a.input_size, epochs=a.epochs, output_dir=a.output_dir))
     settings = SearchSettings(a.runtime, a.precision, a.step, a.finetune_batches, uniform_levels=(0.25, 0.5))
     with output_lock(a.output_dir): here = _folder(Path(a.output_dir), cfg, settings, Target.of("50%", cfg=cfg))   # made as the search makes it
+    earlier = len(read_rows(here / STEPS_FILE))   # steps an earlier run of this search finished (it resumes from them)
     start = time.perf_counter()
-    share, column = uniform_share(cfg, settings, a.match, here)
+    share, column = (a.share, Target.of("50%", cfg=cfg).latency_column) if a.share else uniform_share(cfg, settings, a.match, here)
     prep = time.perf_counter() - start
     result = run_search(cfg, settings, Target.of(f"{100 * share:.2f}%", cfg=cfg), a.output_dir)
     print(result.text())
-    out = dict(command=" ".join(["tools/bench_search.py", *[f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("json", "output_dir")]]),
+    out = dict(command=" ".join(["tools/bench_search.py", *[f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k not in ("json", "output_dir") and v is not None]]),
                model=a.model, input_size=a.input_size, runtime=a.runtime, precision=a.precision, threads=resolve_threads(cfg.threads),
                cpu=cpu_name(), cpu_flags=cpu_flags(),
-               latency_column=column, match=a.match, target_share=share, target_ms=result.target.latency_ms, met=result.met, steps=result.steps,
+               latency_column=column, match=a.match, target_share=share, target_ms=result.target.latency_ms, met=result.met, steps=result.steps, resumed_after_steps=earlier,
                seconds=dict(result.spent, share_measurement=prep, total=time.perf_counter() - start),
                result_plan=result.result["plan"], result_channels=result.result["channels"],
                against=[compare(result, l, column) for l in (0.25, 0.5)], python=platform.python_version(), torch=torch.__version__)
