@@ -10,8 +10,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from .rows import spread_columns   # the row module owns it; kept importable here
+
 # %% auto #0
-__all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'spread_columns', 'fastest_runtime_table',
+__all__ = ['AGREEMENT_FLOOR', 'measured_rows', 'pareto_frontier', 'pareto_by_runtime', 'fastest_runtime_table',
            'precision_tradeoff_table', 'measured_on', 'cpu_mix', 'low_agreement', 'agreement_line', 'aggregate_seeds']
 
 # %% ../nbs/api/05a_analysis.ipynb #903038e7
@@ -49,11 +51,6 @@ def pareto_by_runtime(df:pd.DataFrame, # sweep rows
     return pd.concat(parts, ignore_index=True) if parts else ok.iloc[:0]
 
 # %% ../nbs/api/05a_analysis.ipynb #e5fc7dc5
-def spread_columns(column:str, # a latency column of the rows (latency_ms, stream_latency_ms)
-                  ) -> tuple[str, str]:
-    "The row columns of its spread, the 5th and 95th percentiles of its round medians: (`latency_low_ms`, `latency_high_ms`), ..."
-    return column.replace("_ms", "_low_ms"), column.replace("_ms", "_high_ms")
-
 def _fastest(group:pd.DataFrame, col:str) -> dict:
     g = group.sort_values(col)
     best, second = g.iloc[0], (g.iloc[1] if len(g) > 1 else None)

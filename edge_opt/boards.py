@@ -16,9 +16,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .executors import TASK_RETRIES, ExecutorError, benchmark_slot, usable_cores
+from .executors import TASK_RETRIES, ExecutorError, benchmark_slot
 from .metrics import binding_overhead_ms, cpu_flags, deployed_predictions, time_turns
 from .recipes import cpu_features, cpu_name
+from .rows import unsupported_row
 from .runtimes import (RUNTIME_PACKAGES, RUNTIMES, Artifact, UnsupportedPrecisionError, load_artifact, package_version, resolve_threads,
                                runtime_available, thread_limit)
 
@@ -110,15 +111,12 @@ class Shipment:
         return here
 
 # %% ../nbs/api/07c_boards.ipynb #cc3fd099
-def _unsupported(reason:str) -> dict:
-    return {"unsupported": reason, "error": None, "accepted": False}
-
 def measure_shipped(shipments:dict, # {key: Shipment}: one level's artifacts
                     batches:list, # the preprocessed validation batches (images, labels); the first is the timed one
-                    settings:dict, # rounds, trials, stream_trials, warmup and threads (None: every usable core here)
+                    settings:dict, # rounds, trials, stream_trials, warmup and threads (None: resolve_threads on a measuring worker, every usable core)
                    ) -> dict:
     "Load every shipment with the runtime installed here, time and score them: `facts` (`host_facts`), `window`, `measured` (`{key: Timed, an unsupported row, or an exception}`) and `loaded` (what each loaded artifact reports, without its callables) and `measure_s` (its wall time)."
-    start, threads = time.perf_counter(), settings.get("threads") or usable_cores()
+    start, threads = time.perf_counter(), resolve_threads(settings.get("threads"), worker=True)
     facts = host_facts(threads)
     where = f"measuring worker {facts['measured_by'] or 'here'!r} ({facts['host']})"
     built, measured = {}, {}
@@ -126,11 +124,11 @@ def measure_shipped(shipments:dict, # {key: Shipment}: one level's artifacts
         for i, (key, shipment) in enumerate(shipments.items()):
             runtime = shipment.artifact.runtime
             if not runtime_available(runtime):
-                measured[key] = _unsupported(f"{RUNTIME_PACKAGES[runtime]} is not installed on {where}"); continue
+                measured[key] = unsupported_row(f"{RUNTIME_PACKAGES[runtime]} is not installed on {where}"); continue
             folder = Path(tmp) / str(i); folder.mkdir()
             try: built[key] = load_artifact(shipment.unpack(folder), threads)
-            except UnsupportedPrecisionError as e: measured[key] = _unsupported(f"on {where}: {e}")
-            except ImportError as e: measured[key] = _unsupported(f"{RUNTIME_PACKAGES[runtime]} cannot be imported on {where} ({e})")
+            except UnsupportedPrecisionError as e: measured[key] = unsupported_row(f"on {where}: {e}")
+            except ImportError as e: measured[key] = unsupported_row(f"{RUNTIME_PACKAGES[runtime]} cannot be imported on {where} ({e})")
             except Exception as e: measured[key] = e
         timed, window = time_and_predict(built, batches, settings["rounds"], settings["trials"], settings["stream_trials"], settings["warmup"])
     loaded = {k: dataclasses.replace(d, run=None, to_input=None, prepare=None, keep=(), module=None, artifact=None) for k, d in built.items()}

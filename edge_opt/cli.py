@@ -21,7 +21,8 @@ from dataclasses import fields, replace
 
 from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_groups, config_reference,
                              load_config, setting)
-from .constraints import KEY, Constraints, Recommendation, recommend
+from .constraints import Constraints, Recommendation, recommend
+from .rows import KEY, spread_columns
 from .data import DatasetUnavailableError
 from .experiments import int8_fallback, run_rows, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
@@ -108,7 +109,7 @@ def resolve_config(args:argparse.Namespace, # parsed edge-opt command line
 
 # %% ../nbs/api/10_cli.ipynb #5f0acdd5
 PARETO_COLUMNS = ["runtime", "pruning_level", "precision", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "latency_ms",
-                  "latency_low_ms", "latency_high_ms", "stream_latency_ms", "memory_mb", "artifact_bytes"]   # `--verbose`: the raw columns
+                  *spread_columns("latency_ms"), "stream_latency_ms", "memory_mb", "artifact_bytes"]   # `--verbose`: the raw columns
 
 def _fmt(df:pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -14,19 +14,20 @@ import numpy as np
 import pandas as pd
 
 from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
-from .metrics import MEMORY_TERMS, latency_text, latency_unit, memory_text, memory_unit, unpack_correct, wrap_text
+from .metrics import unpack_correct, wrap_text
 from .quantization import paired_drop
-from .analysis import measured_on, measured_rows, spread_columns
-from .hardware import MB, is_accepted, memory_violations
+from .analysis import measured_on, measured_rows
+from .hardware import is_accepted, memory_violations
+from .rows import KEY, MB, MEMORY_TERMS, level_words, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'LATENCY_WORDS', 'MEMORY_ON', 'MEMORY_READS', 'FAIL_WORDS', 'RENAMED_VALUES', 'LATENCY_STATS',
-           'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'KEY', 'TIE_RULE', 'renamed_value',
+           'LATENCY_BATCHES', 'DEFAULT_MEMORY_LIMIT', 'SIZE_UNITS', 'SIZE_TEXT', 'TIE_RULE', 'renamed_value',
            'parse_size', 'size_text', 'parse_limit', 'resolve_limit', 'limit_text', 'Constraints', 'baseline_row',
            'accuracy_drops', 'resolved_limits', 'candidate_table', 'judge_rows', 'violation_budgets', 'memory_limit_of',
-           'tied_candidates', 'Recommendation', 'float_layers_in', 'precision_words', 'level_words', 'recommend']
+           'tied_candidates', 'Recommendation', 'float_layers_in', 'precision_words', 'recommend']
 
 # %% ../nbs/api/06a_constraints.ipynb #58cfc39c
 OBJECTIVES = {"single_median": "stream_latency_ms", "batch_median": "latency_ms",
@@ -242,7 +243,7 @@ def _describe(f:dict, r, c:Constraints, lim:dict) -> str:
 def _memory(rows:pd.DataFrame, memory_on:str) -> pd.Series:
     "The memory figure a limit on `memory_on` reads, in MB."
     column = _MEMORY_COLUMN[memory_on]
-    return rows[column] / (1e6 if column == "artifact_bytes" else 1.0)
+    return rows[column] / (MB if column == "artifact_bytes" else 1.0)
 
 def _baseline_memory(rows:pd.DataFrame, base:pd.Series|None, memory_on:str) -> float|None:
     "The FP32 unpruned network's memory on `memory_on`: the rows' `baseline_memory_mb` (its footprint), else the baseline row's (None: neither)."
@@ -320,7 +321,6 @@ def memory_limit_of(rows:pd.DataFrame, # sweep rows
     return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({MEMORY_READS[c.memory_on]})"
 
 # %% ../nbs/api/06a_constraints.ipynb #77d31e5f
-KEY = ["pruning_level", "precision", "runtime", "plan"]   # plan: a search's plan id (edge_opt.search), None for a sweep's pruning level
 TIE_RULE = "less memory, then higher accuracy, then the lower median"   # among passing variants whose latency spreads overlap the fastest's
 
 def tied_candidates(passing:pd.DataFrame, # passing candidates, fastest median first (candidate_table)
@@ -414,10 +414,6 @@ def precision_words(r:dict) -> str:
     "A row's precision as reports name it: `INT8`, or `INT8 (2 float)` where INT8 kept two layers in floating point."
     n = len(float_layers_in(r))
     return r["precision"].upper() + (f" ({n} float)" if n else "")
-
-def level_words(r:dict) -> str:
-    "What a row pruned, as reports name it: `pruning 0.5` for a sweep's level, `plan 3f9a1c-final-s04` for a search's plan."
-    return f"plan {r['plan']}" if isinstance(r.get("plan"), str) else f"pruning {r['pruning_level']:g}"
 
 def _variant_words(r:dict) -> str: return f"{level_words(r)} {precision_words(r)} on {r['runtime']}"
 

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
-from .executors import usable_cores
-from .hardware import MB
+from .host import usable_cores
+from .rows import MB
 from .model import factory_identity, file_digest, resolve_factory
 
 # %% auto #0

@@ -15,10 +15,12 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from .host import usable_cores   # the host module owns it; kept importable here
+
 # %% auto #0
 __all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'RESOURCE_NAME', 'LOCK_DIR_VARIABLE', 'ExecutorError',
-           'dask_available', 'local_workers', 'check_resource_name', 'usable_cores', 'host_lock_path', 'build_slot',
-           'benchmark_slot', 'LocalExecutor', 'DaskExecutor', 'open_executor']
+           'dask_available', 'local_workers', 'check_resource_name', 'host_lock_path', 'build_slot', 'benchmark_slot',
+           'LocalExecutor', 'DaskExecutor', 'open_executor']
 
 # %% ../nbs/api/07b_executors.ipynb #e134344e
 EXECUTORS = ("local", "dask")   # values of the `executor` config key
@@ -58,10 +60,6 @@ def _in_dask_worker() -> bool:
     from distributed import get_worker
     try: get_worker(); return True
     except ValueError: return False
-
-def usable_cores() -> int:
-    "The cores this process may run on (its CPU affinity where the OS has one, else the machine's count): what a default number of worker processes is sized by."
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 LOCK_DIR_VARIABLE = "EDGE_OPT_LOCK_DIR"   # where the host lock lives (default: the temporary folder)
 

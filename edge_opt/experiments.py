@@ -23,7 +23,8 @@ from .data import ImageData, load_data
 from .boards import Boards, Shipment, Timed, host_facts, time_and_predict
 from .executors import build_slot, open_executor, usable_cores
 from .constraints import Constraints, judge_rows
-from .hardware import MB, summarize_hardware
+from .hardware import summarize_hardware
+from .rows import MB, error_row, row_key, unsupported_row
 from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, top1_agreement, variant_metrics
 from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
@@ -39,8 +40,8 @@ from .training import input_dtype, load_weights, train_baseline
 __all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
            'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
            'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard', 'measurer_for',
-           'evaluate', 'level_task', 'level_network', 'row_key', 'run_rows', 'run_sweep', 'code_version', 'host_key',
-           'cache_root', 'cached_sweep']
+           'evaluate', 'level_task', 'level_network', 'run_rows', 'run_sweep', 'code_version', 'host_key', 'cache_root',
+           'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
@@ -106,12 +107,6 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                           progress=progress, build=lambda: given_network(cfg, data), checkpoint=checkpoint, loaders=data.loaders(cfg.batch_size, cfg.seed))
 
 # %% ../nbs/api/08_experiments.ipynb #2f3f6c65
-def _error_row(error:Exception) -> dict:
-    return {"error": f"{type(error).__name__}: {error}", "unsupported": None, "accepted": False}
-
-def _unsupported_row(error:Exception) -> dict:
-    return {"unsupported": str(error), "error": None, "accepted": False}
-
 BUILD_ORDER = ("executorch", "openvino", "eager", "onnxruntime")   # slowest builds first: the pool's last job is a short one
 
 def build_order(todo:list[tuple[str, str]], # (precision, runtime) pairs
@@ -154,8 +149,8 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     artifacts, finished = {}, {}
     for key in todo:
         try: artifacts[key] = jobs[key].result() if key in jobs else stored_artifact(*args(*key))
-        except UnsupportedPrecisionError as e: finished[key] = _unsupported_row(e)
-        except Exception as e: finished[key] = _error_row(e)  # one failed variant must not cost the others
+        except UnsupportedPrecisionError as e: finished[key] = unsupported_row(e)
+        except Exception as e: finished[key] = error_row(e)  # one failed variant must not cost the others
     return artifacts, finished
 
 # %% ../nbs/api/08_experiments.ipynb #01a00cd2
@@ -164,8 +159,8 @@ def _load_here(artifacts:dict, threads:int, device) -> tuple[dict, dict]:
     loaded, finished = {}, {}
     for key, (artifact, reused) in artifacts.items():
         try: loaded[key] = dataclasses.replace(load_artifact(artifact, threads, device if artifact.runtime == "eager" else "cpu"), reused=reused)
-        except UnsupportedPrecisionError as e: finished[key] = _unsupported_row(e)
-        except Exception as e: finished[key] = _error_row(e)
+        except UnsupportedPrecisionError as e: finished[key] = unsupported_row(e)
+        except Exception as e: finished[key] = error_row(e)
     return loaded, finished
 
 def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
@@ -234,7 +229,7 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
                ) -> dict:
     "The rows of one level's measured artifacts: accuracy with its interval and top-1 agreement from the predictions, latency from the timings, memory and MACs from the network, and where they were measured: `{(precision, runtime): row}`."
     timed = {k: v for k, v in measured.items() if isinstance(v, Timed)}
-    rows = {k: v if isinstance(v, dict) else _error_row(v) for k, v in measured.items() if k not in timed}
+    rows = {k: v if isinstance(v, dict) else error_row(v) for k, v in measured.items() if k not in timed}
     if not timed: return rows
     batch = next(iter(val_dl))[0]
     kinds = {k: (k[0], loaded[k].artifact.float_layers if loaded[k].artifact else ()) for k in timed}
@@ -247,7 +242,7 @@ def scored_rows(pruned:nn.Module, # the network the artifacts were built from
             rows[key] = {**_row(loaded[key], fps[key], (t.predictions == t.labels).astype(np.uint8), LatencyStats.from_rounds(len(batch), t.full),
                                 LatencyStats.from_rounds(1, t.one), cfg, facts, top1_agreement(t.predictions, reference)),
                          "predictions_sha256": predictions_digest(t.predictions), "binding_overhead_ms": t.binding_ms, **window}
-        except Exception as e: rows[key] = _error_row(e)
+        except Exception as e: rows[key] = error_row(e)
     return rows
 
 # %% ../nbs/api/08_experiments.ipynb #bb762e3e
@@ -396,7 +391,7 @@ def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads
         try: Path(store).mkdir(parents=True, exist_ok=True)
         except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
     try: pruned = _prune(model, level, cfg, train_dl, device)
-    except Exception as e: return {key: {**where, **_error_row(e)} for key in todo}
+    except Exception as e: return {key: {**where, **error_row(e)} for key in todo}
     rows = evaluate({level: pruned}, todo, cfg, calibration, val_dl, threads, device, store, pool)
     shape = _level_shape(model, pruned, val_dl)
     return {key: {**where, **shape, **rows[(level, *key)]} for key in todo}
@@ -436,17 +431,12 @@ def level_network(cfg:SweepConfig, # the sweep's settings
         return _prune(model, float(level), cfg, train_dl, resolve_device(cfg.device)), calibration
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
-def row_key(row:dict, # a sweep row
-           ) -> tuple[float, str, str]:
-    "The resume key of a row: `(pruning_level, precision, runtime)`."
-    return float(row["pruning_level"]), row["precision"], row["runtime"]
-
 def run_rows(here:str|Path, # a run directory (latest_run(out))
             ) -> list[dict]:
     "The run's rows from its rows file, the source of truth (a torn line is skipped): the last row of each variant, in the order variants were first measured."
     rows, name = {}, Path(here).name
     for r in read_rows(Path(here) / ROWS_FILE):
-        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", name) == name: rows[row_key(r)] = r
+        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", name) == name: rows[row_key(r)] = r   # a variant's latest
     return list(rows.values())
 
 # %% ../nbs/api/08_experiments.ipynb #53c832a4
@@ -475,7 +465,7 @@ def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baselin
         with tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:   # once the baseline is ready
             for i, result in ex.map_unordered(level_task, [(cfg, level, todo, shared, threads, device, str(here / ARTIFACTS_DIR), pool) for level, todo in pending]):
                 level, todo = pending[i]
-                yield level, result if isinstance(result, dict) else {key: _error_row(result) for key in todo}
+                yield level, result if isinstance(result, dict) else {key: error_row(result) for key in todo}
                 bar.update(len(todo))
 
 # %% ../nbs/api/08_experiments.ipynb #230c5212
@@ -496,7 +486,7 @@ def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, sto
     with thread_limit(threads), build_slot():   # this host's work for the board waits while anything here is timed
         calibration = _calibration(train_dl, cfg)
         try: pruned = _prune(model, level, cfg, train_dl, device)
-        except Exception as e: return dict(failed={key: {**where, **_error_row(e)} for key in todo})
+        except Exception as e: return dict(failed={key: {**where, **error_row(e)} for key in todo})
         start = time.perf_counter()
         artifacts, rows = build_artifacts(pruned, todo, cfg, calibration, store, pool, recipes)
         where.update(level_build_s=time.perf_counter() - start)
@@ -553,9 +543,9 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
         claim(out, RUNS_DIR)
         here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
         mark(here.parent, "run", [fingerprint]); mark(here, "run", [ROWS_FILE])
-        grid = [(float(l), p, r) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
+        grid = [row_key(dict(pruning_level=l, precision=p, runtime=r)) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
         done = {row_key(r): r for r in _resume_rows(out, here, fingerprint)}
-        pending = [(float(l), todo) for l in cfg.pruning_levels if (todo := [(p, r) for m, p, r in grid if m == float(l) and (m, p, r) not in done])]
+        pending = [(float(l), todo) for l in cfg.pruning_levels if (todo := [(p, r) for m, p, r, _ in grid if m == float(l) and (m, p, r, None) not in done])]
         counts = len(grid), sum(k in done for k in grid)
         for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
             for (precision, runtime), values in rows.items():

@@ -17,11 +17,11 @@ from .quantization import module_storage_bytes
 from .analysis import precision_tradeoff_table  # the design document names it here; edge_opt.analysis owns it
 
 # %% auto #0
-__all__ = ['MB', 'estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',
+__all__ = ['estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes', 'memory_violations', 'is_accepted',
            'HardwareSummary', 'summarize_hardware', 'HostRoof', 'measure_host_roof']
 
 # %% ../nbs/api/05_hardware.ipynb #88db5aba
-MB = 1_000_000  # bytes in a megabyte: edge_opt reports decimal MB throughout
+from .rows import MB   # decimal megabytes: the row module decides the units
 
 _CONV = (nn.Conv2d, torch.ao.nn.quantized.Conv2d)
 _LINEAR = (nn.Linear, torch.ao.nn.quantized.Linear)

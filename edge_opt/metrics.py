@@ -22,18 +22,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
-from .hardware import MB, estimate_layerwise_stats, peak_live_bytes
+from .hardware import estimate_layerwise_stats, peak_live_bytes
+from .rows import MB, MEMORY_TERMS, latency_text, latency_unit, memory_label, memory_text, memory_unit, sig3   # a row's units and words: kept importable here
 from .quantization import model_storage_bytes
-from .recipes import CPU_FEATURES, cpu_features, cpu_name, describe_cpu  # the CPU's owner; kept importable here
-from .runtimes import WARMUP_S, Artifact, Deployed, eager_deployed, load_artifact, resolve_threads
+from .host import CPU_FEATURES, cpu_features, cpu_flags, cpu_name, resolve_threads   # the host module owns them; kept importable here
+from .recipes import describe_cpu
+from .runtimes import WARMUP_S, Artifact, Deployed, eager_deployed, load_artifact
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['MEMORY_TERMS', 'TEXT_WIDTH', 'bootstrap_accuracy_ci', 'LatencyStats', 'wait_for_quiet_threads', 'time_turns',
-           'time_interleaved', 'binding_overhead_ms', 'measure_latency', 'Metrics', 'sig3', 'memory_unit',
-           'memory_label', 'memory_text', 'latency_unit', 'latency_text', 'wrap_text', 'Footprint', 'footprint',
+__all__ = ['TEXT_WIDTH', 'bootstrap_accuracy_ci', 'LatencyStats', 'wait_for_quiet_threads', 'time_turns', 'time_interleaved',
+           'binding_overhead_ms', 'measure_latency', 'Metrics', 'wrap_text', 'Footprint', 'footprint',
            'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy',
-           'pack_correct', 'unpack_correct', 'cpu_flags', 'variant_metrics', 'collect_metrics']
+           'pack_correct', 'unpack_correct', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -271,56 +272,6 @@ def _flat_row(m:Metrics) -> dict:
             "throughput_sps": m.latency.batch_size / (m.latency.median_ms / 1e3), "stream_throughput_sps": 1e3 / m.stream_latency.median_ms,
             "energy_proxy_j": m.energy_proxy_j, "stream_energy_proxy_j": m.stream_energy_proxy_j}
 
-# %% ../nbs/api/06_metrics.ipynb #97122359
-MEMORY_TERMS = {"model_memory_mb": "weights", "activation_memory_mb": "activations", "memory_mb": "footprint",
-                "artifact_bytes": "file size"}   # the one word for each memory column, on every page
-
-def sig3(value:float, # any finite number
-        ) -> str:
-    "`value` to 3 significant digits, never with an exponent: `0.0201`, `20.1`, `1,000` (999.7 rounds up to it)."
-    if not value or not math.isfinite(value): return f"{value:g}"
-    r = float(f"{value:.3g}")
-    text = f"{r:,.{max(0, 2 - math.floor(math.log10(abs(r))))}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-def memory_unit(largest_mb:float, # the largest memory figure a page shows, MB
-               ) -> tuple[str, float]:
-    "The unit a page shows memory in and the factor from MB: `('kB', 1000.0)` below 1 MB, else `('MB', 1.0)`."
-    return ("kB", 1e3) if largest_mb < 1 else ("MB", 1.0)
-
-def memory_label(column:str, # a memory column (MEMORY_TERMS)
-                 unit:str, # from memory_unit
-                ) -> str:
-    "A header or axis label: `footprint (kB)`."
-    return f"{MEMORY_TERMS[column]} ({unit})"
-
-def memory_text(mb:float, # a memory figure, MB
-                largest_mb:float|None=None, # the largest figure shown beside it, which picks the unit (None: mb)
-               ) -> str:
-    "A memory figure in words, 3 significant digits, in the unit of `largest_mb`: `43.4 kB`."
-    unit, k = memory_unit(float(sig3(mb if largest_mb is None else largest_mb).replace(",", "")))   # 0.9996 MB is 1 MB, not 1,000 kB
-    return f"{sig3(mb * k)} {unit}"
-
-
-# %% ../nbs/api/06_metrics.ipynb #814fb06d
-def latency_unit(largest_ms:float, # the largest latency a table or sentence shows, ms
-                ) -> tuple[str, float]:
-    "The unit to show latencies in and the factor from ms: `('µs', 1000.0)` below 10 ms (at most four digits), else `('ms', 1.0)`."
-    return ("µs", 1e3) if largest_ms < 10 else ("ms", 1.0)
-
-def latency_text(median_ms:float, # the median (or a figure with no spread, such as a 95th percentile of calls)
-                 low_ms:float|None=None, # 5th percentile of the round medians (None: no spread to show)
-                 high_ms:float|None=None, # 95th percentile
-                 unit:str|None=None, # "µs" or "ms" (None: latency_unit of the largest figure)
-                 bare:bool=False, # leave the unit out (a table names it in its header)
-                ) -> str:
-    "A latency with its spread, 3 significant digits: `24 µs (23–25)`; the spread is the 5–95% range of the round medians."
-    unit = unit or latency_unit(median_ms if high_ms is None else high_ms)[0]
-    k = 1e3 if unit == "µs" else 1.0
-    spread = "" if low_ms is None else f" ({sig3(low_ms * k)}–{sig3(high_ms * k)})"
-    return f"{sig3(median_ms * k)}{'' if bare else ' ' + unit}{spread}"
-
-
 # %% ../nbs/api/06_metrics.ipynb #d56a09a9
 TEXT_WIDTH = 100   # the widest line a terminal report prints (a terminal's 80-120 columns)
 
@@ -403,10 +354,6 @@ def unpack_correct(packed:str, # what pack_correct returned
     return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[:int(n)]
 
 # %% ../nbs/api/06_metrics.ipynb #1bc927d4
-def cpu_flags() -> str:
-    "This CPU's precision-relevant flags that are present, space-separated (what rows record)."
-    return " ".join(k for k, v in cpu_features().items() if v is True)
-
 def variant_metrics(deployed:Deployed, # the artifact that was measured
                     fp:Footprint, # its precision variant's storage and MACs
                     accuracy:tuple[float, float, float], # deployed_accuracy

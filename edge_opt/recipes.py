@@ -13,39 +13,14 @@ import torch
 
 
 # %% auto #0
-__all__ = ['CPU_FEATURES', 'CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'cpu_name', 'cpu_features', 'describe_cpu',
-           'is_arm', 'has_int8_dot_products', 'has_fp16_arithmetic', 'u8s8_saturates', 'cpu_class', 'Int8Recipe',
-           'int8_recipe', 'parse_int8_recipes', 'requested_recipes', 'recipes_for', 'recipe_of_row']
+__all__ = ['CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'describe_cpu', 'is_arm', 'has_int8_dot_products',
+           'has_fp16_arithmetic', 'u8s8_saturates', 'cpu_class', 'Int8Recipe', 'int8_recipe', 'parse_int8_recipes',
+           'requested_recipes', 'recipes_for', 'recipe_of_row']
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
-def _cpuinfo() -> str:
-    try: return open("/proc/cpuinfo").read()
-    except OSError: return ""
-
-@lru_cache(maxsize=1)
-def cpu_name() -> str:
-    "The CPU model, as the OS names it."
-    for line in _cpuinfo().splitlines():
-        if line.startswith(("model name", "Model name", "Hardware")): return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from .host import CPU_FEATURES, _ARM, _X86, cpu_features, cpu_name   # the host module owns them; kept importable here
 
 # %% ../nbs/api/04b_recipes.ipynb #653a1fb4
-CPU_FEATURES = {  # /proc/cpuinfo flag -> what it gives the precisions
-    "avx2": "AVX2", "f16c": "F16C (FP16 conversion only)", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI (INT8 dot products)",
-    "avx_vnni": "AVX-VNNI (INT8 dot products)", "avx512_bf16": "AVX-512 BF16", "avx512_fp16": "AVX-512 FP16 (FP16 arithmetic)",
-    "amx_int8": "AMX INT8", "amx_bf16": "AMX BF16", "amx_fp16": "AMX FP16",
-    "asimd": "NEON", "asimddp": "NEON dot product (INT8)", "asimdhp": "NEON FP16 arithmetic", "i8mm": "INT8 matrix multiply", "sve": "SVE", "bf16": "BF16"}
-_X86, _ARM = list(CPU_FEATURES)[:10], list(CPU_FEATURES)[10:]
-
-@lru_cache(maxsize=1)
-def cpu_features() -> dict:
-    "Which of `CPU_FEATURES` this CPU reports (those of its architecture), and PyTorch's kernel level (`torch_capability`)."
-    flags = set()
-    for line in _cpuinfo().splitlines():
-        if line.lower().startswith(("flags", "features")): flags |= set(line.split(":", 1)[1].split())
-    arm = platform.machine().lower().startswith(("arm", "aarch")) or "asimd" in flags
-    return {**{f: f in flags for f in (_ARM if arm else _X86)}, "torch_capability": torch.backends.cpu.get_cpu_capability()}
-
 def describe_cpu(threads:int|None=None, # threads the runtimes were given (None: leave out)
                 ) -> str:
     "The CPU in one line: its name, threads and which precision-relevant features it has and lacks."

@@ -21,18 +21,20 @@ import tabulate as tabulate_module
 
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
-from .metrics import latency_text, latency_unit, memory_label, memory_unit, sig3, unpack_correct   # latency_*: said here too
-from .constraints import FAIL_WORDS, KEY, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, precision_words, violation_budgets
+from .metrics import unpack_correct
+from .rows import KEY, SPREAD_COLUMNS, latency_text, latency_unit, memory_label, memory_unit, row_latency_text, sig3, spread_columns   # latency_*, row_latency_text: said here too
+from .constraints import FAIL_WORDS, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, precision_words, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
-                               precision_tradeoff_table, spread_columns)
+                               precision_tradeoff_table)
 from .quantization import PRECISIONS
+from .host import features_of
 from .recipes import cpu_features, cpu_name, has_fp16_arithmetic, has_int8_dot_products, int8_recipe, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, RUNTIMES, package_version, resolve_threads
 from .storage import REPRODUCIBILITY_FILE, SUMMARY_FILE, atomic_write, claim, write_json
 
 # %% auto #0
 __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS', 'SPEED_CLAIMS', 'CLAIM_PREMISES',
-           'row_latency_text', 'speedup_text', 'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff',
+           'speedup_text', 'results_table', 'layerwise_table', 'hardware_table', 'plot_tradeoff',
            'plot_latency_by_runtime', 'plot_layerwise', 'figure_overlaps', 'data_record', 'baseline_line',
            'chance_warning', 'summarize_sweep', 'terminal_table', 'variant_table', 'seeds_table',
            'reproducibility_record', 'speed_claims', 'describe_config', 'field_table', 'write_reports']
@@ -44,14 +46,6 @@ RUNTIME_SHORT = dict(zip(RUNTIMES, ["eager", "ExecuTorch", "ORT", "OpenVINO"]))
 COST_LABELS = {**{c: f"{LATENCY_WORDS[c]}, median (ms)" for c in ("latency_ms", "stream_latency_ms")},   # the recommendation's words
                "energy_proxy_j": "energy proxy per batch (J = power × batch latency)", "memory_mb": memory_label("memory_mb", "MB")}
 
-def row_latency_text(row, # a sweep row (or a candidate row)
-                     column:str="stream_latency_ms", # its latency column; the spread is read from spread_columns(column)
-                     unit:str|None=None, # as in latency_text
-                     bare:bool=False, # as in latency_text
-                    ) -> str:
-    "`latency_text` of one row's `column` and its spread columns: `26 µs (19.4–27.2)`."
-    low, high = spread_columns(column)
-    return latency_text(row[column], row[low], row[high], unit, bare)
 
 def speedup_text(ratio:float, # old time ÷ new time (above 1: the new one is faster)
                 ) -> str:
@@ -215,9 +209,8 @@ def figure_overlaps(fig, # a drawn or undrawn matplotlib figure
 # %% ../nbs/api/09_reporting.ipynb #5cc71eb4
 def _row_brief(row:pd.Series|None) -> dict|None:
     if row is None: return None
-    keys = ["pruning_level", "precision", "runtime", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "latency_ms",
-            "latency_low_ms", "latency_high_ms", "stream_latency_ms", "stream_latency_low_ms", "stream_latency_high_ms",
-            "throughput_sps", "memory_mb", "artifact_bytes", "energy_proxy_j", "threads"]
+    keys = ["pruning_level", "precision", "runtime", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "latency_ms", "stream_latency_ms",
+            *SPREAD_COLUMNS, "throughput_sps", "memory_mb", "artifact_bytes", "energy_proxy_j", "threads"]
     return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in keys if k in row}
 
 def data_record(cfg:SweepConfig, # the sweep's settings
@@ -347,7 +340,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
                           ) -> dict:
     "What ran where: package and runtime versions, CPU (and, with `measure_on`, every board that measured: its CPU, flags, threads and runtime versions) and its precision-relevant features, each runtime's INT8 recipe, the data (classes, counts, mean and std) and the content hashes of the data, model source and weights, platform, threads, git commit, seeds, command, config, devices requested and used."
     boards = _boards(rows)
-    features = {f: True for f in boards[0]["cpu_flags"].split()} if boards else None   # INT8 recipes follow the (first) board's CPU
+    features = features_of(boards[0]["cpu_flags"]) if boards else None   # INT8 recipes follow the (first) board's CPU
     packages = ("edge_opt", "torch", "torchvision", "numpy", "pandas", "mlxtend", "torchao", "onnx", "nncf",
                 *RUNTIME_PACKAGES.values())
     return dict(
@@ -390,7 +383,7 @@ def speed_claims(rows:pd.DataFrame, # sweep rows
         ratio, low, high = a.latency_ms / b.latency_ms, a.latency_low_ms / b.latency_high_ms, a.latency_high_ms / b.latency_low_ms
         words, holds = CLAIM_PREMISES[p]
         flags = b.get("cpu_flags")
-        premise = holds({f: True for f in flags.split()}) if isinstance(flags, str) else None   # None: rows that do not say
+        premise = holds(features_of(flags)) if isinstance(flags, str) else None   # None: rows that do not say
         verdict, batch = _claim_verdict(low, high, (lo, hi)), f"batch {int(b.batch_size)}" if pd.notna(b.get("batch_size")) else "the batch size"
         out.append(dict(runtime=runtime, precision=p, claim=f"{p.upper()} {lo:g}–{hi:g}× faster", speedup=ratio, low=low, high=high,
                         premise=premise, verdict=verdict,
@@ -485,6 +478,6 @@ def write_reports(df:pd.DataFrame, # run_sweep rows
         paths[f"{name}.png"] = atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
         plt.close(fig)
     used = sorted(set(df["device"].dropna())) if "device" in df else None
-    for name, record in (("summary", summarize_sweep(df, cfg)), ("reproducibility", reproducibility_record([cfg], command, used, df))):
-        paths[f"{name}.json"] = write_json(out / f"{name}.json", record)
+    for name, record in ((SUMMARY_FILE, summarize_sweep(df, cfg)), (REPRODUCIBILITY_FILE, reproducibility_record([cfg], command, used, df))):
+        paths[name] = write_json(out / name, record)
     return paths

@@ -33,18 +33,19 @@ from .executors import build_slot
 from .model import MODELS, file_digest, resolve_factory
 from .quantization import (PRECISIONS, FallbackChoice, Int8Fallback, check_float_layers, choose_float_layers, float_layers_of,
                                    QuantizationError, held_out_correct, precision_variant, quantized_engine, spend_quantized_notice, to_int8)
-from .recipes import Int8Recipe, cpu_features, int8_recipe
+from .host import cpu_features, package_version
+from .recipes import Int8Recipe, int8_recipe
 from .training import input_dtype
 
 # %% auto #0
 __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'TIMING_VERSION',
            'WARMUP_S', 'DEPLOYED_AS', 'INT8_TRIALS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError',
            'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit', 'take_batches', 'Artifact',
-           'resolve_threads', 'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager',
-           'build_executorch', 'load_executorch', 'onnx_layer_nodes', 'onnx_artifact', 'build_onnxruntime',
-           'load_onnxruntime', 'openvino_capabilities', 'openvino_layer_nodes', 'build_openvino', 'load_openvino',
-           'timing_method', 'load_snippet', 'snippet_namespace', 'keep_accuracy', 'build_artifact', 'load_artifact',
-           'package_version', 'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
+           'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch',
+           'load_executorch', 'onnx_layer_nodes', 'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime',
+           'openvino_capabilities', 'openvino_layer_nodes', 'build_openvino', 'load_openvino', 'timing_method',
+           'load_snippet', 'snippet_namespace', 'keep_accuracy', 'build_artifact', 'load_artifact', 'artifact_key',
+           'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -200,10 +201,7 @@ def read(cls:Artifact, directory:str|Path) -> Artifact|None:
 
 
 # %% ../nbs/api/04a_runtimes.ipynb #11d0ba3f
-def resolve_threads(threads:int|None, # a thread count, or None
-                   ) -> int:
-    "The intra-op thread count every runtime gets: `threads`, else PyTorch's count (the one place this is decided)."
-    return int(threads) if threads else torch.get_num_threads()
+from .host import resolve_threads   # the host module owns it; kept importable here
 
 # %% ../nbs/api/04a_runtimes.ipynb #f71f77c1
 @dataclass
@@ -782,18 +780,11 @@ def load_artifact(artifact:Artifact, # a built artifact
     return deployed
 
 # %% ../nbs/api/04a_runtimes.ipynb #b6683075
-def package_version(package:str, # a distribution name, such as "onnxruntime"
-                   ) -> str|None:
-    "The installed version of `package` (None where it is not installed): the one version lookup of edge_opt."
-    from importlib.metadata import version, PackageNotFoundError
-    try: return version(package)
-    except PackageNotFoundError: return None
-
 def _builder_version(runtime:str) -> str:
     "What changes an artifact besides its inputs: edge_opt's builder code and the packages it calls."
     v = lambda p: package_version(p) or "-"
     code = b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], sys.modules[precision_variant.__module__]))
-    return hashlib.sha256(code).hexdigest()[:12] + f"|torch {torch.__version__}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
+    return hashlib.sha256(code).hexdigest()[:12] + f"|torch {v('torch')}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
 
 def artifact_key(model:nn.Module, # FP32 network
                  precision:str, # one of PRECISIONS

@@ -19,8 +19,8 @@ from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .constraints import _MEMORY_COLUMN, LATENCY_WORDS, Constraints, _memory, limit_text, parse_limit, resolve_limit
 from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_checkpoint, cache_root, code_version, evaluate,
                                   holdout_share, host_key, int8_fallback, measurer_for, prepare_baseline, sweep_data)
-from .metrics import MEMORY_TERMS, footprint, memory_text
-from .reporting import row_latency_text
+from .metrics import footprint
+from .rows import MEMORY_TERMS, latency_unit, memory_text, row_latency_text
 from .model import resolve_device
 from .pruning import prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
@@ -30,10 +30,10 @@ from .storage import (ARTIFACTS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_D
 from .training import train_model
 
 # %% auto #0
-__all__ = ['STEP_RULE', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings', 'Target',
-           'search_config', 'search_id', 'kept_plan', 'plan_rows', 'baseline_home', 'beside_sweep', 'search_results',
-           'Plan', 'plan_name', 'short_name', 'proposal_size', 'choose', 'SearchResult', 'run_search', 'search_text',
-           'plan_network', 'plot_search', 'cached_search']
+__all__ = ['STEP_RULE', 'SEARCH_PREFIX', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings',
+           'Target', 'search_config', 'search_id', 'searches', 'plan_file', 'kept_plan', 'plan_rows', 'baseline_home',
+           'beside_sweep', 'search_results', 'Plan', 'plan_name', 'short_name', 'proposal_size', 'choose',
+           'SearchResult', 'run_search', 'search_text', 'plan_network', 'plot_search', 'cached_search']
 
 # %% ../nbs/api/08b_search.ipynb #095152e1
 class SearchError(ValueError):
@@ -137,6 +137,7 @@ Target.resolved, Target.excess, Target.text, Target.rebased = _resolved, _excess
 
 # %% ../nbs/api/08b_search.ipynb #bc187c2d
 STEP_RULE = "cost-sized proposals, at most half a group, 2"   # how proposals are made: a search made another way never resumes into this one
+SEARCH_PREFIX = "search-"           # a search's folder name: this, then search_id's hash
 STEPS_FILE = "search_steps.jsonl"   # one finished step a line: the plan chosen, its channels, held-out accuracy and distance to the target
 PLANS_DIR = "plans"                 # the weights of each chosen plan: what a resumed search starts from, and what export rebuilds from
 SUMMARY_NAME = "search.json"        # the finished search: its target, result, the uniform levels beside it and where the time went
@@ -149,13 +150,25 @@ def search_id(cfg:SweepConfig, # the sweep's settings (its fingerprint: data, ba
     reads = [c for c, lim in ((target.latency_column, target.latency_limit), (target.memory_column, target.memory_limit)) if lim is not None]
     d = dict(config=cfg.fingerprint(), runtime=settings.runtime, precision=settings.precision, step=settings.step, batches=settings.finetune_batches, reads=reads,
              rule=STEP_RULE)
-    return "search-" + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    return SEARCH_PREFIX + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+# %% ../nbs/api/08b_search.ipynb #27cd11e9
+def searches(out:str|Path, # an output directory
+            ) -> list[Path]:
+    "The folders of the searches in `out` (`OUT/searches/search-*`), in name order."
+    return sorted((Path(out) / SEARCHES_DIR).glob(f"{SEARCH_PREFIX}*"))
+
+def plan_file(here:str|Path, # a search's folder
+              plan:str, # a plan id
+             ) -> Path:
+    "Where a search keeps a plan's weights and channels (`plans/<plan>.pt`)."
+    return Path(here) / PLANS_DIR / f"{plan}.pt"
 
 def kept_plan(here:str|Path, # a search's folder
               plan:str, # a plan id
              ) -> bool:
     "Whether a plan can be rebuilt (and so exported): the unpruned network, or a plan whose weights the search kept (chosen steps, results, uniform levels)."
-    return plan.endswith("-unpruned") or (Path(here) / PLANS_DIR / f"{plan}.pt").exists()
+    return plan.endswith("-unpruned") or plan_file(here, plan).exists()
 
 def plan_rows(here:str|Path, # a search's folder
              ) -> list[dict]:
@@ -188,7 +201,7 @@ def search_results(out:str|Path, # an output directory
                   ) -> list[dict]:
     "The result rows of the searches in `out` that can be judged beside the sweep of `cfg` (`beside_sweep`): what `edge-opt recommend` judges with the sweep's levels."
     rows = []
-    for here in sorted((Path(out) / SEARCHES_DIR).glob("search-*")):
+    for here in searches(out):
         try: searched = config_from_dict({**RECORDED_BEFORE, **json.loads((here / REPRODUCIBILITY_FILE).read_text())["config"], "output_dir": str(out)})
         except (OSError, ValueError, KeyError, TypeError): continue   # a search killed before it wrote its configuration
         if beside_sweep(cfg, searched): rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]
@@ -366,7 +379,7 @@ def _plan_net(model:nn.Module, original:dict, example:torch.Tensor, saved:dict) 
 def _save_step(s:_Search, k:int, plan:Plan, row:dict):
     "Keep a finished step: the chosen network's weights first, then its line in the steps file (a step is finished once its line is there)."
     (s.here / PLANS_DIR).mkdir(exist_ok=True)
-    path = s.here / PLANS_DIR / f"{plan.name}.pt"
+    path = plan_file(s.here, plan.name)
     torch.save(dict(kept=plan.kept, state=plan.net.state_dict()), path)
     append_row(s.here / STEPS_FILE, dict(step=k, plan=plan.name, kept=plan.kept, held_out_accuracy=plan.held_out, seconds=dict(s.spent),
                                          **{s.target.latency_column: row.get(s.target.latency_column), s.target.memory_column: row.get(s.target.memory_column)}))
@@ -377,7 +390,7 @@ def _saved_steps(s:_Search) -> dict:
 
 def _saved_plan(s:_Search, line:dict) -> Plan:
     "A finished step's plan, its network rebuilt from its kept weights."
-    saved = torch.load(s.here / PLANS_DIR / f"{line['plan']}.pt", weights_only=True)
+    saved = torch.load(plan_file(s.here, line["plan"]), weights_only=True)
     return Plan(line["plan"], _plan_net(s.model, s.original, s.example, saved), saved["kept"], float(line["held_out_accuracy"]))
 
 def _resumed(s:_Search, start:Plan, excess:float) -> tuple[int, Plan, float]:
@@ -438,7 +451,7 @@ def _final(s:_Search, k:int, current:Plan) -> dict:
         uniform[name] = _short_finetune(s, net, s.cfg.seed + 7 + i, k * s.settings.finetune_batches)
     plans = [_unpruned(s), *(Plan(n, net, _kept(s, net), _held_out(s, net)) for n, net in uniform.items()),
              Plan(_final_name(s, k), final, current.kept, _held_out(s, final))]
-    for p in plans[1:]: torch.save(dict(kept=p.kept, state=p.net.state_dict()), s.here / PLANS_DIR / f"{p.name}.pt")
+    for p in plans[1:]: torch.save(dict(kept=p.kept, state=p.net.state_dict()), plan_file(s.here, p.name))
     todo = (s.settings.precision, s.settings.runtime)
     rows = _measure(s, plans, [todo], k, lambda p: "result" if p is plans[-1] else "grid")
     return {p.name: rows[(p.name, *todo)] for p in plans}
@@ -470,7 +483,7 @@ def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:Path,
     with thread_limit(threads): calibration = _calibration(train_dl, cfg)
     example = next(iter(val_dl))[0][:1]
     s = _Search(cfg, settings, target, here, model.eval(), train_dl, val_dl, sweep_data(cfg).holdout_batches(cfg.batch_size), calibration,
-                threads, device, example, prunable_groups(model, example), here.name.removeprefix("search-")[:6], measurer, recipes)
+                threads, device, example, prunable_groups(model, example), here.name.removeprefix(SEARCH_PREFIX)[:6], measurer, recipes)
     s.cost = _cost(s, s.model)
     s.spent = _spent_before(here)
     s.spent["training_s"] += time.perf_counter() - start
@@ -572,7 +585,7 @@ def plan_network(cfg:SweepConfig, # the search's configuration (its reproducibil
     with thread_limit(resolve_threads(cfg.threads)): calibration = _calibration(train_dl, cfg)
     if not kept_plan(here, plan): raise SearchError(f"plan {plan!r} was measured but its weights were not kept (only chosen steps, results and uniform levels are): export one of those")
     if plan.endswith("-unpruned"): return model.eval(), calibration
-    path = here / PLANS_DIR / f"{plan}.pt"
+    path = plan_file(here, plan)
     example = next(iter(val_dl))[0][:1]
     return _plan_net(model, prunable_groups(model, example), example, torch.load(path, weights_only=True)), calibration
 
@@ -582,7 +595,6 @@ def plot_search(result:SearchResult, # a finished search
                ):
     "Validation accuracy against the measured latency the target reads: proposals, the chosen path, the uniform levels' front and the result."
     import matplotlib.pyplot as plt
-    from edge_opt.metrics import latency_unit
     ax = ax or plt.subplots(figsize=(6.4, 4.2))[1]
     rows, col = result.rows, result.target.latency_column
     unit, scale = latency_unit(float(rows[col].max()))

@@ -19,10 +19,11 @@ import pandas as pd
 from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
 from .experiments import int8_fallback, level_network, predictions_digest, run_rows, sweep_data
-from .search import kept_plan, plan_network, plan_rows
+from .search import kept_plan, plan_network, plan_rows, searches
 from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
+from .rows import MB, measured as row_measured, row_key, spread_columns, variant_words
 from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, SEARCHES_DIR, OutputDirError, claim, folder_lock,
                               foreign, latest_run, mark, marker_kind, names_text, replace_dir, seed_folders, write_json)
 
@@ -84,8 +85,6 @@ def sweep_config(out:str|Path, # a sweep's output directory
     return config_from_dict({**RECORDED_BEFORE, **config, "output_dir": str(out)})   # a run stored before a key existed ran without it
 
 # %% ../nbs/api/09a_shipping.ipynb #7b312a4b
-def _row_name(r:dict) -> str: return f"pruning {float(r['pruning_level']):g} {r['precision']} on {r['runtime']}"
-
 def find_row(out:str|Path, # a sweep's output directory
              pruning_level:float, # the row's pruning level
              precision:str, # its precision
@@ -94,15 +93,15 @@ def find_row(out:str|Path, # a sweep's output directory
     "The measured row and its run directory; a `ShipError` lists the nearest measured rows when there is none."
     here = finished_sweep(out)
     rows = run_rows(here)
-    measured = [r for r in rows if not r.get("error") and not r.get("unsupported") and r.get("predictions_sha256")]
-    key = (float(pruning_level), precision, runtime)
-    hit = [r for r in rows if (float(r["pruning_level"]), r["precision"], r["runtime"]) == key]
+    measured = [r for r in rows if row_measured(r) and r.get("predictions_sha256")]
+    key = row_key(dict(pruning_level=pruning_level, precision=precision, runtime=runtime))
+    hit = [r for r in rows if row_key(r) == key]
     if hit and hit[-1] in measured: return hit[-1], here
     why = ("it failed: " + hit[-1]["error"] if hit and hit[-1].get("error") else "it is unsupported: " + hit[-1]["unsupported"] if hit and hit[-1].get("unsupported")
            else "it was measured before artifacts were kept; run the sweep again" if hit else "the sweep did not measure it")
     near = sorted(measured, key=lambda r: (r["runtime"] != runtime, r["precision"] != precision, abs(float(r["pruning_level"]) - float(pruning_level))))[:3]
-    raise ShipError(f"row {_row_name(dict(pruning_level=pruning_level, precision=precision, runtime=runtime))} cannot be exported; {why}; "
-                    f"nearest measured rows: {'; '.join(map(_row_name, near)) or 'none'}")
+    raise ShipError(f"row {variant_words(dict(pruning_level=pruning_level, precision=precision, runtime=runtime))} cannot be exported; {why}; "
+                    f"nearest measured rows: {'; '.join(map(variant_words, near)) or 'none'}")
 
 # %% ../nbs/api/09a_shipping.ipynb #ae759b45
 def find_plan(out:str|Path, # an output directory holding searches (OUT/searches/)
@@ -111,7 +110,7 @@ def find_plan(out:str|Path, # an output directory holding searches (OUT/searches
               runtime:str, # its runtime
              ) -> tuple[dict, Path]:
     "A search's measured plan row and the search's folder; a `ShipError` naming the plans that can be exported when there is none."
-    heres = sorted((Path(out) / SEARCHES_DIR).glob("search-*")) if Path(out).is_dir() else []
+    heres = searches(out)
     if not heres: raise ShipError(f"--from '{out}' is not allowed with --plan; it holds no search (edge-opt search writes them in {SEARCHES_DIR}/)")
     rows = [(r, here) for here in heres for r in plan_rows(here) if r.get("predictions_sha256") and not r.get("error") and kept_plan(here, r["plan"])]
     hit = [(r, here) for r, here in rows if (r["plan"], r["precision"], r["runtime"]) == (plan, precision, runtime)]
@@ -156,6 +155,7 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
     pkg, shapes = RUNTIME_PACKAGES[artifact.runtime], [[n, data.channels, data.size, data.size] for n in (1, cfg.batch_size)]
     warm = "".join(f"compiled_for({tuple(s)})   # a measured shape, compiled now rather than at its first call\n" for s in shapes) if artifact.runtime == "openvino" else ""
     r = lambda k: None if row.get(k) is None or (isinstance(row.get(k), float) and math.isnan(row[k])) else row[k]
+    spread = lambda c: dict(zip(("median", "low", "high"), map(r, (c, *spread_columns(c)))))
     return dict(
         variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime,
                      **(dict(plan=row["plan"], channels=json.loads(row["plan_channels"])) if row.get("plan") else {})),
@@ -170,8 +170,8 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
         preprocessing=dict(input_size=data.size, channels=data.channels, mean=list(data.mean), std=list(data.std), steps=PREPROCESSING_STEPS),
         classes=list(data.classes), files=files,
         measured=dict(accuracy=r("accuracy"), accuracy_ci_95=[r("accuracy_ci_low"), r("accuracy_ci_high")], validation_images=verified["images"],
-                      batch_size=cfg.batch_size, latency_ms=dict(median=r("latency_ms"), low=r("latency_low_ms"), high=r("latency_high_ms")),
-                      single_sample_latency_ms=dict(median=r("stream_latency_ms"), low=r("stream_latency_low_ms"), high=r("stream_latency_high_ms")),
+                      batch_size=cfg.batch_size, latency_ms=spread("latency_ms"),
+                      single_sample_latency_ms=spread("stream_latency_ms"),
                       spread="5th–95th percentile of the interleaved timing rounds", memory_mb=r("memory_mb"), artifact_bytes=artifact.artifact_bytes,
                       threads=threads, cpu=row.get("cpu"), cpu_flags=row.get("cpu_flags"), dataset=cfg.dataset,
                       timing=dict(method=row.get("timing_method"), shapes=shapes, static_shapes=artifact.runtime == "openvino",
@@ -190,7 +190,7 @@ def _verified_copy(row:dict, cfg:SweepConfig, here:Path, artifact:Artifact, prun
     digest = verify_export(staging, artifact, images, cfg.batch_size, threads)
     matches, board = digest == row["predictions_sha256"], row.get("measured_by") if row.get("measure_on") else None
     if not matches and not board:
-        raise ShipError(f"the exported {_row_name(row)} predicts other classes than the sweep measured (predictions SHA-256 {digest[:12]}…, "
+        raise ShipError(f"the exported {variant_words(row)} predicts other classes than the sweep measured (predictions SHA-256 {digest[:12]}…, "
                         f"measured {row['predictions_sha256'][:12]}…); not shipped")
     files = {p.name: sha for p, sha in zip(artifact.paths, artifact.sha256)}
     files[PRUNED_FILE] = pruned.sha256[0]
@@ -255,7 +255,7 @@ def ship_recommended(out:str|Path, # the sweep's output directory (its reports a
     return f"Shipped: {target} ({shipped_files(target)}; verified in a fresh process, image for image)"
 
 # %% ../nbs/api/09a_shipping.ipynb #2b7653e8
-def _folder_mb(folder:Path) -> float: return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+def _folder_mb(folder:Path) -> float: return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / MB
 
 def tidy_store(here:str|Path, # the run's directory
                rows:pd.DataFrame, # the sweep's rows
@@ -265,14 +265,13 @@ def tidy_store(here:str|Path, # the run's directory
     "Remove the artifacts `keep` does not keep from the run's store; one line on what is kept and removed, and its size."
     store = Path(here) / ARTIFACTS_DIR
     if not store.is_dir(): return "Artifacts: none stored."
-    key = lambda r: (float(r["pruning_level"]), r["precision"], r["runtime"])
     ok = measured_rows(rows)
-    wanted = set() if choice is None else {key(choice)}
+    wanted = set() if choice is None else {row_key(choice)}
     if keep == "pareto" and len(ok):
-        for cost in ("latency_ms", "stream_latency_ms"): wanted |= {key(r) for _, r in pareto_by_runtime(ok, cost).iterrows()}
+        for cost in ("latency_ms", "stream_latency_ms"): wanted |= {row_key(r) for _, r in pareto_by_runtime(ok, cost).iterrows()}
     levels = {k[0] for k in wanted}
     keep_dirs = {r["artifact_dir"] for _, r in ok.iterrows() if isinstance(r.get("artifact_dir"), str)
-                 and (keep == "all" or key(r) in wanted or (float(r["pruning_level"]) in levels and r["precision"] == "fp32" and r["runtime"] == "eager"))}
+                 and (keep == "all" or row_key(r) in wanted or (float(r["pruning_level"]) in levels and r["precision"] == "fp32" and r["runtime"] == "eager"))}
     removed = [d for d in store.iterdir() if d.is_dir() and d.name not in keep_dirs and Artifact.read(d) is not None]   # only artifacts
     gone = sum(map(_folder_mb, removed))
     for d in removed: shutil.rmtree(d, ignore_errors=True)

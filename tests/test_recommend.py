@@ -193,7 +193,7 @@ def test_a_search_beside_the_sweep_is_judged_and_named(sweep_dir, tmp_path):
     smallest = rows[rows.precision == "fp32"].memory_mb.min()
     limit = f"{smallest * 0.9 * 1e3:.2f}kB"
     res = run("search", "--output-dir", str(out), "--memory-limit", limit, "--epochs", "2", "--train-subset", "1000", "--benchmark-rounds", "2",
-              "--precision", "fp32", "--runtime", "onnxruntime", "--step", "0.25", "--finetune-batches", "4", "--uniform-levels", "0.5", "--no-progress")
+              "--precision", "fp32", "--runtime", "onnxruntime", "--step", "0.5", "--finetune-batches", "2", "--uniform-levels", "0.5", "--no-progress")
     assert res.returncode == 0, res.stderr
     plan = json.loads(next(out.glob("searches/*/search.json")).read_text())["result"]["plan"]
     res = run("recommend", "--from", str(out), "--memory-limit", limit, "--precisions", "fp32", "--max-accuracy-drop", "100")

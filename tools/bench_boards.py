@@ -15,7 +15,7 @@ import argparse, logging, os, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
-from edge_opt.metrics import cpu_flags   # the one reader of the CPU's flags
+from edge_opt.host import cpu_flags, usable_cores   # the one reader of the CPU's flags and cores
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv/bin"
@@ -96,7 +96,7 @@ def startup(port: int, env: dict) -> float:
 
 def sweep(rounds: int):
     env = dict(os.environ)
-    print(f"default sweep, CPU flags: {cpu_flags()}; cores: {len(os.sched_getaffinity(0))}", flush=True)
+    print(f"default sweep, CPU flags: {cpu_flags()}; cores: {usable_cores()}", flush=True)
     starts = [startup(17786 + i, env) for i in range(3)]
     print(f"cluster start-up (scheduler and board started, edge_opt and the runtimes imported on the board): "
           f"median {statistics.median(starts):.1f} s (min {min(starts):.1f}, max {max(starts):.1f}; n=3)", flush=True)

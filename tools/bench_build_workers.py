@@ -9,7 +9,7 @@ kernels cannot be capped. Prints one line per run and the median (min–max) of 
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile
 from pathlib import Path
-from edge_opt.metrics import cpu_flags   # the one reader of the CPU's flags
+from edge_opt.host import cpu_flags, usable_cores   # the one reader of the CPU's flags and cores
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = re.compile(r"Done in ([\d.]+) s: building artifacts ([\d.]+) s, timing and scoring ([\d.]+) s, the rest .* ([\d.]+) s")
@@ -29,7 +29,7 @@ def main():
     env = {**os.environ, **({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"} if args.avx2 else {})}
     arms = {"build_workers 1": ["--build-workers", "1"], "default (null)": []}
     results = {name: [] for name in arms}
-    print(f"CPU flags: {cpu_flags()}; cores: {len(os.sched_getaffinity(0))}; AVX2 caps: {args.avx2}", flush=True)
+    print(f"CPU flags: {cpu_flags()}; cores: {usable_cores()}; AVX2 caps: {args.avx2}", flush=True)
     for i in range(args.rounds):
         for name, arm in (arms.items() if i % 2 == 0 else reversed(arms.items())):   # alternate which arm goes first
             results[name].append(one_run(arm, env))
