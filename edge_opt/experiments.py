@@ -24,7 +24,7 @@ from .boards import Boards, Shipment, Timed, host_facts, time_and_predict
 from .executors import build_slot, open_executor, usable_cores
 from .constraints import Constraints, judge_rows
 from .hardware import summarize_hardware
-from .rows import MB, error_row, row_key, unsupported_row
+from .rows import MB, error_row, row_header, row_key, unsupported_row
 from .metrics import LatencyStats, accuracy_with_ci, deployed_predictions, footprint, pack_correct, top1_agreement, variant_metrics
 from .model import ModelError, build_model, check_model, count_parameters, load_checkpoint, resolve_device
 from .pruning import channel_summary, prune_and_finetune, reseed
@@ -40,8 +40,8 @@ from .training import input_dtype, load_weights, train_baseline
 __all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
            'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
            'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard', 'measurer_for',
-           'evaluate', 'level_task', 'level_network', 'run_rows', 'run_sweep', 'code_version', 'host_key', 'cache_root',
-           'cached_sweep']
+           'Group', 'build_group', 'score_group', 'evaluate', 'level_task', 'level_network', 'run_rows', 'run_sweep',
+           'code_version', 'host_key', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
@@ -324,6 +324,32 @@ def measurer_for(cfg:SweepConfig, # the sweep's settings (measure_on, executor, 
                         warmup=cfg.benchmark_warmup, threads=cfg.threads)
         yield OnBoard(boards, settings), recipes
 
+# %% ../nbs/api/08_experiments.ipynb #4847b3bb
+@dataclasses.dataclass
+class Group:
+    "Candidates built and not yet measured: the networks, their artifacts, the rows of the pairs that could not be built, and the seconds building took."
+    networks: dict    # {name: FP32 network}
+    artifacts: dict   # {(name, precision, runtime): (Artifact, reused)}
+    rows: dict        # {(name, precision, runtime): an error or unsupported row}
+    build_s: float
+
+def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Group:
+    "Build (or reuse from `store`) every network × `(precision, runtime)` of `todo`: the first step of `evaluate`, here or for a board."
+    start, artifacts, rows = time.perf_counter(), {}, {}
+    for name, net in networks.items():
+        built, failed = build_artifacts(net, todo, cfg, calibration, Path(store), pool, recipes)
+        artifacts.update({(name, *k): a for k, a in built.items()}); rows.update({(name, *k): r for k, r in failed.items()})
+    return Group(networks, artifacts, rows, time.perf_counter() - start)
+
+def score_group(group:Group, m:Measured, cfg:SweepConfig, calibration:list, val_dl, recipes:dict|None=None) -> dict:
+    "The last step of `evaluate`: every candidate's rows from what measuring gave back (`Measured`, here or from a board), `{(name, precision, runtime): row}`."
+    rows = dict(group.rows)
+    for name, net in group.networks.items():
+        mine = lambda d: {k[1:]: v for k, v in d.items() if k[0] == name}
+        scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
+        rows.update({(name, *k): r for k, r in scored.items()})
+    return rows
+
 # %% ../nbs/api/08_experiments.ipynb #9c842a4e
 def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning level's network, a search's plans)
              todo:list[tuple[str, str]], # the (precision, runtime) pairs to build of each
@@ -338,18 +364,13 @@ def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning le
              measurer:Here|OnBoard|None=None, # where they are timed (None: Here)
             ) -> dict:
     "The one path from candidates to rows: build every network × pair, then measure them all side by side, interleaved (here or on a board), and score them: `{(name, precision, runtime): row}` with the group's wall times (`level_build_s`, `level_measure_s`). A sweep level is a group of one network; a search step is a group of plans."
-    measurer, artifacts, rows, start = measurer or Here(threads, device or resolve_device(cfg.device)), {}, {}, time.perf_counter()
+    measurer = measurer or Here(threads, device or resolve_device(cfg.device))
     with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
-        for name, net in networks.items():
-            built, failed = build_artifacts(net, todo, cfg, calibration, Path(where), pool, recipes)
-            artifacts.update({(name, *k): a for k, a in built.items()}); rows.update({(name, *k): r for k, r in failed.items()})
+        group = build_group(networks, todo, cfg, calibration, where, pool, recipes)
         built_at = time.perf_counter()
-        m = measurer.measure(artifacts, val_dl, cfg)
-    for name, net in networks.items():
-        mine = lambda d: {k[1:]: v for k, v in d.items() if k[0] == name}
-        scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
-        rows.update({(name, *k): r for k, r in scored.items()})
-    walls = dict(level_build_s=built_at - start, level_measure_s=time.perf_counter() - built_at)   # building, then loading, timing and scoring
+        m = measurer.measure(group.artifacts, val_dl, cfg)
+    rows = score_group(group, m, cfg, calibration, val_dl, recipes)
+    walls = dict(level_build_s=group.build_s, level_measure_s=time.perf_counter() - built_at)   # building, then loading, timing and scoring
     return {k: {**walls, **r} for k, r in rows.items()}
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
@@ -480,26 +501,24 @@ def _board_features(facts:dict) -> dict:
     return facts[first]["features"]
 
 def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes) -> dict:
-    "One level built here for a board: `pruned`, `calibration`, `artifacts`, the `rows` of pairs that could not be built, `shape` and `where`; only `failed` (its error rows) when pruning failed."
+    "One level built here for a board (`build_group`, as `evaluate` builds): its `group`, `calibration`, `shape` and `where`; only `failed` (its error rows) when pruning failed."
     host = socket.gethostname()
     where = dict(host=host, built_on=host, threads=threads)
     with thread_limit(threads), build_slot():   # this host's work for the board waits while anything here is timed
         calibration = _calibration(train_dl, cfg)
         try: pruned = _prune(model, level, cfg, train_dl, device)
         except Exception as e: return dict(failed={key: {**where, **error_row(e)} for key in todo})
-        start = time.perf_counter()
-        artifacts, rows = build_artifacts(pruned, todo, cfg, calibration, store, pool, recipes)
-        where.update(level_build_s=time.perf_counter() - start)
-        return dict(pruned=pruned, calibration=calibration, artifacts=artifacts, rows=rows, shape=_level_shape(model, pruned, val_dl), where=where)
+        group = build_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
+        where.update(level_build_s=group.build_s)
+        return dict(group=group, calibration=calibration, shape=_level_shape(model, pruned, val_dl), where=where)
 
-def _board_rows(cfg, todo, built:dict, result, val_dl, recipes) -> dict:
-    "The rows of one level measured on a board: `built` is `_board_level`'s, `result` what `measure_shipped` sent back (an exception: what ended it; None: nothing was sent)."
-    rows, where = dict(built["rows"]), dict(built["where"])
-    if result is not None:
-        m = OnBoard.received(built["artifacts"], result)
-        rows.update(scored_rows(built["pruned"], m.loaded, m.measured, m.window, m.facts, cfg, built["calibration"], val_dl, recipes))
-        if not isinstance(result, Exception): where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing, predicting
-    return {key: {**where, **built["shape"], **rows[key]} for key in todo}
+def _board_rows(cfg, level, todo, built:dict, result, val_dl, recipes) -> dict:
+    "The rows of one level measured on a board (`score_group`, as `evaluate` scores): `built` is `_board_level`'s, `result` what `measure_shipped` sent back (an exception: what ended it; None: nothing was sent)."
+    group, where = built["group"], dict(built["where"])
+    m = OnBoard.received(group.artifacts, result) if result is not None else Measured({}, {}, {}, {})
+    if isinstance(result, dict): where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing, predicting
+    rows = score_group(group, m, cfg, built["calibration"], val_dl, recipes)
+    return {key: {**where, **built["shape"], **rows[(level, *key)]} for key in todo}
 
 # %% ../nbs/api/08_experiments.ipynb #a7164578
 def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
@@ -516,15 +535,15 @@ def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, b
             def finished(block):
                 for level, result in boards.finished(block):
                     todo, built = levels.pop(level)
-                    with build_slot(): rows = _board_rows(cfg, todo, built, result, val_dl, recipes)
+                    with build_slot(): rows = _board_rows(cfg, level, todo, built, result, val_dl, recipes)
                     yield level, rows
                     bar.update(len(todo))
             for level, todo in pending:
                 built = _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes)
-                if "failed" in built or not built["artifacts"]:   # nothing to measure
-                    yield level, built.get("failed") or _board_rows(cfg, todo, built, None, val_dl, recipes); bar.update(len(todo)); continue
+                if "failed" in built or not built["group"].artifacts:   # nothing to measure
+                    yield level, built.get("failed") or _board_rows(cfg, level, todo, built, None, val_dl, recipes); bar.update(len(todo)); continue
                 levels[level] = todo, built
-                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["artifacts"].items()}, board.settings)
+                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["group"].artifacts.items()}, board.settings)
                 yield from finished(block=False)
             yield from finished(block=True)
 
@@ -549,8 +568,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
         counts = len(grid), sum(k in done for k in grid)
         for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
             for (precision, runtime), values in rows.items():
-                row = {"fingerprint": fingerprint, "seed": cfg.seed, "model": cfg.model, "pruning_level": level,
-                       "precision": precision, "runtime": runtime, "requested_device": cfg.device, "measure_on": cfg.measure_on, **values}
+                row = {**row_header(cfg, fingerprint, level, precision, runtime), **values}
                 append_row(here / ROWS_FILE, row); done[row_key(row)] = row
     return judge_rows(pd.DataFrame([done[k] for k in grid]), Constraints.from_config(cfg), cfg.memory_budgets_mb)
 

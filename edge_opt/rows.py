@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 # %% auto #0
-__all__ = ['KEY', 'MB', 'SPREAD_COLUMNS', 'MEMORY_TERMS', 'row_key', 'level_words', 'variant_words', 'error_row',
+__all__ = ['KEY', 'MB', 'SPREAD_COLUMNS', 'MEMORY_TERMS', 'row_key', 'level_words', 'variant_words', 'row_header', 'error_row',
            'unsupported_row', 'measured', 'spread_columns', 'sig3', 'memory_unit', 'memory_label', 'memory_text',
            'latency_unit', 'latency_text', 'row_latency_text']
 
@@ -28,6 +28,13 @@ def level_words(r:dict) -> str:
 def variant_words(r:dict) -> str:
     "A row's variant in words: `pruning 0.5 int8 on onnxruntime`."
     return f"{level_words(r)} {r['precision']} on {r['runtime']}"
+
+def row_header(cfg, # the settings it was measured under (their seed, model, device and measure_on)
+               run:str, # the run it belongs to: a sweep's fingerprint, a search's folder name
+               pruning_level:float, precision:str, runtime:str) -> dict:
+    "The fields every row starts with, in this order: its run, seed and network, which variant, and where it was asked to run."
+    return {"fingerprint": run, "seed": cfg.seed, "model": cfg.model, "pruning_level": pruning_level, "precision": precision,
+            "runtime": runtime, "requested_device": cfg.device, "measure_on": cfg.measure_on}
 
 # %% ../nbs/api/00a_rows.ipynb #5f108c0d
 def error_row(error:Exception) -> dict:

@@ -20,7 +20,7 @@ from .constraints import _MEMORY_COLUMN, LATENCY_WORDS, Constraints, _memory, li
 from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_checkpoint, cache_root, code_version, evaluate,
                                   holdout_share, host_key, int8_fallback, measurer_for, prepare_baseline, sweep_data)
 from .metrics import footprint
-from .rows import MEMORY_TERMS, latency_unit, memory_text, row_latency_text
+from .rows import MEMORY_TERMS, latency_unit, memory_text, row_header, row_latency_text
 from .model import resolve_device
 from .pruning import prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
@@ -295,8 +295,7 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
     for p in plans:
         shape = _level_shape(s.model, p.net, s.val_dl)
         for prec, rt in todo:
-            row = {"fingerprint": s.here.name, "seed": s.cfg.seed, "model": s.cfg.model, "pruning_level": round(1 - sum(p.kept.values()) / total, 4),
-                   "precision": prec, "runtime": rt, "requested_device": s.cfg.device, "measure_on": s.cfg.measure_on, "plan": p.name,
+            row = {**row_header(s.cfg, s.here.name, round(1 - sum(p.kept.values()) / total, 4), prec, rt), "plan": p.name,
                    "plan_channels": json.dumps(p.kept), "search_step": step, "search_role": role(p), "held_out_accuracy": p.held_out,
                    "threads": s.threads, "built_on": socket.gethostname(), **shape, **rows[p.name, prec, rt]}
             append_row(s.here / ROWS_FILE, row); out[p.name, prec, rt] = row
