@@ -30,7 +30,7 @@ from .metrics import wrap_text
 from .search import SearchError, SearchSettings, Target, run_search, search_results
 from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR,
                               SUMMARY_FILE, OutputDirError,
-                              atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_folders, write_json, write_text)
+                              atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_dir, seed_folders, write_json, write_text)
 from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, shipped_files, sweep_config, tidy_store
 from .quantization import PRECISIONS
@@ -266,18 +266,18 @@ def run(cfg:SweepConfig, # the sweep's settings
        ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
     out, frames, cfgs = Path(cfg.output_dir), [], []
-    folders = [f"seed_{s}" for s in seeds] if len(seeds) > 1 else []
+    folders = [seed_dir(out, s).name for s in seeds] if len(seeds) > 1 else []
     with output_lock(out):
         for name in folders: check_output_dir(out / name)   # every folder checked before any work
         check_output_dir(out, folders); claim(out, *folders)
         for seed in seeds:
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
-            seed_dir = out / f"seed_{seed}" if len(seeds) > 1 else out
-            df = run_sweep(seed_cfg, seed_dir, progress)
-            rec, shipped, answer = publish_reports(df, seed_cfg, seed_dir, command)
-            summary = json.loads((seed_dir / SUMMARY_FILE).read_text())   # as written, not computed again
+            where = seed_dir(out, seed) if len(seeds) > 1 else out
+            df = run_sweep(seed_cfg, where, progress)
+            rec, shipped, answer = publish_reports(df, seed_cfg, where, command)
+            summary = json.loads((where / SUMMARY_FILE).read_text())   # as written, not computed again
             print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
-                  + f"\nFiles: {seed_dir}", flush=True)
+                  + f"\nFiles: {where}", flush=True)
             frames.append(df); cfgs.append(seed_cfg)
         if len(seeds) > 1:
             agg = aggregate_seeds(frames)
@@ -350,7 +350,7 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
 def _rows_dirs(cfg:SweepConfig, seeds:list[int]) -> str:
     "Where a command's measured rows are: the run directory of its configuration, one per seed with several seeds."
     if len(seeds) < 2: return str(run_dir(cfg.output_dir, cfg.fingerprint()))
-    return ", ".join(str(run_dir(Path(cfg.output_dir) / f"seed_{s}", config_from_dict({"seed": s}, base=cfg).fingerprint())) for s in seeds)
+    return ", ".join(str(run_dir(seed_dir(cfg.output_dir, s), config_from_dict({"seed": s}, base=cfg).fingerprint())) for s in seeds)
 
 # %% ../nbs/api/10_cli.ipynb #384faf10
 def _sweep_main(argv:list[str]) -> int:

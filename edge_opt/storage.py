@@ -18,11 +18,12 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'MARKER_FILE', 'RESULTS_FILE',
-           'REPRODUCIBILITY_FILE', 'SUMMARY_FILE', 'RECOMMENDATION_FILE', 'AGGREGATE_FILE', 'RECOMMENDED_DIR',
-           'SEARCHES_DIR', 'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS', 'OutputDirError',
-           'atomic_write', 'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows', 'read_marker', 'mark',
-           'marker_kind', 'owned', 'foreign', 'names_text', 'check_output_dir', 'claim', 'folder_lock', 'replace_dir',
-           'run_dir', 'prepare_output_dir', 'finished_runs', 'latest_run', 'seed_folders', 'output_lock']
+           'REPRODUCIBILITY_FILE', 'SUMMARY_FILE', 'RECOMMENDATION_FILE', 'AGGREGATE_FILE', 'SEED_PREFIX',
+           'RECOMMENDED_DIR', 'SEARCHES_DIR', 'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS',
+           'OutputDirError', 'atomic_write', 'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows',
+           'read_marker', 'mark', 'marker_kind', 'owned', 'foreign', 'names_text', 'check_output_dir', 'claim',
+           'folder_lock', 'replace_dir', 'run_dir', 'prepare_output_dir', 'is_finished', 'finished_runs', 'latest_run',
+           'seed_dir', 'seed_folders', 'output_lock']
 
 # %% ../nbs/api/07a_storage.ipynb #8a01e4a8
 ROWS_FILE = "sweep_rows.jsonl"   # one JSON row a line, in every run directory
@@ -36,6 +37,7 @@ REPRODUCIBILITY_FILE = "reproducibility.json"    # what ran where; its `config` 
 SUMMARY_FILE = "summary.json"
 RECOMMENDATION_FILE = "recommendation.json"
 AGGREGATE_FILE = "aggregate_summary.csv"         # mean ± sd over seeds, beside the `seed_N/` folders
+SEED_PREFIX = "seed_"                            # `OUT/seed_<N>/`: with several --seeds, one output directory per seed
 RECOMMENDED_DIR = "recommended"                  # `OUT/recommended/`: the recommended variant, exported after every sweep
 SEARCHES_DIR = "searches"                        # `OUT/searches/<id>/`: each layer-wise search (edge_opt.search), its rows, steps and plans
 MANIFEST_FILE = "manifest.json"                  # in an export: what the files are and how they were measured
@@ -148,7 +150,7 @@ def mark(folder:str|Path, # a folder edge_opt made (or adopts)
 # %% ../nbs/api/07a_storage.ipynb #e9ae50c0
 def _legacy(folder:Path) -> tuple[str, list]|None:
     "`(kind, files)` of a folder edge_opt wrote before markers existed, recognised by its layout."
-    seeds = [e.name for e in os.scandir(folder) if e.is_dir() and e.name.startswith("seed_") and _legacy(Path(e.path))] if folder.is_dir() else []
+    seeds = [e.name for e in os.scandir(folder) if e.is_dir() and e.name.startswith(SEED_PREFIX) and _legacy(Path(e.path))] if folder.is_dir() else []
     if ((folder / LATEST_FILE).is_file() or any((folder / RUNS_DIR).glob(f"*/{ROWS_FILE}")) or seeds
             or ((folder / ROWS_FILE).is_file() and folder.parent.name != RUNS_DIR)):   # an output directory, of any age (rows at the top: the oldest)
         return "output", [n for n in (*OUTPUT_NAMES, ROWS_FILE) if (folder / n).exists()] + seeds
@@ -203,7 +205,7 @@ def check_output_dir(path:str|Path, # an output directory (it may not exist yet)
     for name in (*OUTPUT_NAMES, *names):
         p = path / name
         if not (p.exists() or p.is_symlink()) or (p.is_dir() and not p.is_symlink() and not any(p.iterdir())): continue   # free, or an empty folder
-        inside = foreign(p, "recommended" if name == RECOMMENDED_DIR else "output") if name == RECOMMENDED_DIR or name.startswith("seed_") else []
+        inside = foreign(p, "recommended" if name == RECOMMENDED_DIR else "output") if name == RECOMMENDED_DIR or name.startswith(SEED_PREFIX) else []
         if name not in mine or inside:
             what = f"holds files edge_opt did not write ({names_text(inside or foreign(p, 'output') or [name])})" if p.is_dir() else "was not written by edge_opt"
             raise OutputDirError(f"config key '{key}': '{path}' is not allowed; '{p}' {what}, and a sweep writes its own {name} there; "
@@ -282,10 +284,15 @@ def prepare_output_dir(path:str|Path, # where results go
     return path
 
 # %% ../nbs/api/07a_storage.ipynb #36ff6368
+def is_finished(run:str|Path, # a run directory (run_dir)
+               ) -> bool:
+    "Whether a run directory holds a finished sweep: its rows and its `reproducibility.json`, written with the reports once every level is measured (the one test of a finished sweep)."
+    return (Path(run) / ROWS_FILE).is_file() and (Path(run) / REPRODUCIBILITY_FILE).is_file()
+
 def finished_runs(output_dir:str|Path, # a sweep's output directory
                  ) -> list[Path]:
-    "Its run directories whose sweep finished (rows and `reproducibility.json`), oldest first."
-    done = [d for d in (Path(output_dir) / RUNS_DIR).glob("*") if (d / ROWS_FILE).is_file() and (d / REPRODUCIBILITY_FILE).is_file()]
+    "Its run directories whose sweep finished (`is_finished`), oldest first."
+    done = [d for d in (Path(output_dir) / RUNS_DIR).glob("*") if is_finished(d)]
     return sorted(done, key=lambda d: (d / REPRODUCIBILITY_FILE).stat().st_mtime)
 
 def latest_run(output_dir:str|Path, # a sweep's output directory
@@ -294,17 +301,24 @@ def latest_run(output_dir:str|Path, # a sweep's output directory
     out, pointer = Path(output_dir), Path(output_dir) / LATEST_FILE
     try: fp = pointer.read_text().strip()
     except (OSError, UnicodeDecodeError): fp = ""
-    if fp and os.sep not in fp and (run_dir(out, fp) / ROWS_FILE).is_file(): return run_dir(out, fp)
+    if fp and os.sep not in fp and is_finished(run_dir(out, fp)): return run_dir(out, fp)
     if not (done := finished_runs(out)): return None
-    why = "missing" if not pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no run here)"
+    why = "missing" if not pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
     print(f"edge-opt: {pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
     return done[-1]
+
+def seed_dir(output_dir:str|Path, # a multi-seed sweep's output directory
+             seed:int, # one of its seeds
+            ) -> Path:
+    "The output directory of one seed of a multi-seed sweep: `output_dir/seed_<seed>/`."
+    return Path(output_dir) / f"{SEED_PREFIX}{seed}"
 
 def seed_folders(output_dir:str|Path, # a multi-seed sweep's output directory
                 ) -> list[Path]:
     "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed)."
-    found = [d for d in Path(output_dir).glob("seed_*") if d.is_dir() and d.name[5:].isdigit() and finished_runs(d)]
-    return sorted(found, key=lambda d: int(d.name[5:]))
+    seed = lambda d: d.name.removeprefix(SEED_PREFIX)
+    found = [d for d in Path(output_dir).glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and finished_runs(d)]
+    return sorted(found, key=lambda d: int(seed(d)))
 
 # %% ../nbs/api/07a_storage.ipynb #531d964e
 _HELD: dict[str, tuple] = {}  # resolved lock path -> (open file, depth): this process's own locks, for re-entry
