@@ -32,7 +32,7 @@ from .training import train_model
 # %% auto #0
 __all__ = ['STEP_RULE', 'SEARCH_PREFIX', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings',
            'Target', 'search_config', 'search_id', 'searches', 'plan_file', 'kept_plan', 'plan_rows', 'baseline_home',
-           'beside_sweep', 'search_results', 'Plan', 'plan_name', 'short_name', 'proposal_size', 'choose',
+           'beside_sweep', 'search_results', 'Plan', 'plan_name', 'short_name', 'can_lose', 'proposal_size', 'choose',
            'SearchResult', 'run_search', 'search_text', 'plan_network', 'plot_search', 'cached_search']
 
 # %% ../nbs/api/08b_search.ipynb #095152e1
@@ -302,13 +302,19 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
     return out
 
 # %% ../nbs/api/08b_search.ipynb #cd7d1f19
+def can_lose(now:int, # channels a group keeps now
+             unit:int=1, # channels come in multiples of this (round_to)
+            ) -> bool:
+    "Whether a group can lose a unit of channels and still keep one (the one place this is decided)."
+    return now - unit >= unit
+
 def proposal_size(now:int, # channels the group keeps now
                   slope:float, # what removing one channel of it saves (MACs or bytes, measured on a probe)
                   goal:float, # what one proposal should save
                   unit:int=1, # channels come in multiples of this (round_to)
                  ) -> int|None:
     "Channels a proposal removes from one group: enough to save `goal` at `slope` per channel, in whole units, but at most half of what the group keeps (a group smaller than the goal is thinned, never emptied in one step; None: it cannot lose a unit)."
-    if now - unit < unit: return None
+    if not can_lose(now, unit): return None
     n = max(1, math.ceil(goal / (slope * unit))) * unit if slope > 0 else unit
     return min(n, max(unit, now // 2 // unit * unit))
 
@@ -327,7 +333,7 @@ def _taylor_batches(s:_Search) -> list|None:
 def _proposal(s:_Search, current:Plan, root:str) -> nn.Module|None:
     "`current` with enough of group `root`'s least important channels removed to save `step` of the unpruned network's cost (a one-unit probe measures what a channel saves); None when the group cannot lose more."
     now, unit = current.kept[root], s.cfg.round_to or 1
-    if now - unit < unit: return None
+    if not can_lose(now, unit): return None
     prune = lambda n: prune_model(current.net, {root: n / now}, s.example, s.cfg.pruning_importance, round_to=s.cfg.round_to, data=_taylor_batches(s))
     probe = prune(unit)
     n = proposal_size(now, (_cost(s, current.net) - _cost(s, probe)) / unit, s.settings.step * s.cost, unit)
