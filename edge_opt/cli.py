@@ -129,7 +129,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
                 rec:Recommendation|None=None, # the recommendation (None: the sweep could not be judged)
                 answer:str="", # the recommendation's text and what was shipped (publish_reports)
                 verbose:bool=False, # every variant in the table, and the raw tables after it
-                shipped:tuple|None=None, # the (pruning_level, precision, runtime) shipped (None: nothing was)
+                shipped:tuple|None=None, # the KEY (pruning_level, precision, runtime, plan) of the variant shipped (None: nothing was)
                 summary:dict|None=None, # what summary.json holds (None: summarize_sweep)
                ) -> str:
     "The closing console report, answer first: the data and the baseline, the recommendation, one table of the judged variants, counts, warnings; lines fit `TEXT_WIDTH`."
@@ -137,7 +137,7 @@ def report_text(df:pd.DataFrame, # the sweep's rows
     data = summary["data"]
     head = [f"Data: {sweep_data(cfg).describe()}" if "unavailable" not in data else f"Data: {cfg.dataset} ({data['unavailable']})",
             summary["baseline_line"], *([f"WARNING: {summary['chance_warning']}"] if summary["chance_warning"] else []), ""]
-    notes = [f"{len(df)} variants: {summary['accepted']} fit the memory limit {summary['memory_limit_text']}, {summary['rejected']} do not, "
+    notes = [f"{len(df)} variants of the sweep: {summary['accepted']} fit the memory limit {summary['memory_limit_text']}, {summary['rejected']} do not, "
              f"{summary['unsupported']} unsupported, {summary['errors']} failed"]
     notes += [f"WARNING: {summary['cpu_warning']}"] if summary["cpu_warning"] else []
     notes += [agreement_line(r) for r in low_agreement(df).itertuples()]
@@ -188,11 +188,16 @@ def recommend_parser() -> argparse.ArgumentParser:
 # %% ../nbs/api/10_cli.ipynb #6eed2e8c
 def judged_rows(df:pd.DataFrame, # a sweep's rows
                 out:Path, # its output directory (searches in out/searches/)
-                cfg:SweepConfig, # the sweep's configuration
+                cfg:SweepConfig|None, # the sweep's configuration (None: its searches are not judged)
                ) -> pd.DataFrame:
     "Every variant a recommendation judges: the sweep's rows and the results of the searches beside it in `out` (`search.search_results`), a plan row naming its plan."
-    plans = search_results(out, cfg)
+    plans = search_results(out, cfg) if cfg is not None else []
     return pd.concat([df, pd.DataFrame(plans)], ignore_index=True) if plans else df
+
+def _recorded(out:Path, here:Path) -> SweepConfig|None:
+    "The configuration a finished sweep recorded (None, saying so, when it cannot be read: its searches are then not judged beside it)."
+    try: return sweep_config(out, here)
+    except ShipError as e: print(f"edge-opt: {e}; searches in {out} are not judged beside it", file=sys.stderr); return None
 
 # %% ../nbs/api/10_cli.ipynb #23e2ba4a
 def _recommend_config(args:argparse.Namespace) -> SweepConfig:
@@ -224,7 +229,7 @@ def recommend_main(argv:list[str], # the arguments after edge-opt recommend
     try:
         with output_lock(out):
             claim(out, RECOMMENDATION_FILE)
-            rec = write_recommendation(judged_rows(pd.DataFrame(rows), out, sweep_config(out, here)), cfg, out)
+            rec = write_recommendation(judged_rows(pd.DataFrame(rows), out, _recorded(out, here)), cfg, out)
     except ValueError as e: return _fail(str(e))
     print(rec.text(str(out)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT

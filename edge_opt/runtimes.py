@@ -784,7 +784,7 @@ def _builder_version(runtime:str) -> str:
     "What changes an artifact besides its inputs: edge_opt's builder code and the packages it calls."
     v = lambda p: package_version(p) or "-"
     code = b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], sys.modules[precision_variant.__module__]))
-    return hashlib.sha256(code).hexdigest()[:12] + f"|torch {v('torch')}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
+    return hashlib.sha256(code).hexdigest()[:12] + f"|torch {package_version('torch') or torch.__version__}|{RUNTIME_PACKAGES[runtime]} {v(RUNTIME_PACKAGES[runtime])}"
 
 def artifact_key(model:nn.Module, # FP32 network
                  precision:str, # one of PRECISIONS

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
+from .config import SweepConfig
 from .constraints import _MEMORY_COLUMN, LATENCY_WORDS, Constraints, _memory, limit_text, parse_limit, resolve_limit
 from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_checkpoint, cache_root, code_version, evaluate,
                                   holdout_share, host_key, int8_fallback, measurer_for, prepare_baseline, sweep_data)
@@ -32,7 +32,7 @@ from .training import train_model
 # %% auto #0
 __all__ = ['STEP_RULE', 'SEARCH_PREFIX', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings',
            'Target', 'search_config', 'search_id', 'searches', 'plan_file', 'kept_plan', 'plan_rows', 'baseline_home',
-           'beside_sweep', 'search_results', 'Plan', 'plan_name', 'short_name', 'can_lose', 'proposal_size', 'choose',
+           'beside_key', 'search_results', 'Plan', 'plan_name', 'short_name', 'can_lose', 'proposal_size', 'choose',
            'SearchResult', 'run_search', 'search_text', 'plan_network', 'plot_search', 'cached_search']
 
 # %% ../nbs/api/08b_search.ipynb #095152e1
@@ -128,7 +128,7 @@ def _text(self:Target) -> str:
     return " and ".join(p for p in parts if p)
 
 def _rebased(self:Target, start:dict, now:dict) -> Target:
-    "A latency share judged against the unpruned network timed again beside the plan (`now`) rather than at the start (`start`): the limit moves with this machine's drift since; a limit in ms stays."
+    "A latency share judged against the unpruned network timed again beside the plan (`now`) rather than at the start (`start`), both in the plan's precision: the limit in ms (a share of the FP32 unpruned network's at the start) moves as that network's time drifted since; a limit given in ms stays."
     a, b = _number(start.get(self.latency_column)), _number(now.get(self.latency_column))
     if not isinstance(self.latency_limit, str) or not a or b is None: return self
     return dataclasses.replace(self, latency_ms=self.latency_ms * b / a)
@@ -189,22 +189,21 @@ def baseline_home(cfg:SweepConfig, # the search's configuration
 
 GRID_KEYS = ("pruning_levels", "precisions", "runtimes", "int8_fallback")   # what a sweep measures, not how: plans are judged beside any grid
 
-def beside_sweep(sweep:SweepConfig, # the sweep's configuration
-                 searched:SweepConfig, # a search's (its reproducibility.json)
-                ) -> bool:
-    "Whether a search's rows can be judged beside a sweep's: the same data, network, baseline (training images held out alike) and timing, whatever grid each measured."
-    same = dataclasses.replace(sweep, output_dir=searched.output_dir, **{k: getattr(searched, k) for k in GRID_KEYS})
-    return holdout_share(sweep) == holdout_share(searched) and same.fingerprint() == searched.fingerprint()
+def beside_key(cfg:SweepConfig, # a sweep's configuration, or a search's
+              ) -> str|None:
+    "What a search's rows and a sweep's must share to be judged together: the fingerprint of the data, network, baseline and timing (the files behind them hashed), the grid a sweep measures (`GRID_KEYS`) set aside, and the share of training images held out; None when a file behind it is gone."
+    try: return f"{dataclasses.replace(cfg, **{k: getattr(SweepConfig(), k) for k in GRID_KEYS}).fingerprint()}-{holdout_share(cfg)}"
+    except (ValueError, OSError, ImportError): return None
 
 def search_results(out:str|Path, # an output directory
                    cfg:SweepConfig, # the sweep's configuration there
                   ) -> list[dict]:
-    "The result rows of the searches in `out` that can be judged beside the sweep of `cfg` (`beside_sweep`): what `edge-opt recommend` judges with the sweep's levels."
-    rows = []
-    for here in searches(out):
-        try: searched = config_from_dict({**RECORDED_BEFORE, **json.loads((here / REPRODUCIBILITY_FILE).read_text())["config"], "output_dir": str(out)})
-        except (OSError, ValueError, KeyError, TypeError): continue   # a search killed before it wrote its configuration
-        if beside_sweep(cfg, searched): rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]
+    "The result rows of the searches in `out` that recorded, when they ran, the `beside_key` the sweep of `cfg` has now: what `edge-opt recommend` judges with the sweep's levels."
+    key, rows = beside_key(cfg), []
+    for here in searches(out) if key else []:
+        try: recorded = json.loads((here / REPRODUCIBILITY_FILE).read_text()).get("beside")
+        except (OSError, ValueError, AttributeError): continue   # a search killed before it wrote its configuration
+        if recorded == key: rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]
     return rows
 
 # %% ../nbs/api/08b_search.ipynb #89049ba1
@@ -508,7 +507,7 @@ def _folder(out:Path, cfg:SweepConfig, settings:SearchSettings, target:Target) -
     here = out / SEARCHES_DIR / search_id(cfg, settings, target)
     (here / PLANS_DIR).mkdir(parents=True, exist_ok=True)
     mark(here.parent, "run", [here.name]); mark(here, "run", [ROWS_FILE, STEPS_FILE, PLANS_DIR, REPRODUCIBILITY_FILE, SUMMARY_NAME, ARTIFACTS_DIR])
-    write_json(here / REPRODUCIBILITY_FILE, dict(config=cfg.to_dict(), search=dataclasses.asdict(settings)))
+    write_json(here / REPRODUCIBILITY_FILE, dict(config=cfg.to_dict(), search=dataclasses.asdict(settings), beside=beside_key(cfg)))
     return here
 
 # %% ../nbs/api/08b_search.ipynb #b485373b

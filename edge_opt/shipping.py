@@ -23,7 +23,7 @@ from .search import kept_plan, plan_network, plan_rows, searches
 from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
-from .rows import MB, measured as row_measured, row_key, spread_columns, variant_words
+from .rows import MB, measured as row_measured, plan_of, row_key, spread_columns, variant_words
 from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, SEARCHES_DIR, OutputDirError, claim, folder_lock,
                               foreign, latest_run, mark, marker_kind, names_text, replace_dir, seed_folders, write_json)
 
@@ -128,7 +128,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     if row.get("runtime") == runtime and row.get("precision") == precision:
         print(f"edge-opt: the stored artifact {folder.name} is {'missing' if found is None else 'changed (SHA-256 mismatch)'}; "
               "rebuilding it from the run's baseline and calibration batches", file=sys.stderr)
-    pruned, calibration = plan_network(cfg, row["plan"], here) if row.get("plan") else level_network(cfg, float(row["pruning_level"]), here)
+    pruned, calibration = plan_network(cfg, row["plan"], here) if plan_of(row) else level_network(cfg, float(row["pruning_level"]), here)
     measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
     recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
     return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
@@ -158,7 +158,7 @@ def _manifest(row:dict, cfg:SweepConfig, artifact:Artifact, files:dict, data, ve
     spread = lambda c: dict(zip(("median", "low", "high"), map(r, (c, *spread_columns(c)))))
     return dict(
         variant=dict(pruning_level=float(row["pruning_level"]), precision=artifact.precision, runtime=artifact.runtime,
-                     **(dict(plan=row["plan"], channels=json.loads(row["plan_channels"])) if row.get("plan") else {})),
+                     **(dict(plan=row["plan"], channels=json.loads(row["plan_channels"])) if plan_of(row) else {})),
         runtime=dict(name=RUNTIME_LABELS[artifact.runtime], package=pkg, version=package_version(pkg)), int8_recipe=artifact.int8_recipe,
         computes_in=artifact.inference_precision, int8_float_layers=list(artifact.float_layers) if artifact.precision == "int8" else None,
         int8_held_out_drop=dict(every_layer_int8=artifact.int8_plain_drop, shipped=artifact.int8_drop, max_drop=cfg.int8_max_drop,
@@ -239,7 +239,7 @@ def shipped_files(folder:str|Path, # an export
 
 # %% ../nbs/api/09a_shipping.ipynb #01ba59d4
 def ship_recommended(out:str|Path, # the sweep's output directory (its reports are at the top)
-                     choice:dict|None, # the recommended row's pruning_level, precision and runtime (None: nothing to ship)
+                     choice:dict|None, # the recommended row's KEY fields: pruning_level, precision, runtime and plan (None: nothing to ship)
                     ) -> str:
     "Export the recommended variant into `OUT/recommended/` (replacing an older one of edge_opt's, never a folder of the user's); one line saying what was shipped, or why not."
     target = Path(out) / RECOMMENDED_DIR
@@ -248,7 +248,7 @@ def ship_recommended(out:str|Path, # the sweep's output directory (its reports a
             return f"Nothing shipped: no variant meets the constraints ({target} holds files edge_opt did not write; it is left as it is)."
         shutil.rmtree(target, ignore_errors=True)   # an older recommendation of edge_opt's no longer passes
         return "Nothing shipped: no variant meets the constraints."
-    try: claim(out, RECOMMENDED_DIR); export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target, "recommended", choice.get("plan"))
+    try: claim(out, RECOMMENDED_DIR); export_variant(out, choice["pruning_level"], choice["precision"], choice["runtime"], target, "recommended", plan_of(choice))
     except (ShipError, OutputDirError) as e: return f"NOT SHIPPED: {e}"
     note = json.loads((target / MANIFEST_FILE).read_text())["verified"].get("note")
     if note: return f"Shipped: {target} ({shipped_files(target)}); not verified here: {note}"
@@ -269,7 +269,7 @@ def tidy_store(here:str|Path, # the run's directory
     wanted = set() if choice is None else {row_key(choice)}
     if keep == "pareto" and len(ok):
         for cost in ("latency_ms", "stream_latency_ms"): wanted |= {row_key(r) for _, r in pareto_by_runtime(ok, cost).iterrows()}
-    levels = {k[0] for k in wanted}
+    levels = {k[0] for k in wanted if k[3] is None}   # a sweep level's pruned FP32 network (a plan's lives in its search)
     keep_dirs = {r["artifact_dir"] for _, r in ok.iterrows() if isinstance(r.get("artifact_dir"), str)
                  and (keep == "all" or row_key(r) in wanted or (float(r["pruning_level"]) in levels and r["precision"] == "fp32" and r["runtime"] == "eager"))}
     removed = [d for d in store.iterdir() if d.is_dir() and d.name not in keep_dirs and Artifact.read(d) is not None]   # only artifacts

@@ -21,7 +21,7 @@ from test_distributed import SAME, overlaps, same_rows
 
 SMALL = dict(pruning_levels=[0.0, 0.5], precisions=["fp32", "int8"], runtimes=["eager", "onnxruntime"], train_subset=512,
              val_subset=400, epochs=1, benchmark_rounds=2, benchmark_trials=2, benchmark_stream_trials=4)
-KEY = ["pruning_level", "precision", "runtime"]
+SWEEP_KEY = ["pruning_level", "precision", "runtime"]   # a sweep row's variant (rows.KEY less the plan, which sweeps do not set)
 
 
 BLOCK = "import sys; sys.modules['onnxruntime'] = None"   # run on a worker: ONNX Runtime looks uninstalled there (as on a board without it)
@@ -62,7 +62,7 @@ def test_every_row_is_measured_on_the_board(cluster, local_rows, tmp_path):
     assert (rows.runtime_version == rows.runtime.map(board["runtime_versions"])).all()
     assert set(rows.built_on) == {local_rows.host.iloc[0]}
     same = [c for c in SAME if c not in ("threads", "accepted")]
-    same_rows(local_rows.set_index(KEY)[same], rows.set_index(KEY)[same])
+    same_rows(local_rows.set_index(SWEEP_KEY)[same], rows.set_index(SWEEP_KEY)[same])
     assert rows.latency_ms.gt(0).all() and overlaps(rows) == []
     assert len(read_rows(next(tmp_path.glob(f"runs/*/{ROWS_FILE}")))) == len(rows)
 
@@ -96,9 +96,9 @@ def test_a_killed_board_costs_only_its_measurement(cluster, local_rows, tmp_path
     assert rows.error.isna().all(), rows.error.dropna().tolist()
     assert set(rows.measured_by) == {"board-1"}
     same = [c for c in SAME if c not in ("threads", "accepted")]
-    same_rows(local_rows.set_index(KEY)[same], rows.set_index(KEY)[same])
+    same_rows(local_rows.set_index(SWEEP_KEY)[same], rows.set_index(SWEEP_KEY)[same])
     on_disk = pd.DataFrame(read_rows(next(tmp_path.glob(f"runs/*/{ROWS_FILE}"))))
-    assert len(on_disk) == len(rows) and not on_disk.duplicated(KEY).any()
+    assert len(on_disk) == len(rows) and not on_disk.duplicated(SWEEP_KEY).any()
 
 
 def test_int8_recipes_follow_the_board(cluster, tmp_path, monkeypatch):

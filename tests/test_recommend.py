@@ -12,6 +12,7 @@ import pytest
 from edge_opt.cli import NO_VARIANT_EXIT, main
 from edge_opt.constraints import Constraints, recommend
 from edge_opt.metrics import unpack_correct
+from edge_opt.storage import read_rows
 
 EDGE_OPT = str(Path(sys.executable).with_name("edge-opt"))
 SMALL = ["--pruning-levels", "0", "0.5", "--precisions", "fp32", "int8", "--runtimes", "eager", "onnxruntime",
@@ -199,4 +200,5 @@ def test_a_search_beside_the_sweep_is_judged_and_named(sweep_dir, tmp_path):
     res = run("recommend", "--from", str(out), "--memory-limit", limit, "--precisions", "fp32", "--max-accuracy-drop", "100")
     assert res.returncode == 0 and res.stdout.startswith(f"Ship plan {plan} + FP32 on onnxruntime"), res.stdout + res.stderr
     rec = json.loads((out / "recommendation.json").read_text())
-    assert rec["plan"] == plan and rec["candidates"] == len(rows[rows.error.isna() & rows.unsupported.isna()]) + 1
+    results = {r["plan"] for r in read_rows(next(out.glob("searches/*/sweep_rows.jsonl"))) if r.get("search_role") == "result"}   # each measured result
+    assert rec["plan"] == plan and plan in results and rec["candidates"] == len(rows[rows.error.isna() & rows.unsupported.isna()]) + len(results)

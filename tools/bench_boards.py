@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from edge_opt.host import cpu_flags, usable_cores   # the one reader of the CPU's flags and cores
+from edge_opt.rows import MB
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv/bin"
@@ -46,7 +47,7 @@ def ship(rounds: int):
     net, calib = build_model("resnet18", 10, 3, 32).eval(), [(torch.randn(8, 3, 32, 32), torch.zeros(8, dtype=torch.long))]
     with tempfile.TemporaryDirectory() as d:
         shipment = Shipment.of(build_artifact(net, "fp32", "onnxruntime", calib, Path(d) / "a"))
-    print(f"artifact: ResNet-18 (10 classes) FP32 ONNX, {shipment.nbytes / 1e6:.1f} MB; CPU flags: {cpu_flags()}", flush=True)
+    print(f"artifact: ResNet-18 (10 classes) FP32 ONNX, {shipment.nbytes / MB:.1f} MB; CPU flags: {cpu_flags()}", flush=True)
     with LocalCluster(n_workers=1, threads_per_worker=1, resources={"board": 1}, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         boards = Boards(client, "board")
@@ -59,8 +60,8 @@ def ship(rounds: int):
             if i: times.append(time.perf_counter() - start)   # the first round warms the connection and the worker's imports
             assert got == shipment.nbytes
             del shipped
-    print(f"shipping + unpacking + SHA-256 check of one {shipment.nbytes / 1e6:.1f} MB artifact on loopback: {spread(times)}")
-    print(f"throughput: {shipment.nbytes / 1e6 / statistics.median(times):.0f} MB/s")
+    print(f"shipping + unpacking + SHA-256 check of one {shipment.nbytes / MB:.1f} MB artifact on loopback: {spread(times)}")
+    print(f"throughput: {shipment.nbytes / MB / statistics.median(times):.0f} MB/s")
 
 
 def _run(cmd, env):

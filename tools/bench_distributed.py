@@ -17,7 +17,7 @@ from edge_opt.executors import DaskExecutor
 from edge_opt.experiments import run_sweep
 from edge_opt.metrics import describe_cpu
 
-KEY = ["pruning_level", "precision", "runtime"]
+SWEEP_KEY = ["pruning_level", "precision", "runtime"]   # a sweep row's variant (rows.KEY less the plan, which sweeps do not set)
 SAME = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "memory_mb", "macs", "correct"]
 
 
@@ -47,14 +47,14 @@ def main():
     print(describe_cpu())
     print(f"default sweep ({len(local)} variants): local {t_local:.1f} s; dask {args.scheduler} {t_dask:.1f} s "
           f"(cluster start-up, edge_opt imported on the workers, and shutdown alone: {startup:.1f} s)")
-    a, b = local.set_index(KEY)[SAME], dask.set_index(KEY)[SAME]
+    a, b = local.set_index(SWEEP_KEY)[SAME], dask.set_index(SWEEP_KEY)[SAME]
     print(f"accuracy (with interval and per-image correctness), memory, MACs identical: {a.equals(b.loc[a.index])}")
-    art = (dask.set_index(KEY).artifact_bytes / local.set_index(KEY).artifact_bytes - 1).abs()
+    art = (dask.set_index(SWEEP_KEY).artifact_bytes / local.set_index(SWEEP_KEY).artifact_bytes - 1).abs()
     print(f"artifact bytes: identical on {int((art == 0).sum())} of {int(art.notna().sum())} variants; largest difference {art.max():.4%} "
           f"({', '.join(sorted(set(art[art > 0].index.get_level_values('runtime'))) or 'none')})")
     print(f"timing windows: {dask.drop_duplicates(['host', 'timing_start']).timing_start.notna().sum()} on "
           f"{dask.host.nunique()} host(s); overlap {overlap_seconds(dask):.3f} s; threads {sorted(dask.threads.unique())}")
-    ml, md = measured_rows(local).set_index(KEY), measured_rows(dask).set_index(KEY)
+    ml, md = measured_rows(local).set_index(SWEEP_KEY), measured_rows(dask).set_index(SWEEP_KEY)
     for col in ("stream_latency_ms", "latency_ms"):
         r = md[col] / ml.loc[md.index, col]
         lo, mid, hi = np.percentile(r, [5, 50, 95])
