@@ -41,10 +41,3 @@ def pytest_unconfigure(config):
         sys.stdout.flush(); sys.stderr.flush()
         os._exit(0)
 
-
-def pytest_collection_modifyitems(config, items):
-    "With pytest-xdist's `--dist loadgroup` (tools/dev.sh), the tests of a module that sets up a module-scoped fixture (a sweep, every runtime's builds) run in one worker, so that the fixture is made once rather than once in each worker; the other tests are shared out one by one."
-    for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        scopes = {d[-1].scope for d in defs.name2fixturedefs.values() if d} if defs else set()
-        if "module" in scopes: item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -44,8 +44,8 @@ case "${1:-}" in
     echo "==> nbdev_test (every notebook, executed) and pytest, side by side, one intra-op thread each" >&2
     log=$(mktemp)
     # pytest in two worker processes (pytest-xdist): once the notebooks are done, its tail uses both cores;
-    # a module with a module-scoped fixture runs in one worker (tests/conftest.py), which makes the fixture once
-    .venv/bin/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests > "$log" 2>&1 &
+    # each module runs in one worker (--dist loadscope), which makes its module-scoped fixtures once, not once per worker
+    .venv/bin/python -m pytest -q -n 2 --dist loadscope --durations=15 tests > "$log" 2>&1 &
     pytest_pid=$!
     # the notebooks' own host lock (edge_opt.executors.host_lock_path): their timings need not wait for pytest's builds
     nb_status=0; EDGE_OPT_LOCK_DIR=$(mktemp -d) .venv/bin/nbdev_test --n_workers 2 || nb_status=$?
