@@ -20,7 +20,7 @@ from .constraints import _MEMORY_COLUMN, LATENCY_WORDS, Constraints, _memory, li
 from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_checkpoint, cache_root, code_version, evaluate,
                                   holdout_share, host_key, int8_fallback, measurer_for, prepare_baseline, sweep_data)
 from .metrics import footprint
-from .rows import MEMORY_TERMS, latency_unit, memory_text, row_header, row_latency_text
+from .rows import MEMORY_TERMS, latency_text, latency_unit, memory_text, row_header, row_latency_text
 from .model import resolve_device
 from .pruning import prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
@@ -121,9 +121,9 @@ def _excess(self:Target, row:dict) -> float:
     return max(v / lim if v is not None else math.inf for v, lim in measured if lim is not None)
 
 def _text(self:Target) -> str:
-    "The target in words: `one-sample latency at most 0.0123 ms (50% of the FP32 unpruned network's)`."
+    "The target in words: `one-sample latency at most 12.3 µs (50% of the FP32 unpruned network's)`."
     share = f" ({self.latency_limit} of the FP32 unpruned network's)" if isinstance(self.latency_limit, str) else ""
-    parts = [f"{LATENCY_WORDS[self.latency_column]} at most {self.latency_ms:.3g} ms{share}" if self.latency_limit else None,
+    parts = [f"{LATENCY_WORDS[self.latency_column]} at most {latency_text(self.latency_ms)}{share}" if self.latency_limit else None,
              f"{MEMORY_TERMS[self.memory_column]} {limit_text(self.memory_limit, self.memory_mb, 'MB')}" if self.memory_limit and self.memory_mb is not None else None]
     return " and ".join(p for p in parts if p)
 
@@ -563,9 +563,10 @@ def _result_line(self:SearchResult) -> str:
     return f"No plan met the target within {self.steps} step(s) before channels ran out or max_steps ended it; closest: plan {r['plan']}, {measured}, {what}."
 
 def _grid_lines(self:SearchResult) -> list[str]:
-    "The result beside the uniform levels timed with it: latency with its spread, accuracy with its interval."
+    "The result beside the uniform levels timed with it: latency with its spread, memory where the target limits it, accuracy with its interval."
     col = self.target.latency_column.replace("_p95", "")
-    line = lambda name, r: (f"  {name:<24} {row_latency_text(r, col):>22}  accuracy {r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}–{r['accuracy_ci_high']:.3f})"
+    memory = lambda r: f"  {MEMORY_TERMS[self.target.memory_column]} {memory_text(_memory_mb(self.target, r))}" if self.target.memory_mb is not None else ""
+    line = lambda name, r: (f"  {name:<24} {row_latency_text(r, col):>22}{memory(r)}  accuracy {r['accuracy']:.3f} ({r['accuracy_ci_low']:.3f}–{r['accuracy_ci_high']:.3f})"
                             f"  meets: {'yes' if self.target.excess(r) <= 1 else 'no'}" if not r.get("error") else f"  {name:<24} failed: {r['error']}")
     return [line(short_name(p), r) for p, r in [*self.grid.items(), (self.result["plan"], self.result)]] if self.grid else []
 
@@ -609,7 +610,7 @@ def plot_search(result:SearchResult, # a finished search
     ax.plot(x(path), path.accuracy, "-o", ms=4, color="tab:blue", lw=1, label="chosen steps (short fine-tune)")
     if result.grid:
         grid = pd.DataFrame(list(result.grid.values())).sort_values(col)
-        ax.plot(x(grid), grid.accuracy, "-s", ms=5, color="tab:orange", label="unpruned and uniform levels (same budget)")
+        ax.plot(x(grid), grid.accuracy, "-s", ms=5, color="tab:orange", label="unpruned (as trained), uniform levels (same budget)")
     ax.scatter([x(result.result)], [result.result["accuracy"]], marker="*", s=160, color="tab:red", zorder=3, label="result")
     if result.target.latency_ms: ax.axvline(result.target.latency_ms * scale, ls="--", color="k", lw=1, label="latency target")
     ax.set_xlabel(f"{'one-sample' if col.startswith('stream') else 'batch'} latency ({unit}, {result.settings.runtime} {result.settings.precision.upper()})")
