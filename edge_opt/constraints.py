@@ -18,7 +18,7 @@ from .metrics import unpack_correct, wrap_text
 from .quantization import paired_drop
 from .analysis import measured_on, measured_rows
 from .hardware import is_accepted, memory_violations
-from .rows import KEY, MB, MEMORY_TERMS, level_words, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
+from .rows import KEY, MB, MEMORY_TERMS, level_words, plan_of, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
@@ -271,7 +271,7 @@ def candidate_table(rows:pd.DataFrame, # sweep rows (run_sweep or sweep_results.
     no_limit = c.max_accuracy_drop is None and not _has_baseline(ok)
     drops = pd.DataFrame(np.nan, index=ok.index, columns=["drop_points", "drop_low", "drop_high"]) if no_limit else accuracy_drops(ok, _baseline(ok))
     t = ok[["pruning_level", "precision", "runtime", "accuracy"]].join(drops)
-    t["plan"] = [p if isinstance(p, str) else None for p in ok["plan"]] if "plan" in ok else None   # what level_words names
+    t["plan"] = [plan_of(r) for r in ok.to_dict("records")] if "plan" in ok else None   # what level_words names
     t["int8_float_layers"] = ok["int8_float_layers"] if "int8_float_layers" in ok else None   # what precision_words names
     t["objective_ms"] = ok[OBJECTIVES[c.objective]]
     low, high = spread_columns(OBJECTIVES[c.objective])

@@ -22,7 +22,7 @@ import tabulate as tabulate_module
 from .config import SweepConfig, input_identity
 from .experiments import sweep_data
 from .metrics import unpack_correct
-from .rows import KEY, SPREAD_COLUMNS, latency_text, latency_unit, memory_label, memory_unit, row_latency_text, sig3, spread_columns   # latency_*, row_latency_text: said here too
+from .rows import KEY, SPREAD_COLUMNS, plan_of, latency_text, latency_unit, memory_label, memory_unit, row_latency_text, sig3, spread_columns   # latency_*, row_latency_text: said here too
 from .constraints import FAIL_WORDS, baseline_row, LATENCY_WORDS, MEMORY_READS, OBJECTIVES, Recommendation, memory_limit_of, precision_words, violation_budgets
 from .analysis import (agreement_line, cpu_mix, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime, pareto_frontier,
                                precision_tradeoff_table)
@@ -289,7 +289,7 @@ def variant_table(rec:Recommendation, # what constraints.recommend judged
     t = t.sort_values(["pruning_level", "precision"], key=lambda s: s.map(PRECISIONS.index) if s.name == "precision" else s, kind="stable")
     unit, (mu, mk) = latency_unit(t.objective_high_ms.max())[0], memory_unit(t.memory.max())
     median = rec.constraints.objective.endswith("median")   # a p95 objective is one figure, with no spread of rounds
-    rows = [[r.plan if isinstance(r.plan, str) else f"{r.pruning_level:g}", precision_words(r), r.runtime, f"{r.accuracy:.3f}",
+    rows = [[plan_of(r) or f"{r.pruning_level:g}", precision_words(r), r.runtime, f"{r.accuracy:.3f}",
              latency_text(r.objective_ms, *((r.objective_low_ms, r.objective_high_ms) if median else (None, None)), unit, bare=True),
              sig3(r.memory * mk), _verdict(r, shipped)] for _, r in t.iterrows()]
     word = LATENCY_WORDS[OBJECTIVES[rec.constraints.objective.replace("p95", "median")]]   # the batch's word; the header says which figure

@@ -199,8 +199,9 @@ def search_results(out:str|Path, # an output directory
                    cfg:SweepConfig, # the sweep's configuration there
                   ) -> list[dict]:
     "The result rows of the searches in `out` that recorded, when they ran, the `beside_key` the sweep of `cfg` has now: what `edge-opt recommend` judges with the sweep's levels."
-    key, rows = beside_key(cfg), []
-    for here in searches(out) if key else []:
+    found, rows = searches(out), []
+    key = beside_key(cfg) if found else None   # the data's hash only where there are searches to pair
+    for here in found if key else []:
         try: recorded = json.loads((here / REPRODUCIBILITY_FILE).read_text()).get("beside")
         except (OSError, ValueError, AttributeError): continue   # a search killed before it wrote its configuration
         if recorded == key: rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]

@@ -307,6 +307,7 @@ def latest_run(output_dir:str|Path, # a sweep's output directory
     print(f"edge-opt: {pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
     return done[-1]
 
+# %% ../nbs/api/07a_storage.ipynb #3362b82e
 def seed_dir(output_dir:str|Path, # a multi-seed sweep's output directory
              seed:int, # one of its seeds
             ) -> Path:

@@ -40,4 +40,3 @@ def pytest_unconfigure(config):
         import sys
         sys.stdout.flush(); sys.stderr.flush()
         os._exit(0)
-
