@@ -179,7 +179,9 @@ def _traceable(net:nn.Module) -> set[str]:
 def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     "Torch-Pruning's dependency graph of `pruned`; a `PruningError` when a conv or linear layer is missing from it."
     import torch_pruning as tp
-    try: graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
+    example = example_inputs.detach().clone().requires_grad_(True)   # every layer after the input records autograd, whatever its weights
+    try:
+        with torch.enable_grad(): graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
     except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}") from None
     unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
     if unseen: raise PruningError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
