@@ -22,6 +22,7 @@ __all__ = ['estimate_layerwise_stats', 'peak_live_bytes', 'peak_activation_bytes
 
 # %% ../nbs/api/05_hardware.ipynb #88db5aba
 from .rows import MB   # decimal megabytes: the row module decides the units
+from .runtimes import thread_limit   # the one place a thread count is applied (and restored)
 
 _CONV = (nn.Conv2d, torch.ao.nn.quantized.Conv2d)
 _LINEAR = (nn.Linear, torch.ao.nn.quantized.Linear)
@@ -169,12 +170,10 @@ def measure_host_roof(threads:int|None=None, # PyTorch threads (None: as they ar
                       repeats:int=5, # runs of each; the best counts
                      ) -> HostRoof:
     "Measure this machine's roof: FP32 (PyTorch's and ONNX Runtime's GEMM, the faster) and INT8 matrix-product peaks, and DRAM copy bandwidth."
-    old = torch.get_num_threads()
-    try:
-        if threads: torch.set_num_threads(threads)
+    with thread_limit(threads) as n:
         a, b = torch.randn(size, size), torch.randn(size, size)
         rates = {"torch": size**3 / _best_seconds(lambda: a @ b, repeats) / 1e9}
-        ort_s = _ort_matmul_seconds(a.numpy(), torch.get_num_threads(), repeats)
+        ort_s = _ort_matmul_seconds(a.numpy(), n, repeats)
         if ort_s: rates["onnxruntime"] = size**3 / ort_s / 1e9
         fp32_by = max(rates, key=rates.get)
         try:
@@ -183,5 +182,4 @@ def measure_host_roof(threads:int|None=None, # PyTorch threads (None: as they ar
         except (RuntimeError, NotImplementedError, AttributeError): int8 = None
         src = torch.empty(copy_mb * 10**6 // 4); dst = torch.empty_like(src)
         gbps = 2 * src.numel() * 4 / _best_seconds(lambda: dst.copy_(src), repeats) / 1e9
-        return HostRoof(fp32_gmacs=rates[fp32_by], fp32_by=fp32_by, int8_gmacs=int8, bandwidth_gbps=gbps, threads=torch.get_num_threads())
-    finally: torch.set_num_threads(old)
+        return HostRoof(fp32_gmacs=rates[fp32_by], fp32_by=fp32_by, int8_gmacs=int8, bandwidth_gbps=gbps, threads=n)

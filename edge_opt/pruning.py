@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 import pandas as pd
 
 from .model import SmallCNN, count_parameters, seed_everything
-from .training import DISTILL_TEMPERATURE, check_distillation, train_model
+from .training import DISTILL_TEMPERATURE, check_distillation, recording_autograd, train_model
 
 # %% auto #0
 __all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
@@ -176,16 +176,25 @@ def _traceable(net:nn.Module) -> set[str]:
         if not p.requires_grad: frozen.add(n); p.requires_grad_(True)
     return frozen
 
+def _process_state() -> str:
+    "What in this process is not as autograd needs it (modes left on the stacks, grad or inference mode), for a `PruningError`: '' when nothing."
+    from torch.overrides import _get_current_function_mode_stack
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+    parts = [f"{kind} {[type(m).__name__ for m in stack]}" for kind, stack in
+             (("torch-function modes", _get_current_function_mode_stack()), ("dispatch modes", _get_current_dispatch_mode_stack())) if stack]
+    parts += [t for t, on in (("inference mode on", torch.is_inference_mode_enabled()), ("grad mode off", not torch.is_grad_enabled())) if on]
+    return f" [this process: {'; '.join(parts)}]" if parts else ""
+
 def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     "Torch-Pruning's dependency graph of `pruned`; a `PruningError` when a conv or linear layer is missing from it."
     import torch_pruning as tp
     example = example_inputs.detach().clone().requires_grad_(True)   # every layer after the input records autograd, whatever its weights
     try:
-        with torch.enable_grad(): graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
-    except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}") from None
+        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
+    except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}{_process_state()}") from None
     unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
     if unseen: raise PruningError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
-                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable")
+                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable{_process_state()}")
     return graph
 
 # %% ../nbs/api/03_pruning.ipynb #9e5472a5
@@ -209,11 +218,13 @@ def prunable_groups(model:nn.Module, # a network
                     ignored_layers:list[nn.Module]|None=None, # layers whose output channels must stay
                    ) -> dict[str, int]:
     "`{root layer: output channels}` of each channel group `prune_model` can prune (coupled layers, a residual stage say, are one group): the keys of a per-group plan."
-    copy = deepcopy(model).cpu().eval()
-    order, _ = _run_order(copy, example_inputs)
-    ignored = [order[-1], *_same_modules(model, copy, ignored_layers or [])]
+    with recording_autograd():   # Torch-Pruning traces through autograd, whatever the caller's grad state
+        copy = deepcopy(model).cpu().eval(); _traceable(copy)
+        order, _ = _run_order(copy, example_inputs)
+        ignored = [order[-1], *_same_modules(model, copy, ignored_layers or [])]
+        groups = _groups(copy, example_inputs, ignored, type(model).__name__)
     return {root: int(g[0].dep.target.module.out_channels if isinstance(g[0].dep.target.module, nn.Conv2d) else g[0].dep.target.module.out_features)
-            for root, g in _groups(copy, example_inputs, ignored, type(model).__name__)}
+            for root, g in groups}
 
 
 # %% ../nbs/api/03_pruning.ipynb #f4497b80
@@ -228,6 +239,10 @@ def prune_model(model:nn.Module, # trained network; never modified
                ) -> nn.Module:
     "A new, smaller, dense copy of `model` without the least important `pruning_level` of each channel group (a plan: its own fraction per group, `prunable_groups` names them)."
     _check_prune_args(pruning_level, example_inputs, importance, round_to, data)
+    with recording_autograd():   # the copy, Torch-Pruning's tracing (through autograd) and the surgery, whatever the caller's grad state
+        return _pruned_copy(model, pruning_level, example_inputs, importance, round_to, ignored_layers, data, seed)
+
+def _pruned_copy(model, pruning_level, example_inputs, importance, round_to, ignored_layers, data, seed):
     pruned = deepcopy(model).cpu().eval()
     order, out = _run_order(pruned, example_inputs)
     if not isinstance(pruning_level, dict) and pruning_level == 0: return pruned.train(model.training)

@@ -16,7 +16,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import tabulate as tabulate_module
 
 from .config import SweepConfig, input_identity
@@ -40,7 +39,7 @@ __all__ = ['PRECISION_COLORS', 'RUNTIME_MARKERS', 'RUNTIME_SHORT', 'COST_LABELS'
            'reproducibility_record', 'speed_claims', 'describe_config', 'field_table', 'write_reports']
 
 # %% ../nbs/api/09_reporting.ipynb #d7b37136
-PRECISION_COLORS = dict(zip(PRECISIONS, sns.color_palette("deep", 3)))
+PRECISION_COLORS = dict(zip(PRECISIONS, plt.get_cmap("tab10").colors))   # matplotlib's own: seaborn (and SciPy behind it) is seconds of import in every edge-opt process
 RUNTIME_MARKERS = dict(zip(RUNTIMES, ["o", "s", "^", "D"]))
 RUNTIME_SHORT = dict(zip(RUNTIMES, ["eager", "ExecuTorch", "ORT", "OpenVINO"]))
 COST_LABELS = {**{c: f"{LATENCY_WORDS[c]}, median (ms)" for c in ("latency_ms", "stream_latency_ms")},   # the recommendation's words
@@ -150,8 +149,8 @@ def plot_layerwise(layers:pd.DataFrame, # layerwise_table rows
     "MACs and activation memory per layer at each pruning level."
     part = layers[layers.precision == precision].assign(activation_kb=lambda d: d.activation_bytes / 1e3, mmacs=lambda d: d.macs / 1e6)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    sns.barplot(part, x="layer", y="mmacs", hue="pruning_level", ax=axes[0], palette="crest")
-    sns.barplot(part, x="layer", y="activation_kb", hue="pruning_level", ax=axes[1], palette="crest")
+    for ax, col in zip(axes, ("mmacs", "activation_kb")):   # grouped bars: a layer's levels side by side, in the network's order
+        part.pivot_table(index="layer", columns="pruning_level", values=col, sort=False).plot.bar(ax=ax, rot=0, width=0.8, colormap="viridis")
     axes[0].set(ylabel="MMACs per sample", title=f"MACs per layer ({precision})")
     axes[1].set(ylabel="output activation (kB)", title=f"Activation memory per layer ({precision})")
     for ax in axes: ax.legend(title="pruning level", fontsize=9, title_fontsize=9)

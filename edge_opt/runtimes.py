@@ -110,9 +110,11 @@ def _torchscript_notices_hidden():
         yield
 
 # %% ../nbs/api/04a_runtimes.ipynb #e34ecd27
-def _executorch_threads(n:int|None=None) -> int|None:
-    "ExecuTorch's thread-pool size, set to `n` first when given (None when ExecuTorch is not installed)."
-    if not runtime_available("executorch"): return None
+def _executorch_threads(n:int|None=None, # set the pool to this size first (None: only read it)
+                        if_loaded:bool=False, # leave ExecuTorch's runtime alone unless it is imported already
+                       ) -> int|None:
+    "ExecuTorch's thread-pool size (None when ExecuTorch is not installed, or `if_loaded` and its runtime is not imported: importing it parses ExecuTorch's operator YAML, seconds, and a program loaded later sets its own pool, as the shipped loading code does)."
+    if not runtime_available("executorch") or (if_loaded and "executorch.extension.pybindings.portable_lib" not in sys.modules): return None
     with _native_stderr_silenced(), _quiet_logger("torch.utils._pytree"):  # torchao's import-time notice
         from executorch.extension.pybindings import portable_lib
         if n is not None and portable_lib._threadpool_get_thread_count() != n: portable_lib._unsafe_reset_threadpool(n)
@@ -123,8 +125,8 @@ def thread_limit(threads:int|None, # intra-op threads for PyTorch and ExecuTorch
                 ):
     "Run a block with `threads` threads in PyTorch and ExecuTorch, restoring both afterwards."
     before_torch = torch.get_num_threads()
-    before_et = _executorch_threads() if threads else None
-    if threads: torch.set_num_threads(threads); _executorch_threads(threads)
+    before_et = _executorch_threads(if_loaded=True) if threads else None
+    if threads: torch.set_num_threads(threads); _executorch_threads(threads, if_loaded=True)
     try: yield threads or before_torch
     finally:
         torch.set_num_threads(before_torch)

@@ -5,7 +5,8 @@
 # %% ../nbs/api/08b_search.ipynb #3ea19847
 from __future__ import annotations
 
-import dataclasses, hashlib, json, math, shutil, socket, time
+import dataclasses, hashlib, json, math, multiprocessing, shutil, socket, time
+from concurrent.futures import ProcessPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_
 from .metrics import footprint
 from .rows import MEMORY_TERMS, latency_text, latency_unit, memory_text, row_header, row_latency_text
 from .model import resolve_device
-from .pruning import prune_model, prunable_groups, reseed
+from .pruning import PruningError, prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
 from .runtimes import RUNTIMES, check_runtimes, resolve_threads, thread_limit
 from .storage import (ARTIFACTS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR, append_row, claim, mark, output_lock, read_rows, repair_rows,
@@ -331,13 +332,15 @@ def _taylor_batches(s:_Search) -> list|None:
     return list(_batches(s.train_dl, 4))
 
 def _proposal(s:_Search, current:Plan, root:str) -> nn.Module|None:
-    "`current` with enough of group `root`'s least important channels removed to save `step` of the unpruned network's cost (a one-unit probe measures what a channel saves); None when the group cannot lose more."
+    "`current` with enough of group `root`'s least important channels removed to save `step` of the unpruned network's cost (a one-unit probe measures what a channel saves); None when the group cannot lose more, or Torch-Pruning cannot prune `current` any further."
     now, unit = current.kept[root], s.cfg.round_to or 1
     if not can_lose(now, unit): return None
     prune = lambda n: prune_model(current.net, {root: n / now}, s.example, s.cfg.pruning_importance, round_to=s.cfg.round_to, data=_taylor_batches(s))
-    probe = prune(unit)
-    n = proposal_size(now, (_cost(s, current.net) - _cost(s, probe)) / unit, s.settings.step * s.cost, unit)
-    return probe if n == unit else prune(n)
+    try:
+        probe = prune(unit)
+        n = proposal_size(now, (_cost(s, current.net) - _cost(s, probe)) / unit, s.settings.step * s.cost, unit)
+        return probe if n == unit else prune(n)
+    except PruningError: return None   # e.g. a group cut to one channel before a flatten: Torch-Pruning 1.6 cannot trace that network
 
 # %% ../nbs/api/08b_search.ipynb #e2a595a2
 def choose(current:dict, # the current network's row on the target (measured in the same group)
@@ -625,6 +628,12 @@ def cached_search(cfg:SweepConfig, # the sweep's settings
                   target:Target, # what it must meet
                   cache_dir:str|Path|None=None, # parent of the cached searches (None: experiments.cache_root())
                  ) -> SearchResult:
-    "`run_search` computed once per code version, thread count and PyTorch kernel level, and shared by the pages (a later run reads its steps and result back)."
+    "`run_search` computed once per code version, thread count and PyTorch kernel level, in a fresh process (nothing that ran before in the caller's, a notebook kernel's say, is part of it), and shared by the pages: this process reads its steps and result back."
     out = Path(cache_dir or cache_root()) / f"searches-{code_version()}-{host_key(cfg)}"
-    with _locked(out.with_suffix(".lock")): return run_search(cfg, settings, target, out, progress=False)
+    with _locked(out.with_suffix(".lock")):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool: pool.submit(_search_only, cfg, settings, target, out).result()
+        return run_search(cfg, settings, target, out, progress=False)
+
+def _search_only(cfg, settings, target, out):
+    "Run (or finish) the search in `out`; nothing returned (the caller reads the result back)."
+    run_search(cfg, settings, target, out, progress=False)

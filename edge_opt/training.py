@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +22,8 @@ from .data import build_loaders
 from .storage import atomic_write
 
 # %% auto #0
-__all__ = ['DISTILL_WEIGHT', 'DISTILL_TEMPERATURE', 'distillation_loss', 'train_model', 'check_distillation', 'input_dtype',
-           'predict', 'evaluate_accuracy', 'load_weights', 'train_baseline']
+__all__ = ['DISTILL_WEIGHT', 'DISTILL_TEMPERATURE', 'distillation_loss', 'recording_autograd', 'train_model',
+           'check_distillation', 'input_dtype', 'predict', 'evaluate_accuracy', 'load_weights', 'train_baseline']
 
 # %% ../nbs/api/02_training.ipynb #2acaca11
 DISTILL_WEIGHT, DISTILL_TEMPERATURE = 0.7, 4.0   # Hinton et al. (2015) give the soft targets most of the weight; Keras' default T is 3, "typically 3-5"
@@ -36,6 +37,11 @@ def distillation_loss(logits:torch.Tensor, # the network's (the student's) logit
     "Knowledge distillation (Hinton et al., 2015): `(1 - weight)` × cross-entropy on the labels + `weight` × T² × KL(teacher ‖ student) at temperature T."
     soft = F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1), reduction="batchmean", log_target=True)
     return (1 - weight) * F.cross_entropy(logits, labels) + weight * temperature ** 2 * soft
+
+@contextmanager
+def recording_autograd():
+    "Autograd records inside, whatever the caller's state: training and Torch-Pruning's tracing need it, and a caller inside `torch.no_grad()` or `torch.inference_mode()` (or one a library left switched on) must not turn them into errors."
+    with torch.inference_mode(False), torch.enable_grad(): yield
 
 def _loss(model, teacher, images, labels, weight, temperature):
     "Cross-entropy on the labels, or with a teacher `distillation_loss`."
@@ -65,15 +71,15 @@ def train_model(model:nn.Module, # network to train, in place
     if teacher is not None: teacher = teacher.to(device).eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     bar = tqdm(total=epochs * len(train_loader), disable=not progress, desc="train", unit="batch", leave=False)
-    for epoch in range(epochs):
-        for images, labels in train_loader:
-            images, labels = images.to(device), labels.to(device)
-            optimizer.zero_grad()
-            loss = _loss(model, teacher, images, labels, distill_weight, temperature)
-            loss.backward(); optimizer.step()
-            bar.update(); bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-    return model.eval()
+    with recording_autograd():
+        for epoch in range(epochs):
+            for images, labels in train_loader:
+                images, labels = images.to(device), labels.to(device)
+                optimizer.zero_grad()
+                loss = _loss(model, teacher, images, labels, distill_weight, temperature)
+                loss.backward(); optimizer.step()
+                bar.update(); bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    bar.close(); return model.eval()
 
 # %% ../nbs/api/02_training.ipynb #b7eb4e74
 def check_distillation(weight:float, # the soft targets' share

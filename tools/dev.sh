@@ -48,9 +48,12 @@ case "${1:-}" in
     .venv/bin/python -m pytest -q -n 2 --dist loadscope --durations=15 tests > "$log" 2>&1 &
     pytest_pid=$!
     # the notebooks' own host lock (edge_opt.executors.host_lock_path): their timings need not wait for pytest's builds
-    nb_status=0; EDGE_OPT_LOCK_DIR=$(mktemp -d) .venv/bin/nbdev_test --n_workers 2 || nb_status=$?
+    nblog=$(mktemp)
+    nb_status=0; EDGE_OPT_LOCK_DIR=$(mktemp -d) .venv/bin/nbdev_test --n_workers 2 > "$nblog" 2>&1 || nb_status=$?
     py_status=0; wait "$pytest_pid" || py_status=$?
     echo "==> pytest" >&2; cat "$log"; rm -f "$log"
+    # nbdev_test's own words last, where a log's tail shows them: which notebook failed, and its traceback
+    echo "==> nbdev_test" >&2; cat "$nblog"; rm -f "$nblog"
     [ "$nb_status" -eq 0 ] || { echo "FAIL: nbdev_test" >&2; exit 1; }
     [ "$py_status" -eq 0 ] || { echo "FAIL: pytest" >&2; exit 1; }
     echo "==> all tests passed in $(( $(date +%s) - start )) s" >&2
