@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # edge_opt's everyday jobs, each doing its own set-up (a .venv with `pip install -e ".[dev]"`).
-#   bash tools/dev.sh test          edge_opt/ in sync with nbs/, then nbdev_test and pytest (side by side)
+#   bash tools/dev.sh test          edge_opt/ in sync with nbs/, then every notebook (nbdev's test_nb, a fresh process each) and pytest, side by side
 #   bash tools/dev.sh run [ARGS]    the main job (see README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +35,13 @@ case "${1:-}" in
     start=$(date +%s)
     setup
     check_sync
-    # side by side: nbdev_test's workers idle while pages wait for the shared cached sweep, and pytest's
+    # side by side: the notebook workers idle while pages wait for the shared cached sweep, and pytest's
     # subprocess tests spend seconds importing on one core; together they keep both cores busy.
     # One intra-op thread per process: three processes share two cores, and OpenMP threads that spin
     # waiting for a core another process holds cost more than they compute (the suite ran 412 s with
     # PyTorch's default of 2 threads, 249 s with 1, on the same 2-core machine).
     export OMP_NUM_THREADS=1
-    echo "==> nbdev_test (every notebook, executed) and pytest, side by side, one intra-op thread each" >&2
+    echo "==> every notebook executed (nbdev test_nb) and pytest, side by side, one intra-op thread each" >&2
     log=$(mktemp)
     # pytest in two worker processes (pytest-xdist): once the notebooks are done, its tail uses both cores;
     # each module runs in one worker (--dist loadscope), which makes its module-scoped fixtures once, not once per worker
@@ -49,12 +49,13 @@ case "${1:-}" in
     pytest_pid=$!
     # the notebooks' own host lock (edge_opt.executors.host_lock_path): their timings need not wait for pytest's builds
     nblog=$(mktemp)
-    nb_status=0; EDGE_OPT_LOCK_DIR=$(mktemp -d) .venv/bin/nbdev_test --n_workers 2 > "$nblog" 2>&1 || nb_status=$?
+    # nbdev's test_nb on every notebook, as nbdev_test runs it, but each notebook in a fresh process (tools/test_notebooks.py)
+    nb_status=0; EDGE_OPT_LOCK_DIR=$(mktemp -d) .venv/bin/python tools/test_notebooks.py --workers 2 > "$nblog" 2>&1 || nb_status=$?
     py_status=0; wait "$pytest_pid" || py_status=$?
     echo "==> pytest" >&2; cat "$log"; rm -f "$log"
-    # nbdev_test's own words last, where a log's tail shows them: which notebook failed, and its traceback
-    echo "==> nbdev_test" >&2; cat "$nblog"; rm -f "$nblog"
-    [ "$nb_status" -eq 0 ] || { echo "FAIL: nbdev_test" >&2; exit 1; }
+    # the notebooks' own words last, where a log's tail shows them: which notebook failed, and its traceback
+    echo "==> notebooks" >&2; cat "$nblog"; rm -f "$nblog"
+    [ "$nb_status" -eq 0 ] || { echo "FAIL: notebooks (nbdev test_nb)" >&2; exit 1; }
     [ "$py_status" -eq 0 ] || { echo "FAIL: pytest" >&2; exit 1; }
     echo "==> all tests passed in $(( $(date +%s) - start )) s" >&2
     ;;
