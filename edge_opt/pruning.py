@@ -17,9 +17,9 @@ from .model import SmallCNN, count_parameters, seed_everything
 from .training import DISTILL_TEMPERATURE, check_distillation, recording_autograd, train_model
 
 # %% auto #0
-__all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'NotSmallCNNError', 'keep_count', 'prune_channels',
-           'structured_channel_prune', 'random_channel_prune', 'prunable_groups', 'prune_model', 'channel_summary',
-           'prune_and_finetune', 'reseed', 'compare_criteria', 'torch_pruning_pipeline']
+__all__ = ['IMPORTANCES', 'channel_l1_scores', 'PruningError', 'PruningTraceError', 'NotSmallCNNError', 'keep_count',
+           'prune_channels', 'structured_channel_prune', 'random_channel_prune', 'prunable_groups', 'prune_model',
+           'channel_summary', 'prune_and_finetune', 'reseed', 'compare_criteria', 'torch_pruning_pipeline']
 
 # %% ../nbs/api/03_pruning.ipynb #1d1637b8
 def channel_l1_scores(weight:torch.Tensor, # conv weight [C_out, C_in, kH, kW]
@@ -29,6 +29,9 @@ def channel_l1_scores(weight:torch.Tensor, # conv weight [C_out, C_in, kH, kW]
 
 class PruningError(ValueError):
     "A model, level or argument that cannot be pruned as asked."
+
+class PruningTraceError(PruningError):
+    "Torch-Pruning cannot trace the network: an operation it does not follow (NumPy, `.detach()`), or a shape it does not handle (in Torch-Pruning 1.6, a one-channel map into a flatten)."
 
 class NotSmallCNNError(PruningError, TypeError):
     "The design document's pruners were given another network."
@@ -177,12 +180,13 @@ def _traceable(net:nn.Module) -> set[str]:
     return frozen
 
 def _process_state() -> str:
-    "What in this process is not as autograd needs it (modes left on the stacks, grad or inference mode), for a `PruningError`: '' when nothing."
-    from torch.overrides import _get_current_function_mode_stack
-    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-    parts = [f"{kind} {[type(m).__name__ for m in stack]}" for kind, stack in
-             (("torch-function modes", _get_current_function_mode_stack()), ("dispatch modes", _get_current_dispatch_mode_stack())) if stack]
-    parts += [t for t, on in (("inference mode on", torch.is_inference_mode_enabled()), ("grad mode off", not torch.is_grad_enabled())) if on]
+    "Modes left on PyTorch's stacks in this process (they intercept what Torch-Pruning traces), for a `PruningTraceError`: '' when none, or where PyTorch no longer has these private calls."
+    try:
+        from torch.overrides import _get_current_function_mode_stack
+        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+        stacks = (("torch-function modes", _get_current_function_mode_stack()), ("dispatch modes", _get_current_dispatch_mode_stack()))
+    except ImportError: return ""
+    parts = [f"{kind} {[type(m).__name__ for m in stack]}" for kind, stack in stacks if stack]
     return f" [this process: {'; '.join(parts)}]" if parts else ""
 
 def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
@@ -191,9 +195,9 @@ def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     example = example_inputs.detach().clone().requires_grad_(True)   # every layer after the input records autograd, whatever its weights
     try:
         graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
-    except Exception as e: raise PruningError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}{_process_state()}") from None
+    except Exception as e: raise PruningTraceError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}{_process_state()}") from None
     unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
-    if unseen: raise PruningError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
+    if unseen: raise PruningTraceError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
                                   f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable{_process_state()}")
     return graph
 
@@ -242,7 +246,9 @@ def prune_model(model:nn.Module, # trained network; never modified
     with recording_autograd():   # the copy, Torch-Pruning's tracing (through autograd) and the surgery, whatever the caller's grad state
         return _pruned_copy(model, pruning_level, example_inputs, importance, round_to, ignored_layers, data, seed)
 
+# %% ../nbs/api/03_pruning.ipynb #e6a63a05
 def _pruned_copy(model, pruning_level, example_inputs, importance, round_to, ignored_layers, data, seed):
+    "`prune_model`'s work, autograd recording: the copy, its trace, every channel chosen, then the surgery."
     pruned = deepcopy(model).cpu().eval()
     order, out = _run_order(pruned, example_inputs)
     if not isinstance(pruning_level, dict) and pruning_level == 0: return pruned.train(model.training)

@@ -150,7 +150,7 @@ def plot_layerwise(layers:pd.DataFrame, # layerwise_table rows
     part = layers[layers.precision == precision].assign(activation_kb=lambda d: d.activation_bytes / 1e3, mmacs=lambda d: d.macs / 1e6)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, col in zip(axes, ("mmacs", "activation_kb")):   # grouped bars: a layer's levels side by side, in the network's order
-        part.pivot_table(index="layer", columns="pruning_level", values=col, sort=False).plot.bar(ax=ax, rot=0, width=0.8, colormap="viridis")
+        part.pivot_table(index="layer", columns="pruning_level", values=col, sort=False).sort_index(axis=1).plot.bar(ax=ax, rot=0, width=0.8, colormap="viridis")
     axes[0].set(ylabel="MMACs per sample", title=f"MACs per layer ({precision})")
     axes[1].set(ylabel="output activation (kB)", title=f"Activation memory per layer ({precision})")
     for ax in axes: ax.legend(title="pruning level", fontsize=9, title_fontsize=9)

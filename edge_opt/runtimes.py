@@ -123,7 +123,7 @@ def _executorch_threads(n:int|None=None, # set the pool to this size first (None
 @contextmanager
 def thread_limit(threads:int|None, # intra-op threads for PyTorch and ExecuTorch (None: leave as they are)
                 ):
-    "Run a block with `threads` threads in PyTorch and ExecuTorch, restoring both afterwards."
+    "Run a block with `threads` threads in PyTorch, restored afterwards, and in ExecuTorch where its runtime is imported already (restored too); a program loaded inside the block sizes ExecuTorch's pool itself, as the shipped loading code does, and leaves it so."
     before_torch = torch.get_num_threads()
     before_et = _executorch_threads(if_loaded=True) if threads else None
     if threads: torch.set_num_threads(threads); _executorch_threads(threads, if_loaded=True)
@@ -346,8 +346,7 @@ def _pt2e_int8(model:nn.Module, example:torch.Tensor, calibration:list, max_batc
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # its conv-BN patterns serve QAT ("in PTQ, batchnorm should already be fused into the conv"); each build traced them again, 3 s,
-    # and PTQ gives the same graph and outputs without them (ResNet-18, MobileNetV2: tools/bench_builds.py)
+    # its conv-BN patterns serve QAT and cost 3 s a build; PTQ's graph and outputs are the same without them (tools/bench_builds.py)
     quantizer.SUPPORTED_PATTERNS = [p for p in quantizer.SUPPORTED_PATTERNS if not (p.is_qat and "_bn" in p.name)]
     if float_layers:
         inside = [get_module_name_filter(name) for name in check_float_layers(model, float_layers)]

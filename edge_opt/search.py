@@ -23,7 +23,7 @@ from .experiments import (_calibration, _level_shape, _locked, _prune, baseline_
 from .metrics import footprint
 from .rows import MEMORY_TERMS, latency_text, latency_unit, memory_text, row_header, row_latency_text
 from .model import resolve_device
-from .pruning import PruningError, prune_model, prunable_groups, reseed
+from .pruning import PruningTraceError, prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
 from .runtimes import RUNTIMES, check_runtimes, resolve_threads, thread_limit
 from .storage import (ARTIFACTS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR, append_row, claim, mark, output_lock, read_rows, repair_rows,
@@ -340,7 +340,7 @@ def _proposal(s:_Search, current:Plan, root:str) -> nn.Module|None:
         probe = prune(unit)
         n = proposal_size(now, (_cost(s, current.net) - _cost(s, probe)) / unit, s.settings.step * s.cost, unit)
         return probe if n == unit else prune(n)
-    except PruningError: return None   # e.g. a group cut to one channel before a flatten: Torch-Pruning 1.6 cannot trace that network
+    except PruningTraceError: return None   # e.g. a group cut to one channel before a flatten: Torch-Pruning 1.6 cannot trace that network
 
 # %% ../nbs/api/08b_search.ipynb #e2a595a2
 def choose(current:dict, # the current network's row on the target (measured in the same group)
@@ -628,12 +628,7 @@ def cached_search(cfg:SweepConfig, # the sweep's settings
                   target:Target, # what it must meet
                   cache_dir:str|Path|None=None, # parent of the cached searches (None: experiments.cache_root())
                  ) -> SearchResult:
-    "`run_search` computed once per code version, thread count and PyTorch kernel level, in a fresh process (nothing that ran before in the caller's, a notebook kernel's say, is part of it), and shared by the pages: this process reads its steps and result back."
+    "`run_search` computed once per code version, thread count and PyTorch kernel level, and shared by the pages (a later call reads its steps and result back); it runs in a fresh process, so nothing the caller's process ran before (a notebook kernel's, say) is part of it (a script calling it needs the `if __name__ == '__main__':` guard that spawned processes ask for)."
     out = Path(cache_dir or cache_root()) / f"searches-{code_version()}-{host_key(cfg)}"
-    with _locked(out.with_suffix(".lock")):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool: pool.submit(_search_only, cfg, settings, target, out).result()
-        return run_search(cfg, settings, target, out, progress=False)
-
-def _search_only(cfg, settings, target, out):
-    "Run (or finish) the search in `out`; nothing returned (the caller reads the result back)."
-    run_search(cfg, settings, target, out, progress=False)
+    with _locked(out.with_suffix(".lock")), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_search, cfg, settings, target, out, progress=False).result()

@@ -40,7 +40,7 @@ def distillation_loss(logits:torch.Tensor, # the network's (the student's) logit
 
 @contextmanager
 def recording_autograd():
-    "Autograd records inside, whatever the caller's state: training and Torch-Pruning's tracing need it, and a caller inside `torch.no_grad()` or `torch.inference_mode()` (or one a library left switched on) must not turn them into errors."
+    "Autograd records inside, whatever the caller's grad or inference mode: training and Torch-Pruning's tracing need it, and a caller inside `torch.no_grad()` or `torch.inference_mode()` must not turn them into errors (tensors made under inference mode stay inference tensors, which autograd refuses: clone them first)."
     with torch.inference_mode(False), torch.enable_grad(): yield
 
 def _loss(model, teacher, images, labels, weight, temperature):

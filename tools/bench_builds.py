@@ -18,13 +18,13 @@ import torchvision
 
 from edge_opt.host import cpu_flags
 from edge_opt.model import SmallCNN
-from edge_opt.runtimes import PRECISIONS, RUNTIMES, UnsupportedPrecisionError, build_artifact
+from edge_opt.runtimes import PRECISIONS, UnsupportedPrecisionError, build_artifact, default_runtimes
 
 
 def builds(repeats: int):
     net, cal = SmallCNN().eval(), [(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))) for _ in range(4)]
     for rep in range(repeats):
-        for runtime in RUNTIMES:
+        for runtime in default_runtimes():   # those installed here
             for precision in PRECISIONS:
                 start = time.perf_counter()
                 try: build_artifact(net, precision, runtime, cal, tempfile.mkdtemp(), 64); note = ""
