@@ -306,8 +306,8 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
 def can_lose(now:int, # channels a group keeps now
              unit:int=1, # channels come in multiples of this (round_to)
             ) -> bool:
-    "Whether a group can lose a unit of channels and still keep one (the one place this is decided)."
-    return now - unit >= unit
+    "Whether a group can lose a unit of channels and still keep a unit and at least two channels (the one place this is decided): a one-channel layer is a degenerate network, and Torch-Pruning 1.6 cannot trace one whose one-channel map feeds a flatten, so a walk that took a group there could prune no other group."
+    return now - unit >= max(unit, 2)
 
 def proposal_size(now:int, # channels the group keeps now
                   slope:float, # what removing one channel of it saves (MACs or bytes, measured on a probe)
