@@ -346,8 +346,7 @@ def _pt2e_int8(model:nn.Module, example:torch.Tensor, calibration:list, max_batc
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # its conv-BN patterns serve QAT and cost 3 s a build; PTQ's graph and outputs are the same without them (tools/bench_builds.py)
-    quantizer.SUPPORTED_PATTERNS = [p for p in quantizer.SUPPORTED_PATTERNS if not (p.is_qat and "_bn" in p.name)]
+    quantizer.SUPPORTED_PATTERNS = [p for p in quantizer.SUPPORTED_PATTERNS if not (p.is_qat and "_bn" in p.name)]   # QAT's conv-BN patterns cost 3 s a build; PTQ is the same without them (tools/bench_builds.py)
     if float_layers:
         inside = [get_module_name_filter(name) for name in check_float_layers(model, float_layers)]
         quantizer.set_filter_function(lambda node: not any(f(node) for f in inside))
