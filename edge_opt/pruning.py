@@ -179,26 +179,15 @@ def _traceable(net:nn.Module) -> set[str]:
         if not p.requires_grad: frozen.add(n); p.requires_grad_(True)
     return frozen
 
-def _process_state() -> str:
-    "Modes left on PyTorch's stacks in this process (they intercept what Torch-Pruning traces), for a `PruningTraceError`: '' when none, or where PyTorch no longer has these private calls."
-    try:
-        from torch.overrides import _get_current_function_mode_stack
-        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-        stacks = (("torch-function modes", _get_current_function_mode_stack()), ("dispatch modes", _get_current_dispatch_mode_stack()))
-    except ImportError: return ""
-    parts = [f"{kind} {[type(m).__name__ for m in stack]}" for kind, stack in stacks if stack]
-    return f" [this process: {'; '.join(parts)}]" if parts else ""
-
 def _dependency_graph(pruned:nn.Module, example_inputs:torch.Tensor, name:str):
     "Torch-Pruning's dependency graph of `pruned`; a `PruningError` when a conv or linear layer is missing from it."
     import torch_pruning as tp
     example = example_inputs.detach().clone().requires_grad_(True)   # every layer after the input records autograd, whatever its weights
-    try:
-        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
-    except Exception as e: raise PruningTraceError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}{_process_state()}") from None
+    try: graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
+    except Exception as e: raise PruningTraceError(f"Torch-Pruning cannot trace {name}: {type(e).__name__}: {e}") from None
     unseen = [n for n, m in pruned.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in graph.module2node]
     if unseen: raise PruningTraceError(f"Torch-Pruning could not trace {', '.join(unseen)} of {name} (does the forward pass "
-                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable{_process_state()}")
+                                  f"leave autograd, e.g. through .detach() or NumPy?); pass them in ignored_layers or make them traceable")
     return graph
 
 # %% ../nbs/api/03_pruning.ipynb #9e5472a5

@@ -5,8 +5,7 @@
 # %% ../nbs/api/08b_search.ipynb #3ea19847
 from __future__ import annotations
 
-import dataclasses, hashlib, json, math, multiprocessing, shutil, socket, time
-from concurrent.futures import ProcessPoolExecutor
+import dataclasses, hashlib, json, math, shutil, socket, time
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,7 +627,6 @@ def cached_search(cfg:SweepConfig, # the sweep's settings
                   target:Target, # what it must meet
                   cache_dir:str|Path|None=None, # parent of the cached searches (None: experiments.cache_root())
                  ) -> SearchResult:
-    "`run_search` computed once per code version, thread count and PyTorch kernel level, and shared by the pages (a later call reads its steps and result back); it runs in a fresh process, so nothing the caller's process ran before (a notebook kernel's, say) is part of it (a script calling it needs the `if __name__ == '__main__':` guard that spawned processes ask for)."
+    "`run_search` computed once per code version, thread count and PyTorch kernel level, and shared by the pages (a later call reads its steps and result back)."
     out = Path(cache_dir or cache_root()) / f"searches-{code_version()}-{host_key(cfg)}"
-    with _locked(out.with_suffix(".lock")), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run_search, cfg, settings, target, out, progress=False).result()
+    with _locked(out.with_suffix(".lock")): return run_search(cfg, settings, target, out, progress=False)
