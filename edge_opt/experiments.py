@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses, hashlib, multiprocessing, os, socket, sys, tempfile, time, warnings
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,8 +40,9 @@ from .training import input_dtype, load_weights, train_baseline
 __all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
            'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
            'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard', 'measurer_for',
-           'Group', 'build_group', 'score_group', 'evaluate', 'level_task', 'level_network', 'run_rows', 'run_sweep',
-           'code_version', 'host_key', 'cache_root', 'cached_sweep']
+           'Group', 'build_group', 'score_group', 'measured_groups', 'artifact_store', 'evaluate', 'level_group',
+           'level_rows', 'level_task', 'level_network', 'run_rows', 'run_sweep', 'code_version', 'host_key',
+           'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
@@ -174,8 +175,8 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                    recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
                   ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built or loaded)`; all are built before anything is timed."
-    with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
-        artifacts, finished = build_artifacts(pruned, todo, cfg, calibration, Path(where), pool, recipes)
+    with artifact_store(store) as where:
+        artifacts, finished = build_artifacts(pruned, todo, cfg, calibration, where, pool, recipes)
         built, failed = _load_here(artifacts, threads, device or resolve_device(cfg.device))
     return built, {**finished, **failed}
 
@@ -265,23 +266,41 @@ def measure_variants(pruned:nn.Module, # the network the artifacts were built fr
 # %% ../nbs/api/08_experiments.ipynb #e099e966
 @dataclasses.dataclass
 class Measured:
-    "What measuring a group of artifacts gives back, here or on a board: each as loaded where it ran, its timings and predictions (or why not), the timing window and that host."
+    "What measuring a group of artifacts gives back, here or on a board: each as loaded where it ran, its timings and predictions (or why not), the timing window, that host and the seconds it took."
     loaded: dict     # {key: Deployed} as loaded where they were measured (from a board: no callables, its Artifact restored)
     measured: dict   # {key: Timed, a finished row, or an exception}
     window: dict     # timing_start, timing_end
     facts: dict      # host_facts of the process that measured them
+    seconds: float = 0.0   # loading, timing and predicting, where they ran
+
+    @classmethod
+    def failed(cls, artifacts:dict, error:Exception) -> Measured:
+        "Nothing measured: every artifact's result is `error` (what ended the measuring)."
+        return cls({}, {k: error for k in artifacts}, {}, {})
 
 @dataclasses.dataclass
 class Here:
-    "The measurer of this machine: load every artifact here and time them side by side, interleaved."
+    "The measurer of this machine: load every artifact here and time them side by side, interleaved (`submit` measures at once)."
     threads: int     # intra-op threads for every runtime
     device: object = "cpu"   # where eager variants run
+    done: list = dataclasses.field(default_factory=list, repr=False)   # (tag, Measured) not yet given back by finished()
 
     def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
-        "`{key: (Artifact, reused)}` loaded, timed and scored here."
-        loaded, failed = _load_here(artifacts, self.threads, self.device)
-        timed, window, facts = _time_here(loaded, val_dl, cfg, self.threads)
-        return Measured(loaded, {**failed, **timed}, window, facts)
+        "`{key: (Artifact, reused)}` loaded and timed here; an error that ends the timing is every artifact's result."
+        start = time.perf_counter()
+        try:
+            loaded, failed = _load_here(artifacts, self.threads, self.device)
+            timed, window, facts = _time_here(loaded, val_dl, cfg, self.threads)
+        except Exception as e: return Measured.failed(artifacts, e)
+        return Measured(loaded, {**failed, **timed}, window, facts, time.perf_counter() - start)
+
+    def submit(self, tag, artifacts:dict, val_dl, cfg:SweepConfig):
+        "Measure `artifacts` now; `finished` gives the result back with `tag`."
+        self.done.append((tag, self.measure(artifacts, val_dl, cfg)))
+
+    def finished(self, block:bool=True):
+        "`(tag, Measured)` of every submitted group (here each has finished when `submit` returns)."
+        while self.done: yield self.done.pop(0)
 
 # %% ../nbs/api/08_experiments.ipynb #77c4c431
 @dataclasses.dataclass
@@ -290,22 +309,26 @@ class OnBoard:
     boards: Boards   # the workers holding the resource
     settings: dict   # measure_shipped's settings (rounds, trials, stream_trials, warmup, threads)
     sent: bool = False   # the validation batches are on the board
+    waiting: dict = dataclasses.field(default_factory=dict, repr=False)   # {tag: artifacts} submitted, not yet back
 
-    def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
-        "`{key: (Artifact, reused)}` measured on the board, waiting for it (the validation batches are sent once)."
+    def submit(self, tag, artifacts:dict, val_dl, cfg:SweepConfig):
+        "Start measuring `{key: (Artifact, reused)}` on the board, without waiting (the validation batches are sent once)."
         if not self.sent: self.boards.send([(x, y) for x, y in val_dl]); self.sent = True
-        self.boards.submit("evaluate", {k: Shipment.of(a) for k, (a, _) in artifacts.items()}, self.settings)
-        _, result = next(self.boards.finished(block=True))
-        return self.received(artifacts, result)
+        self.waiting[tag] = artifacts
+        self.boards.submit(tag, {k: Shipment.of(a) for k, (a, _) in artifacts.items()}, self.settings)
+
+    def finished(self, block:bool=True):
+        "`(tag, Measured)` of each submitted group as the board finishes it (`block=False`: only those finished now)."
+        for tag, result in self.boards.finished(block): yield tag, self.received(self.waiting.pop(tag), result)
 
     @staticmethod
     def received(artifacts:dict, # {key: (Artifact, reused)} that were shipped
                  result, # measure_shipped's result, or the exception that ended it
                 ) -> Measured:
         "What `measure_shipped` sent back (an exception: what ended it), with each artifact's record restored."
-        if isinstance(result, Exception): return Measured({}, {k: result for k in artifacts}, {}, {})
+        if isinstance(result, Exception): return Measured.failed(artifacts, result)
         loaded = {k: dataclasses.replace(d, artifact=artifacts[k][0], reused=artifacts[k][1]) for k, d in result["loaded"].items()}
-        return Measured(loaded, result["measured"], result["window"], result["facts"])
+        return Measured(loaded, result["measured"], result["window"], result["facts"], result["measure_s"])
 
 # %% ../nbs/api/08_experiments.ipynb #17c9e36c
 @contextmanager
@@ -327,11 +350,12 @@ def measurer_for(cfg:SweepConfig, # the sweep's settings (measure_on, executor, 
 # %% ../nbs/api/08_experiments.ipynb #4847b3bb
 @dataclasses.dataclass
 class Group:
-    "Candidates built and not yet measured: the networks, their artifacts, the rows of the pairs that could not be built, and the seconds building took."
+    "Candidates built and not yet measured: the networks, their artifacts, the rows of the pairs that could not be built, the seconds building took, and what every row of the group shares (a level's shape and where it was built)."
     networks: dict    # {name: FP32 network}
     artifacts: dict   # {(name, precision, runtime): (Artifact, reused)}
     rows: dict        # {(name, precision, runtime): an error or unsupported row}
     build_s: float
+    shared: dict = dataclasses.field(default_factory=dict)   # columns every row of the group gets
 
 def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Group:
     "Build (or reuse from `store`) every network × `(precision, runtime)` of `todo`: the first step of `evaluate`, here or for a board."
@@ -342,15 +366,45 @@ def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, sto
     return Group(networks, artifacts, rows, time.perf_counter() - start)
 
 def score_group(group:Group, m:Measured, cfg:SweepConfig, calibration:list, val_dl, recipes:dict|None=None) -> dict:
-    "The last step of `evaluate`: every candidate's rows from what measuring gave back (`Measured`, here or from a board), `{(name, precision, runtime): row}`."
-    rows = dict(group.rows)
+    "The last step of `evaluate`: every candidate's rows from what measuring gave back (`Measured`, here or from a board), `{(name, precision, runtime): row}`, with the group's wall times (`level_build_s`; `level_measure_s`: loading, timing and scoring)."
+    start, rows = time.perf_counter(), dict(group.rows)
     for name, net in group.networks.items():
         mine = lambda d: {k[1:]: v for k, v in d.items() if k[0] == name}
-        scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
+        try: scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
+        except Exception as e: scored = {k[1:]: error_row(e) for k in group.artifacts if k[0] == name}   # the reference or footprints failed
         rows.update({(name, *k): r for k, r in scored.items()})
-    return rows
+    walls = dict(level_build_s=group.build_s, level_measure_s=m.seconds + time.perf_counter() - start)
+    return {k: {**group.shared, **walls, **r} for k, r in rows.items()}
 
 # %% ../nbs/api/08_experiments.ipynb #9c842a4e
+def measured_groups(groups, # (tag, Group) pairs, read one at a time: the next group is made while this one is measured elsewhere
+                    measurer:Here|OnBoard, # where they are timed
+                    val_dl, # validation batches: the timed inputs
+                    cfg:SweepConfig, # the sweep's settings (the benchmark keys)
+                   ):
+    "`(tag, Group, Measured)` of each group as its measuring finishes: here one after another, on a board while the next group is built here. A group with nothing to measure passes with nothing measured."
+    waiting = {}
+    def back(block):
+        for tag, m in measurer.finished(block): yield tag, waiting.pop(tag), m
+    for tag, group in groups:
+        if not group.artifacts: yield tag, group, Measured({}, {}, {}, {}); continue
+        waiting[tag] = group
+        measurer.submit(tag, group.artifacts, val_dl, cfg)
+        yield from back(block=False)
+    yield from back(block=True)
+
+@contextmanager
+def artifact_store(store:str|Path|None, # the run's artifact store (None: temporary files)
+                  ):
+    "The folder artifacts are built into for a block: `store`, made if missing, else temporary files (also where `store` cannot be made: a cluster worker that cannot reach the run's folder)."
+    usable = store is not None
+    if usable:
+        try: Path(store).mkdir(parents=True, exist_ok=True)
+        except OSError: usable = False
+    if usable: yield Path(store); return
+    with tempfile.TemporaryDirectory() as tmp: yield Path(tmp)
+
+# %% ../nbs/api/08_experiments.ipynb #33d70d27
 def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning level's network, a search's plans)
              todo:list[tuple[str, str]], # the (precision, runtime) pairs to build of each
              cfg:SweepConfig, # the sweep's settings
@@ -365,13 +419,10 @@ def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning le
             ) -> dict:
     "The one path from candidates to rows: build every network × pair, then measure them all side by side, interleaved (here or on a board), and score them: `{(name, precision, runtime): row}` with the group's wall times (`level_build_s`, `level_measure_s`). A sweep level is a group of one network; a search step is a group of plans."
     measurer = measurer or Here(threads, device or resolve_device(cfg.device))
-    with (nullcontext(store) if store is not None else tempfile.TemporaryDirectory()) as where:
+    with artifact_store(store) as where:
         group = build_group(networks, todo, cfg, calibration, where, pool, recipes)
-        built_at = time.perf_counter()
-        m = measurer.measure(group.artifacts, val_dl, cfg)
-    rows = score_group(group, m, cfg, calibration, val_dl, recipes)
-    walls = dict(level_build_s=group.build_s, level_measure_s=time.perf_counter() - built_at)   # building, then loading, timing and scoring
-    return {k: {**walls, **r} for k, r in rows.items()}
+        ((_, _, m),) = measured_groups([(None, group)], measurer, val_dl, cfg)
+    return score_group(group, m, cfg, calibration, val_dl, recipes)
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
 def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
@@ -405,19 +456,51 @@ def _level_shape(model:nn.Module, pruned:nn.Module, val_dl) -> dict:
     base = footprint(model, (1, *next(iter(val_dl))[0].shape[1:]))
     return dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned), baseline_memory_mb=(base.model_bytes + base.activation_bytes) / MB)
 
-def _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store=None, pool=None) -> dict:
-    "Every `(precision, runtime)` row of one pruning level, with where it was built and measured (`built_on`, `host`, `threads`) and how long the level took to build and to measure."
-    where = dict(host=socket.gethostname(), built_on=socket.gethostname(), threads=threads)
-    if store is not None:
-        try: Path(store).mkdir(parents=True, exist_ok=True)
-        except OSError: store = None   # a cluster worker that cannot reach the run's folder builds in temporary files
-    try: pruned = _prune(model, level, cfg, train_dl, device)
-    except Exception as e: return {key: {**where, **error_row(e)} for key in todo}
-    rows = evaluate({level: pruned}, todo, cfg, calibration, val_dl, threads, device, store, pool)
-    shape = _level_shape(model, pruned, val_dl)
-    return {key: {**where, **shape, **rows[(level, *key)]} for key in todo}
-
 # %% ../nbs/api/08_experiments.ipynb #31577ffe
+def level_group(model:nn.Module, # the trained baseline
+                level:float, # the pruning level
+                todo:list, # its (precision, runtime) pairs
+                cfg:SweepConfig, # the sweep's settings
+                calibration:list, # the calibration batches (_calibration)
+                train_dl:DataLoader, # training batches (fine-tuning)
+                val_dl:DataLoader, # validation batches (the input shape)
+                threads:int, # intra-op threads the artifacts run with (recorded)
+                device:torch.device, # where to prune and fine-tune
+                store:Path, # the artifact store
+                pool:ProcessPoolExecutor|None=None, # build worker processes
+                recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
+               ) -> Group:
+    "One pruning level pruned (and fine-tuned) and built, never while this host times anything: a group of one network, named by its level, whose rows share where it was built and its shape; a level that could not be pruned or built is a group of error rows."
+    host = socket.gethostname()
+    where = dict(host=host, built_on=host, threads=threads)
+    with build_slot():
+        try:
+            pruned = _prune(model, level, cfg, train_dl, device)
+            group = build_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
+            group.shared = {**where, **_level_shape(model, pruned, val_dl)}
+        except Exception as e: return Group({}, {}, {(level, *key): error_row(e) for key in todo}, 0.0, where)
+    return group
+
+# %% ../nbs/api/08_experiments.ipynb #00cbb64a
+def level_rows(model:nn.Module, # the trained baseline
+               pending:list, # [(level, [(precision, runtime), ...]), ...] to measure
+               cfg:SweepConfig, # the sweep's settings
+               data:tuple, # (train_loader, val_loader)
+               threads:int, # intra-op threads for every runtime
+               device:torch.device, # where to prune, fine-tune and run eager variants
+               store:Path, # the artifact store
+               pool:ProcessPoolExecutor|None, # build worker processes
+               measurer:Here|OnBoard, # where levels are timed
+               recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
+              ):
+    "The sweep's one level pipeline: `(level, {(precision, runtime): row})` of each pending level as its measuring finishes, pruned and built here (`level_group`), measured by `measurer` (here; on a board while the next level builds) and scored here, in this process or in a worker's `level_task`."
+    train_dl, val_dl = data
+    calibration = _calibration(train_dl, cfg)
+    groups = ((level, level_group(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store, pool, recipes)) for level, todo in pending)
+    for level, group, m in measured_groups(groups, measurer, val_dl, cfg):
+        with build_slot(): rows = score_group(group, m, cfg, calibration, val_dl, recipes)   # not while this host times anything
+        yield level, {key[1:]: row for key, row in rows.items()}
+
 def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
     "The baseline and its loaders from its weights, on a worker: the network built, the data rebuilt from the seed."
     model = sweep_model(dataclasses.replace(cfg, pretrained=False))   # the weights come with the task, not from the internet
@@ -431,14 +514,14 @@ def level_task(cfg:SweepConfig, # the sweep's settings
                baseline:tuple|dict, # (model, train_loader, val_loader), or on a worker the baseline's state_dict
                threads:int, # intra-op threads for every runtime (the client's count: results match wherever it runs)
                device:torch.device|None=None, # where to prune, fine-tune and run eager variants (None: resolve_device(cfg.device))
-               store:str|Path|None=None, # the run's artifact store (None: temporary files)
+               store:str|Path|None=None, # the run's artifact store (None or unreachable: temporary files)
                pool:ProcessPoolExecutor|None=None, # build worker processes (build_pool; in this process only)
               ) -> dict:
-    "Every row of one pruning level, wherever it runs: reseeded calibration, pruning, artifacts, accuracy and timing."
+    "Every row of one pruning level, wherever it runs (a Dask worker's task): `level_rows` for that level, measured where it runs."
     model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
-    with thread_limit(threads):
-        calibration = _calibration(train_dl, cfg)
-        return _sweep_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device or resolve_device(cfg.device), store, pool)
+    device = device or resolve_device(cfg.device)
+    with thread_limit(threads), artifact_store(store) as where:
+        return next(level_rows(model, [(level, todo)], cfg, (train_dl, val_dl), threads, device, where, pool, Here(threads, device)))[1]
 
 # %% ../nbs/api/08_experiments.ipynb #f0c62834
 def level_network(cfg:SweepConfig, # the sweep's settings
@@ -465,9 +548,8 @@ def _baseline_state(cfg:SweepConfig, threads:int) -> dict:
     "The trained baseline's weights (a task: trained with the client's training thread count, so the same weights wherever it runs)."
     with thread_limit(threads): return prepare_baseline(cfg)[0].state_dict()
 
-def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tuple|None, device):
-    "What every level task takes: the baseline and its loaders here; for a cluster its weights, trained once as a task, saved here, sent once."
-    if not ex.remote: return baseline or prepare_baseline(cfg, here, progress, device)
+def _shared_baseline(cfg:SweepConfig, here:Path, ex, baseline:tuple|None):
+    "What every level task on a cluster takes: the baseline's weights, trained once as a task (or given), saved here, sent once."
     if not baseline and cfg.weights and not cfg.baseline_epochs: return ex.share(given_network(cfg).state_dict())   # the given network, read here
     model = baseline[0] if baseline else sweep_model(dataclasses.replace(cfg, pretrained=False))
     if not baseline and not load_weights(model, baseline_checkpoint(cfg, here)):
@@ -475,19 +557,16 @@ def _shared_baseline(cfg:SweepConfig, here:Path, ex, progress:bool, baseline:tup
         atomic_write(baseline_checkpoint(cfg, here), lambda tmp: torch.save(model.state_dict(), tmp))
     return ex.share(model.state_dict())
 
-def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
-    "`(level, rows)` of each pending level as it finishes, from the executor `cfg` names (a task that failed for good: error rows); `counts`: the bar's total and start."
-    if not pending: return
-    if cfg.measure_on: yield from _board_level_rows(cfg, pending, here, progress, baseline, counts); return
-    threads = resolve_threads(cfg.threads)
-    with open_executor(cfg) as ex, build_pool(None if ex.remote else cfg, sum(len(todo) for _, todo in pending)) as pool:
-        device = None if ex.remote else resolve_device(cfg.device)   # a worker resolves its own
-        shared = _shared_baseline(cfg, here, ex, progress, baseline, device)
-        with tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:   # once the baseline is ready
-            for i, result in ex.map_unordered(level_task, [(cfg, level, todo, shared, threads, device, str(here / ARTIFACTS_DIR), pool) for level, todo in pending]):
+def _task_rows(cfg:SweepConfig, pending:list, here:Path, baseline:tuple|None, threads:int, bar):
+    "`(level, rows)` of each pending level as it finishes on a Dask cluster, one `level_task` a level (a task that failed for good: error rows); `bar` opens the progress bar once the baseline is ready."
+    with open_executor(cfg) as ex:
+        shared = _shared_baseline(cfg, here, ex, baseline)
+        tasks = [(cfg, level, todo, shared, threads, None, str(here / ARTIFACTS_DIR)) for level, todo in pending]   # a worker resolves its device
+        with bar() as b:
+            for i, result in ex.map_unordered(level_task, tasks):
                 level, todo = pending[i]
                 yield level, result if isinstance(result, dict) else {key: error_row(result) for key in todo}
-                bar.update(len(todo))
+                b.update(len(todo))
 
 # %% ../nbs/api/08_experiments.ipynb #230c5212
 def _board_features(facts:dict) -> dict:
@@ -500,52 +579,20 @@ def _board_features(facts:dict) -> dict:
               f"INT8 recipes follow {first}, and rows measured on different boards are not like for like", file=sys.stderr)
     return facts[first]["features"]
 
-def _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes) -> dict:
-    "One level built here for a board (`build_group`, as `evaluate` builds): its `group`, `calibration`, `shape` and `where`; only `failed` (its error rows) when pruning failed."
-    host = socket.gethostname()
-    where = dict(host=host, built_on=host, threads=threads)
-    with thread_limit(threads), build_slot():   # this host's work for the board waits while anything here is timed
-        calibration = _calibration(train_dl, cfg)
-        try: pruned = _prune(model, level, cfg, train_dl, device)
-        except Exception as e: return dict(failed={key: {**where, **error_row(e)} for key in todo})
-        group = build_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
-        where.update(level_build_s=group.build_s)
-        return dict(group=group, calibration=calibration, shape=_level_shape(model, pruned, val_dl), where=where)
-
-def _board_rows(cfg, level, todo, built:dict, result, val_dl, recipes) -> dict:
-    "The rows of one level measured on a board (`score_group`, as `evaluate` scores): `built` is `_board_level`'s, `result` what `measure_shipped` sent back (an exception: what ended it; None: nothing was sent)."
-    group, where = built["group"], dict(built["where"])
-    m = OnBoard.received(group.artifacts, result) if result is not None else Measured({}, {}, {}, {})
-    if isinstance(result, dict): where.update(level_measure_s=result["measure_s"])   # on the board: unpacking, loading, timing, predicting
-    rows = score_group(group, m, cfg, built["calibration"], val_dl, recipes)
-    return {key: {**where, **built["shape"], **rows[(level, *key)]} for key in todo}
-
 # %% ../nbs/api/08_experiments.ipynb #a7164578
-def _board_level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
-    "`(level, rows)` of each pending level with `measure_on`: pruned and built here (and in the build pool), each level's files measured on a worker holding the resource while the next level builds."
-    threads, device = resolve_threads(cfg.threads), resolve_device(cfg.device)
-    with measurer_for(cfg, threads, device) as (board, recipes):   # the board's runtimes import while the baseline trains
-        boards = board.boards
-        model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)
-        boards.send([(x, y) for x, y in val_dl])
-        store, levels = here / ARTIFACTS_DIR, {}
-        store.mkdir(parents=True, exist_ok=True)
-        with build_pool(cfg, sum(len(todo) for _, todo in pending)) as pool, \
-             tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant") as bar:
-            def finished(block):
-                for level, result in boards.finished(block):
-                    todo, built = levels.pop(level)
-                    with build_slot(): rows = _board_rows(cfg, level, todo, built, result, val_dl, recipes)
-                    yield level, rows
-                    bar.update(len(todo))
-            for level, todo in pending:
-                built = _board_level(model, level, todo, cfg, train_dl, val_dl, threads, device, store, pool, recipes)
-                if "failed" in built or not built["group"].artifacts:   # nothing to measure
-                    yield level, built.get("failed") or _board_rows(cfg, level, todo, built, None, val_dl, recipes); bar.update(len(todo)); continue
-                levels[level] = todo, built
-                boards.submit(level, {key: Shipment.of(a) for key, (a, _) in built["group"].artifacts.items()}, board.settings)
-                yield from finished(block=False)
-            yield from finished(block=True)
+def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
+    "`(level, rows)` of each pending level as it finishes: `level_rows` here, measured here or on the board `measure_on` names; with `executor: dask` alone, each level a task on the cluster. `counts`: the bar's total and start."
+    if not pending: return
+    threads = resolve_threads(cfg.threads)
+    bar = lambda: tqdm(total=counts[0], initial=counts[1], disable=not progress, desc="sweep", unit="variant")
+    if cfg.executor == "dask" and not cfg.measure_on:
+        yield from _task_rows(cfg, pending, here, baseline, threads, bar); return
+    device = resolve_device(cfg.device)
+    with measurer_for(cfg, threads, device) as (measurer, recipes), build_pool(cfg, sum(len(todo) for _, todo in pending)) as pool:
+        model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)   # a board's runtimes import meanwhile
+        with bar() as b, thread_limit(threads), artifact_store(here / ARTIFACTS_DIR) as store:
+            for level, rows in level_rows(model, pending, cfg, (train_dl, val_dl), threads, device, store, pool, measurer, recipes):
+                yield level, rows; b.update(len(rows))
 
 # %% ../nbs/api/08_experiments.ipynb #546107a2
 def run_sweep(cfg:SweepConfig, # the sweep's settings
