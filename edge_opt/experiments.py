@@ -97,9 +97,14 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
                      progress:bool=False, # show training progress
                      device:torch.device|None=None, # where to train (None: resolve_device(cfg.device))
+                     state:dict|None=None, # the baseline's weights, as a level task on a cluster receives them
                     ) -> tuple[nn.Module, DataLoader, DataLoader]:
-    "The baseline of `cfg` and its loaders: the given `weights` as they are, or `cfg.model` trained for `cfg.baseline_epochs` (once, cached in `output_dir`)."
+    "The baseline of `cfg` and its loaders, whatever its source: the weights a level task was sent (`state`), the given `weights` as they are, or `cfg.model` trained for `cfg.baseline_epochs` (once, cached in `output_dir`)."
     data, epochs = sweep_data(cfg), cfg.baseline_epochs
+    if state is not None:   # built and loaded, nothing trained or downloaded; the loaders rebuilt from the seed
+        model = sweep_model(dataclasses.replace(cfg, pretrained=False), data)
+        model.load_state_dict(state)
+        return (model.eval(), *data.loaders(cfg.batch_size, cfg.seed))
     if cfg.weights and epochs:
         print(f"edge-opt: training the given weights '{cfg.weights}' for {epochs} more epoch(s) (epochs: {epochs}); "
               "the baseline is the network after them", file=sys.stderr)
@@ -501,12 +506,6 @@ def level_rows(model:nn.Module, # the trained baseline
         with build_slot(): rows = score_group(group, m, cfg, calibration, val_dl, recipes)   # not while this host times anything
         yield level, {key[1:]: row for key, row in rows.items()}
 
-def _rebuilt(cfg:SweepConfig, state:dict) -> tuple:
-    "The baseline and its loaders from its weights, on a worker: the network built, the data rebuilt from the seed."
-    model = sweep_model(dataclasses.replace(cfg, pretrained=False))   # the weights come with the task, not from the internet
-    model.load_state_dict(state)
-    return (model.eval(), *sweep_data(cfg).loaders(cfg.batch_size, cfg.seed))
-
 # %% ../nbs/api/08_experiments.ipynb #640ca6c6
 def level_task(cfg:SweepConfig, # the sweep's settings
                level:float, # the pruning level
@@ -518,7 +517,7 @@ def level_task(cfg:SweepConfig, # the sweep's settings
                pool:ProcessPoolExecutor|None=None, # build worker processes (build_pool; in this process only)
               ) -> dict:
     "Every row of one pruning level, wherever it runs (a Dask worker's task): `level_rows` for that level, measured where it runs."
-    model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else _rebuilt(cfg, baseline)
+    model, train_dl, val_dl = baseline if isinstance(baseline, tuple) else prepare_baseline(cfg, state=baseline)
     device = device or resolve_device(cfg.device)
     with thread_limit(threads), artifact_store(store) as where:
         return next(level_rows(model, [(level, todo)], cfg, (train_dl, val_dl), threads, device, where, pool, Here(threads, device)))[1]
