@@ -347,7 +347,7 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
     levels = [f[f.timing_start >= since].drop_duplicates("pruning_level") for f in frames if "timing_start" in f and "level_build_s" in f]
     build, measure = (sum(float(l[k].sum()) for l in levels) for k in ("level_build_s", "level_measure_s"))
     if any("measure_on" in l and l.measure_on.notna().any() for l in levels):   # boards measure while the next level builds here
-        return (f"Done in {total:.1f} s: building artifacts {build:.1f} s here, while boards timed and scored {measure:.1f} s; "
+        return (f"Done in {total:.1f} s: building artifacts {build:.1f} s here, while boards timed them and this host scored them in {measure:.1f} s; "
                 f"the rest (data, baseline, pruning, shipping files, reports) {total - build:.1f} s")
     return (f"Done in {total:.1f} s: building artifacts {build:.1f} s, timing and scoring {measure:.1f} s, "
             f"the rest (data, baseline, pruning, reports, shipping) {total - build - measure:.1f} s")

@@ -276,12 +276,12 @@ class Measured:
     measured: dict   # {key: Timed, a finished row, or an exception}
     window: dict     # timing_start, timing_end
     facts: dict      # host_facts of the process that measured them
-    seconds: float = 0.0   # loading, timing and predicting, where they ran
+    seconds: float|None = 0.0   # loading, timing and predicting, where they ran (None: measuring failed)
 
     @classmethod
-    def failed(cls, artifacts:dict, error:Exception) -> Measured:
-        "Nothing measured: every artifact's result is `error` (what ended the measuring)."
-        return cls({}, {k: error for k in artifacts}, {}, {})
+    def failed(cls, artifacts, error:Exception, finished:dict|None=None) -> Measured:
+        "Nothing timed: every artifact's result is `error` (what ended the measuring), but for the rows already `finished` (unsupported ones stay unsupported)."
+        return cls({}, {**{k: error for k in artifacts}, **(finished or {})}, {}, {}, None)
 
 @dataclasses.dataclass
 class Here:
@@ -292,11 +292,11 @@ class Here:
 
     def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
         "`{key: (Artifact, reused)}` loaded and timed here; an error that ends the timing is every artifact's result."
-        start = time.perf_counter()
+        start, failed = time.perf_counter(), {}
         try:
             loaded, failed = _load_here(artifacts, self.threads, self.device)
             timed, window, facts = _time_here(loaded, val_dl, cfg, self.threads)
-        except Exception as e: return Measured.failed(artifacts, e)
+        except Exception as e: return Measured.failed(artifacts, e, failed)
         return Measured(loaded, {**failed, **timed}, window, facts, time.perf_counter() - start)
 
     def submit(self, tag, artifacts:dict, val_dl, cfg:SweepConfig):
@@ -359,7 +359,7 @@ class Group:
     networks: dict    # {name: FP32 network}
     artifacts: dict   # {(name, precision, runtime): (Artifact, reused)}
     rows: dict        # {(name, precision, runtime): an error or unsupported row}
-    build_s: float
+    build_s: float|None   # None: nothing was built (the level could not be pruned)
     shared: dict = dataclasses.field(default_factory=dict)   # columns every row of the group gets
 
 def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Group:
@@ -378,7 +378,7 @@ def score_group(group:Group, m:Measured, cfg:SweepConfig, calibration:list, val_
         try: scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
         except Exception as e: scored = {k[1:]: error_row(e) for k in group.artifacts if k[0] == name}   # the reference or footprints failed
         rows.update({(name, *k): r for k, r in scored.items()})
-    walls = dict(level_build_s=group.build_s, level_measure_s=m.seconds + time.perf_counter() - start)
+    walls = dict(level_build_s=group.build_s, level_measure_s=None if m.seconds is None else m.seconds + time.perf_counter() - start)
     return {k: {**group.shared, **walls, **r} for k, r in rows.items()}
 
 # %% ../nbs/api/08_experiments.ipynb #9c842a4e
@@ -392,7 +392,7 @@ def measured_groups(groups, # (tag, Group) pairs, read one at a time: the next g
     def back(block):
         for tag, m in measurer.finished(block): yield tag, waiting.pop(tag), m
     for tag, group in groups:
-        if not group.artifacts: yield tag, group, Measured({}, {}, {}, {}); continue
+        if not group.artifacts: yield tag, group, Measured({}, {}, {}, {}, None); continue
         waiting[tag] = group
         measurer.submit(tag, group.artifacts, val_dl, cfg)
         yield from back(block=False)
@@ -405,7 +405,9 @@ def artifact_store(store:str|Path|None, # the run's artifact store (None: tempor
     usable = store is not None
     if usable:
         try: Path(store).mkdir(parents=True, exist_ok=True)
-        except OSError: usable = False
+        except OSError as e:
+            usable = False
+            print(f"edge-opt: artifacts cannot be kept in {store} ({e.strerror or e}); building them in temporary files", file=sys.stderr)
     if usable: yield Path(store); return
     with tempfile.TemporaryDirectory() as tmp: yield Path(tmp)
 
@@ -478,12 +480,12 @@ def level_group(model:nn.Module, # the trained baseline
     "One pruning level pruned (and fine-tuned) and built, never while this host times anything: a group of one network, named by its level, whose rows share where it was built and its shape; a level that could not be pruned or built is a group of error rows."
     host = socket.gethostname()
     where = dict(host=host, built_on=host, threads=threads)
-    with build_slot():
-        try:
+    try:
+        with build_slot():
             pruned = _prune(model, level, cfg, train_dl, device)
             group = build_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
-            group.shared = {**where, **_level_shape(model, pruned, val_dl)}
-        except Exception as e: return Group({}, {}, {(level, *key): error_row(e) for key in todo}, 0.0, where)
+        group.shared = {**where, **_level_shape(model, pruned, val_dl)}
+    except Exception as e: return Group({}, {}, {(level, *key): error_row(e) for key in todo}, None, where)
     return group
 
 # %% ../nbs/api/08_experiments.ipynb #00cbb64a

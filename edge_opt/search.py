@@ -290,7 +290,7 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
         rows = evaluate({p.name: p.net for p in plans}, todo, s.cfg, s.calibration, s.val_dl, s.threads, s.device, s.here / ARTIFACTS_DIR,
                         recipes=s.recipes, measurer=s.measurer)
     any_row = next(iter(rows.values()))
-    s.spent["building_s"] += any_row.get("level_build_s", 0.0); s.spent["measuring_s"] += any_row.get("level_measure_s", 0.0)
+    s.spent["building_s"] += any_row.get("level_build_s") or 0.0; s.spent["measuring_s"] += any_row.get("level_measure_s") or 0.0
     total, out = sum(s.original.values()), {}
     for p in plans:
         shape = _level_shape(s.model, p.net, s.val_dl)

@@ -11,6 +11,7 @@ start-up each time: the way multiprocessing's `forkserver` is meant to be used.
     .venv/bin/python tools/test_notebooks.py [--workers 2] [--flags "slow"] [NOTEBOOK_OR_FOLDER]
 """
 import argparse
+import atexit
 import multiprocessing
 import sys
 import time
@@ -34,16 +35,25 @@ def one(path: str, flags: str) -> int:
 PRELOAD = ["numpy", "pandas", "torch", "nbdev.test", "execnb.shell", "edge_opt.experiments"]   # imported once, in the fork server
 
 
+TIMEOUT_S = 1800   # a notebook still running after this fails (say, one that left a worker process behind)
+
+
 def child(path: str, flags: str):
-    "The notebook's own process: its exit status says whether it passed."
-    sys.exit(one(path, flags))
+    "The notebook's own process: its exit status says whether it passed. Its exit handlers run as at a normal interpreter exit (a multiprocessing child skips them): temporary folders are removed."
+    try: status = one(path, flags)
+    finally: atexit._run_exitfuncs()
+    sys.exit(status)
 
 
 def run(ctx, path: Path, flags: str) -> tuple[int, float]:
     "Test `path` in a fresh process forked from the preloaded server: (its exit status, seconds); its output goes to ours."
     start = time.time()
     p = ctx.Process(target=child, args=(str(path), flags))
-    p.start(); p.join()
+    p.start(); p.join(TIMEOUT_S)
+    if p.exitcode is None:
+        print(f"{path.name}: still running after {TIMEOUT_S} s; stopped", flush=True)
+        p.kill(); p.join()
+        return "timeout", time.time() - start
     return p.exitcode, time.time() - start
 
 
