@@ -283,6 +283,7 @@ class Measured:
         "Nothing timed: every artifact's result is `error` (what ended the measuring), but for the rows already `finished` (unsupported ones stay unsupported)."
         return cls({}, {**{k: error for k in artifacts}, **(finished or {})}, {}, {}, None)
 
+# %% ../nbs/api/08_experiments.ipynb #2c0ae88b
 @dataclasses.dataclass
 class Here:
     "The measurer of this machine: load every artifact here and time them side by side, interleaved (`submit` measures at once)."

@@ -41,11 +41,11 @@ from .training import input_dtype
 __all__ = ['RUNTIMES', 'RUNTIME_PACKAGES', 'RUNTIME_LABELS', 'ARTIFACT_FILE', 'COMPUTES_IN', 'ORT_FP16_REASON', 'TIMING_VERSION',
            'WARMUP_S', 'DEPLOYED_AS', 'INT8_TRIALS', 'BUILDERS', 'LOADERS', 'UnsupportedPrecisionError',
            'runtime_available', 'default_runtimes', 'check_runtimes', 'thread_limit', 'take_batches', 'Artifact',
-           'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'build_executorch',
-           'load_executorch', 'onnx_layer_nodes', 'onnx_artifact', 'build_onnxruntime', 'load_onnxruntime',
-           'openvino_capabilities', 'openvino_layer_nodes', 'build_openvino', 'load_openvino', 'timing_method',
-           'load_snippet', 'snippet_namespace', 'keep_accuracy', 'build_artifact', 'load_artifact', 'artifact_key',
-           'stored_artifact', 'deploy', 'start_build_worker']
+           'Deployed', 'Builder', 'Loader', 'eager_deployed', 'build_eager', 'load_eager', 'xnnpack_ptq_quantizer',
+           'build_executorch', 'load_executorch', 'onnx_layer_nodes', 'onnx_artifact', 'build_onnxruntime',
+           'load_onnxruntime', 'openvino_capabilities', 'openvino_layer_nodes', 'build_openvino', 'load_openvino',
+           'timing_method', 'load_snippet', 'snippet_namespace', 'keep_accuracy', 'build_artifact', 'load_artifact',
+           'artifact_key', 'stored_artifact', 'deploy', 'start_build_worker']
 
 # %% ../nbs/api/04a_runtimes.ipynb #964dfadd
 RUNTIMES = ("eager", "executorch", "onnxruntime", "openvino")
@@ -332,6 +332,15 @@ def load_eager(artifact, threads, device="cpu") -> Deployed:   # a Loader
     return Deployed("eager", artifact.precision, ns["run"], lambda x: x.float().contiguous(), artifact.artifact_bytes, artifact.max_batch,
                     artifact.inference_precision, keep=(ns,), artifact=artifact, prepare=prepare)
 
+# %% ../nbs/api/04a_runtimes.ipynb #17abce4a
+def xnnpack_ptq_quantizer(qat_patterns:bool=False, # keep the quantizer's QAT-only conv-BN patterns (tools/bench_builds.py compares both)
+                         ):
+    "ExecuTorch's XNNPACK quantizer as edge_opt's INT8 uses it: symmetric, per-channel weights, post-training. Its conv-BN patterns serve QAT (in PTQ BatchNorm is already folded into the conv) and each costs a small export per build, so they are left out: the graph and outputs are the same without them."
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    if not qat_patterns: quantizer.SUPPORTED_PATTERNS = [p for p in quantizer.SUPPORTED_PATTERNS if not (p.is_qat and "_bn" in p.name)]
+    return quantizer
+
 # %% ../nbs/api/04a_runtimes.ipynb #c50dbc43
 _LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)   # what a conv or linear layer is in an exported graph
 
@@ -343,10 +352,9 @@ def _export(model:nn.Module, example:torch.Tensor, max_batch:int):
 
 def _pt2e_int8(model:nn.Module, example:torch.Tensor, calibration:list, max_batch:int, float_layers:tuple=(), exported=None) -> nn.Module:
     "PT2E static INT8 with the XNNPACK quantizer (symmetric, per-channel weights), calibrated on `calibration`; the nodes of `float_layers` left out by the quantizer's node filter (its `set_module_name(name, None)` is not supported yet)."
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter, get_symmetric_quantization_config
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_module_name_filter
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    quantizer.SUPPORTED_PATTERNS = [p for p in quantizer.SUPPORTED_PATTERNS if not (p.is_qat and "_bn" in p.name)]   # QAT's conv-BN patterns cost 3 s a build; PTQ is the same without them (tools/bench_builds.py)
+    quantizer = xnnpack_ptq_quantizer()
     if float_layers:
         inside = [get_module_name_filter(name) for name in check_float_layers(model, float_layers)]
         quantizer.set_filter_function(lambda node: not any(f(node) for f in inside))
