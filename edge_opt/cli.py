@@ -24,13 +24,12 @@ from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_di
 from .constraints import Constraints, Recommendation, recommend
 from .rows import KEY, spread_columns
 from .data import DatasetUnavailableError
-from .experiments import int8_fallback, run_rows, run_sweep, sweep_data
+from .experiments import int8_fallback, run_sweep, sweep_data
 from .analysis import agreement_line, aggregate_seeds, fastest_runtime_table, low_agreement, measured_rows, pareto_by_runtime
 from .metrics import wrap_text
 from .search import SearchError, SearchSettings, Target, run_search, search_results
-from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR,
-                              SUMMARY_FILE, OutputDirError,
-                              atomic_write, check_output_dir, claim, latest_run, mark, output_lock, run_dir, seed_dir, seed_folders, write_json, write_text)
+from .storage import (AGGREGATE_FILE, LATEST_FILE, RECOMMENDATION_FILE, REPRODUCIBILITY_FILE, ROWS_FILE, OutputDirError, RunLayout,
+                              atomic_write, check_output_dir, claim, mark, write_json, write_text)
 from .reporting import reproducibility_record, seeds_table, summarize_sweep, variant_table, write_reports
 from .shipping import ShipError, export_variant, ship_recommended, shipped_files, sweep_config, tidy_store
 from .quantization import PRECISIONS
@@ -215,23 +214,23 @@ def recommend_main(argv:list[str], # the arguments after edge-opt recommend
     args = recommend_parser().parse_args(argv)
     try: cfg = _recommend_config(args)
     except ConfigError as e: return _fail(str(e))
-    out = Path(cfg.output_dir)
-    if (here := latest_run(out)) is None and (seeds := seed_folders(out)):
-        return _fail(f"--from '{out}' holds one sweep per seed; name one of them: --from {seeds[0]} ({', '.join(s.name for s in seeds)})")
+    out = RunLayout(cfg.output_dir)
+    if (here := out.latest()) is None and (seeds := out.seeds()):
+        return _fail(f"--from '{out.root}' holds one sweep per seed; name one of them: --from {seeds[0].root} ({', '.join(s.root.name for s in seeds)})")
     if here is None:
-        print(f"edge-opt: no sweep in {out}; running it first", flush=True)
+        print(f"edge-opt: no sweep in {out.root}; running it first", flush=True)
         try: run(cfg, [cfg.seed], not args.no_progress, ["edge-opt", "recommend", *argv])
-        except OSError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
-        except ValueError as e: return _fail(f"--from '{out}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
-        here = latest_run(out)
-    rows = run_rows(here)   # the run's rows file, not the sweep_results.csv copy at the top (which a full disk or a cut copy may have torn)
-    if not rows: return _fail(f"--from '{out}' is not allowed; its rows file {here / ROWS_FILE} holds no complete row; run the sweep again to measure them")
+        except OSError as e: return _fail(f"--from '{out.root}' is not allowed; no sweep there and none can be run there ({e.strerror or e})")
+        except ValueError as e: return _fail(f"--from '{out.root}' is not allowed; no sweep there and none can be run there ({str(e).split('; ', 1)[-1]})")
+        here = out.latest()
+    rows = here.sweep_rows()   # the run's rows file, not the sweep_results.csv copy at the top (which a full disk or a cut copy may have torn)
+    if not rows: return _fail(f"--from '{out.root}' is not allowed; its rows file {here.rows} holds no complete row; run the sweep again to measure them")
     try:
-        with output_lock(out):
+        with out.lock():
             claim(out, RECOMMENDATION_FILE)
-            rec = write_recommendation(judged_rows(pd.DataFrame(rows), out, _recorded(out, here)), cfg, out)
+            rec = write_recommendation(judged_rows(pd.DataFrame(rows), out.root, _recorded(out.root, here.path)), cfg, out.root)
     except ValueError as e: return _fail(str(e))
-    print(rec.text(str(out)))
+    print(rec.text(str(out.root)))
     return 0 if rec.choice is not None else NO_VARIANT_EXIT
 
 # %% ../nbs/api/10_cli.ipynb #5f3b3fab
@@ -245,19 +244,19 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
                     command:list[str]|None=None, # the command line, recorded in reproducibility.json
                    ) -> tuple[Recommendation|None, tuple|None, str]:
     "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`, and the recommended variant exported into `out/recommended/`; returns the recommendation, the key of the variant shipped (None: none), and the text saying both."
-    fp, pointer = cfg.fingerprint(), Path(out) / LATEST_FILE
-    previous = pointer.read_text().strip() if pointer.exists() else None
+    fp, layout = cfg.fingerprint(), RunLayout(out)
+    previous = layout.pointer.read_text().strip() if layout.pointer.exists() else None
     if previous and previous != fp:
         print(f"edge-opt: the reports at the top of {out} now describe configuration {fp}; those of configuration "
-              f"{previous} stay in {run_dir(out, previous)}", file=sys.stderr)
-    here = run_dir(out, fp)
+              f"{previous} stay in {layout.run(previous).path}", file=sys.stderr)
+    here = layout.run(fp).path
     written = write_reports(df, cfg, here, command)
     text, rec, judged = _recommendation_text(judged_rows(df, out, cfg), cfg, here)
     names = [n for n in [*written, RECOMMENDATION_FILE] if (here / n).exists()]
     claim(out, *names, LATEST_FILE); mark(here, "run", names)
     for name in names:   # the latest, copied rather than computed and drawn twice
-        atomic_write(Path(out) / name, lambda tmp, src=here / name: shutil.copyfile(src, tmp))
-    write_text(pointer, fp)
+        atomic_write(layout.top(name), lambda tmp, src=here / name: shutil.copyfile(src, tmp))
+    write_text(layout.pointer, fp)
     choice = rec.choice if judged else None
     return (rec, tuple(choice[k] for k in KEY) if choice else None,
             "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here, df, cfg.keep_artifacts, choice))]))
@@ -270,25 +269,26 @@ def run(cfg:SweepConfig, # the sweep's settings
         verbose:bool=False, # the report lists every variant (report_text)
        ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
-    out, frames, cfgs = Path(cfg.output_dir), [], []
-    folders = [seed_dir(out, s).name for s in seeds] if len(seeds) > 1 else []
-    with output_lock(out):
+    layout, frames, cfgs = RunLayout(cfg.output_dir), [], []
+    out = layout.root
+    folders = [layout.seed(s).root.name for s in seeds] if len(seeds) > 1 else []
+    with layout.lock():
         for name in folders: check_output_dir(out / name)   # every folder checked before any work
         check_output_dir(out, folders); claim(out, *folders)
         for seed in seeds:
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
-            where = seed_dir(out, seed) if len(seeds) > 1 else out
+            where = (layout.seed(seed) if len(seeds) > 1 else layout).root
             df = run_sweep(seed_cfg, where, progress)
             rec, shipped, answer = publish_reports(df, seed_cfg, where, command)
-            summary = json.loads((where / SUMMARY_FILE).read_text())   # as written, not computed again
+            summary = json.loads(RunLayout(where).summary.read_text())   # as written, not computed again
             print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
                   + f"\nFiles: {where}", flush=True)
             frames.append(df); cfgs.append(seed_cfg)
         if len(seeds) > 1:
             agg = aggregate_seeds(frames)
             claim(out, AGGREGATE_FILE, REPRODUCIBILITY_FILE)
-            atomic_write(out / AGGREGATE_FILE, lambda tmp: agg.to_csv(tmp, index=False))
-            write_json(out / REPRODUCIBILITY_FILE, reproducibility_record(cfgs, command))
+            atomic_write(layout.aggregate, lambda tmp: agg.to_csv(tmp, index=False))
+            write_json(layout.record, reproducibility_record(cfgs, command))
             print(f"\n== mean ± std over seeds {seeds} ==\n" + seeds_table(agg) + f"\nFiles: {out} ({AGGREGATE_FILE}: every column)")
     return frames
 
@@ -354,8 +354,9 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
 
 def _rows_dirs(cfg:SweepConfig, seeds:list[int]) -> str:
     "Where a command's measured rows are: the run directory of its configuration, one per seed with several seeds."
-    if len(seeds) < 2: return str(run_dir(cfg.output_dir, cfg.fingerprint()))
-    return ", ".join(str(run_dir(seed_dir(cfg.output_dir, s), config_from_dict({"seed": s}, base=cfg).fingerprint())) for s in seeds)
+    out = RunLayout(cfg.output_dir)
+    if len(seeds) < 2: return str(out.run(cfg.fingerprint()).path)
+    return ", ".join(str(out.seed(s).run(config_from_dict({"seed": s}, base=cfg).fingerprint()).path) for s in seeds)
 
 # %% ../nbs/api/10_cli.ipynb #384faf10
 def _sweep_main(argv:list[str]) -> int:
@@ -405,16 +406,16 @@ SEARCH_IGNORES = ("pruning_levels", "precisions", "runtimes", "allowed_runtimes"
                   "memory_budgets_mb", "keep_artifacts")   # sweep keys a search has no use for: no flag (--runtime and --precision say what it ships)
 
 # %% ../nbs/api/10_cli.ipynb #d2dfa161
-def _recommended(out:Path) -> dict:
+def _recommended(out:RunLayout) -> dict:
     "The variant `out`'s recommendation ships (`{}`: none, or no readable recommendation.json)."
-    try: rec = json.loads((out / RECOMMENDATION_FILE).read_text())
+    try: rec = json.loads(out.recommendation.read_text())
     except (OSError, ValueError): return {}
     return rec if isinstance(rec, dict) and rec.get("passed") else {}
 
 def _search_inputs(args:argparse.Namespace) -> tuple[SweepConfig, SearchSettings, Target]:
     "The configuration, the search's settings (runtime and precision: the flags, else OUT's recommendation, else ONNX Runtime FP32) and its target (a memory limit only where the user gave one: the sweep's default is not a search target)."
     cfg = resolve_config(args)
-    shipped = _recommended(Path(cfg.output_dir))
+    shipped = _recommended(RunLayout(cfg.output_dir))
     settings = SearchSettings(args.runtime or shipped.get("runtime") or "onnxruntime", args.precision or shipped.get("precision") or "fp32",
                               args.step, args.finetune_batches, args.max_steps, tuple(args.uniform_levels))
     given = {*((yaml.safe_load(Path(args.config).read_text()) or {}) if args.config else {}), *flag_values(args)}
@@ -430,14 +431,14 @@ def search_main(argv:list[str], # the arguments after edge-opt search
     except (ConfigError, SearchError, ValueError, OSError) as e: return _fail(str(e))
     try: result = run_search(cfg, settings, target, cfg.output_dir, not args.no_progress)   # bad data or held-out images: one line before any folder is made
     except (ConfigError, SearchError, DatasetUnavailableError, ValueError) as e: return _fail(str(e))
-    except OSError as e: return _fail(f"{e.strerror or e}: '{e.filename}'; finished steps are kept in {Path(cfg.output_dir) / SEARCHES_DIR}")
+    except OSError as e: return _fail(f"{e.strerror or e}: '{e.filename}'; finished steps are kept in {RunLayout(cfg.output_dir).searches_dir}")
     except KeyboardInterrupt:
-        print(f"\nedge-opt: interrupted; finished steps are kept in {Path(cfg.output_dir) / SEARCHES_DIR}; run the same command again to resume", file=sys.stderr)
+        print(f"\nedge-opt: interrupted; finished steps are kept in {RunLayout(cfg.output_dir).searches_dir}; run the same command again to resume", file=sys.stderr)
         return 130
     print(result.text())
     if result.met:
         try: print(wrap_text(ship_recommended(cfg.output_dir, result.result)))
         except (SearchError, RuntimeError, OSError) as e: print(f"NOT SHIPPED: {e}; the search's rows and plans are kept in {result.here}")
-    else: print(f"Nothing shipped: no plan met the target; {Path(cfg.output_dir) / RECOMMENDED_DIR} is left as it was.")
+    else: print(f"Nothing shipped: no plan met the target; {RunLayout(cfg.output_dir).recommended} is left as it was.")
     print(f"Done in {time.perf_counter() - start:.1f} s")
     return 0 if result.met else NO_VARIANT_EXIT

@@ -32,16 +32,16 @@ from .quantization import Int8Fallback, precision_variant
 from .recipes import cpu_features, recipes_for
 from .runtimes import (UnsupportedPrecisionError, start_build_worker, eager_deployed, load_artifact, resolve_threads, stored_artifact,
                                take_batches, thread_limit, timing_method)
-from .storage import (ARTIFACTS_DIR, ROWS_FILE, RUNS_DIR, append_row, atomic_write, claim, mark, output_lock, read_rows,
-                              repair_rows, run_dir)
+from .storage import (ROWS_FILE, RUNS_DIR, RunFolder, RunLayout, _moved, append_row, atomic_write, claim, read_rows,
+                              repair_rows)
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['BUILD_ORDER', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network', 'baseline_checkpoint',
-           'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts', 'build_variants',
-           'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard', 'measurer_for',
-           'Group', 'build_group', 'score_group', 'measured_groups', 'artifact_store', 'evaluate', 'level_group',
-           'level_rows', 'level_task', 'level_network', 'run_rows', 'run_sweep', 'code_version', 'host_key',
+__all__ = ['BUILD_ORDER', 'run_rows', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network',
+           'baseline_checkpoint', 'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts',
+           'build_variants', 'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard',
+           'measurer_for', 'Group', 'build_group', 'score_group', 'measured_groups', 'artifact_store', 'evaluate',
+           'level_group', 'level_rows', 'level_task', 'level_network', 'run_sweep', 'code_version', 'host_key',
            'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
@@ -91,7 +91,7 @@ def baseline_checkpoint(cfg:SweepConfig, # the sweep's settings
                         output_dir:str|Path, # the run's directory
                        ) -> Path:
     "Where the trained baseline of `cfg` is saved."
-    return Path(output_dir) / f"baseline-{cfg.fingerprint(timing=False)}.pt"   # training does not depend on how rows are timed
+    return RunFolder(output_dir).baseline(cfg.fingerprint(timing=False))   # training does not depend on how rows are timed
 
 def prepare_baseline(cfg:SweepConfig, # the sweep's settings
                      output_dir:str|Path|None=None, # cache the trained weights here (None: no cache)
@@ -433,12 +433,12 @@ def evaluate(networks:dict, # {name: FP32 network}: the candidates (a pruning le
     return score_group(group, m, cfg, calibration, val_dl, recipes)
 
 # %% ../nbs/api/08_experiments.ipynb #92afe643
-def _resume_rows(out:Path, here:Path, fingerprint:str) -> list[dict]:
+def _resume_rows(out:RunLayout, here:RunFolder, fingerprint:str) -> list[dict]:
     "The finished rows of this configuration (repairing a torn file first), adopting an old top-level rows file."
-    legacy, path = out / ROWS_FILE, here / ROWS_FILE
+    legacy, path = out.top(ROWS_FILE), here.rows
     if legacy.exists():
         old = (read_rows(legacy) or [{}])[0].get("fingerprint", "unknown")
-        target = run_dir(out, old) / ROWS_FILE
+        target = out.run(old).rows
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True); os.replace(legacy, target)
             print(f"edge-opt: moved the rows of configuration {old} into {target.parent}", file=sys.stderr)
@@ -537,20 +537,14 @@ def level_network(cfg:SweepConfig, # the sweep's settings
         return _prune(model, float(level), cfg, train_dl, resolve_device(cfg.device)), calibration
 
 # %% ../nbs/api/08_experiments.ipynb #2bc7a3cd
-def run_rows(here:str|Path, # a run directory (latest_run(out))
-            ) -> list[dict]:
-    "The run's rows from its rows file, the source of truth (a torn line is skipped): the last row of each variant, in the order variants were first measured."
-    rows, name = {}, Path(here).name
-    for r in read_rows(Path(here) / ROWS_FILE):
-        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", name) == name: rows[row_key(r)] = r   # a variant's latest
-    return list(rows.values())
+run_rows = _moved("run_rows(here)", "RunFolder(here).sweep_rows()", lambda here: RunFolder(here).sweep_rows())
 
 # %% ../nbs/api/08_experiments.ipynb #53c832a4
 def _baseline_state(cfg:SweepConfig, threads:int) -> dict:
     "The trained baseline's weights (a task: trained with the client's training thread count, so the same weights wherever it runs)."
     with thread_limit(threads): return prepare_baseline(cfg)[0].state_dict()
 
-def _shared_baseline(cfg:SweepConfig, here:Path, ex, baseline:tuple|None):
+def _shared_baseline(cfg:SweepConfig, here:RunFolder, ex, baseline:tuple|None):
     "What every level task on a cluster takes: the baseline's weights, trained once as a task (or given), saved here, sent once."
     if not baseline and cfg.weights and not cfg.baseline_epochs: return ex.share(given_network(cfg).state_dict())   # the given network, read here
     model = baseline[0] if baseline else sweep_model(dataclasses.replace(cfg, pretrained=False))
@@ -559,11 +553,11 @@ def _shared_baseline(cfg:SweepConfig, here:Path, ex, baseline:tuple|None):
         atomic_write(baseline_checkpoint(cfg, here), lambda tmp: torch.save(model.state_dict(), tmp))
     return ex.share(model.state_dict())
 
-def _task_rows(cfg:SweepConfig, pending:list, here:Path, baseline:tuple|None, threads:int, bar):
+def _task_rows(cfg:SweepConfig, pending:list, here:RunFolder, baseline:tuple|None, threads:int, bar):
     "`(level, rows)` of each pending level as it finishes on a Dask cluster, one `level_task` a level (a task that failed for good: error rows); `bar` opens the progress bar once the baseline is ready."
     with open_executor(cfg) as ex:
         shared = _shared_baseline(cfg, here, ex, baseline)
-        tasks = [(cfg, level, todo, shared, threads, None, str(here / ARTIFACTS_DIR)) for level, todo in pending]   # a worker resolves its device
+        tasks = [(cfg, level, todo, shared, threads, None, str(here.artifacts)) for level, todo in pending]   # a worker resolves its device
         with bar() as b:
             for i, result in ex.map_unordered(level_task, tasks):
                 level, todo = pending[i]
@@ -582,7 +576,7 @@ def _board_features(facts:dict) -> dict:
     return facts[first]["features"]
 
 # %% ../nbs/api/08_experiments.ipynb #a7164578
-def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baseline:tuple|None, counts:tuple):
+def _level_rows(cfg:SweepConfig, pending:list, here:RunFolder, progress:bool, baseline:tuple|None, counts:tuple):
     "`(level, rows)` of each pending level as it finishes: `level_rows` here, measured here or on the board `measure_on` names; with `executor: dask` alone, each level a task on the cluster. `counts`: the bar's total and start."
     if not pending: return
     threads = resolve_threads(cfg.threads)
@@ -592,7 +586,7 @@ def _level_rows(cfg:SweepConfig, pending:list, here:Path, progress:bool, baselin
     device = resolve_device(cfg.device)
     with measurer_for(cfg, threads, device) as (measurer, recipes), build_pool(cfg, sum(len(todo) for _, todo in pending)) as pool:
         model, train_dl, val_dl = baseline or prepare_baseline(cfg, here, progress, device)   # a board's runtimes import meanwhile
-        with bar() as b, thread_limit(threads), artifact_store(here / ARTIFACTS_DIR) as store:
+        with bar() as b, thread_limit(threads), artifact_store(here.artifacts) as store:
             for level, rows in level_rows(model, pending, cfg, (train_dl, val_dl), threads, device, store, pool, measurer, recipes):
                 yield level, rows; b.update(len(rows))
 
@@ -603,14 +597,13 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
               baseline:tuple|None=None, # (model, train_loader, val_loader) to use instead of training one
              ) -> pd.DataFrame:
     "Measure every pruning level × precision × runtime of the baseline, here or on a cluster (`cfg.executor`); one row per variant, written by this process as levels finish, resumable; judged against the memory limit (`judge_rows`)."
-    out, fingerprint = Path(output_dir or cfg.output_dir), cfg.fingerprint()
+    out, fingerprint = RunLayout(output_dir or cfg.output_dir), cfg.fingerprint()
     if cfg.threads and not cfg.measure_on and cfg.threads > usable_cores():
         warnings.warn(f"threads {cfg.threads} is more than the {usable_cores()} usable cores of this machine; timing runs, with threads sharing cores")
     int8_fallback(cfg)   # its held-out images exist, or one error before anything runs
-    with output_lock(out):
+    with out.lock():
         claim(out, RUNS_DIR)
-        here = run_dir(out, fingerprint); here.mkdir(parents=True, exist_ok=True)
-        mark(here.parent, "run", [fingerprint]); mark(here, "run", [ROWS_FILE])
+        here = out.run(fingerprint).make(ROWS_FILE)
         grid = [row_key(dict(pruning_level=l, precision=p, runtime=r)) for l in cfg.pruning_levels for p in cfg.precisions for r in cfg.runtimes]
         done = {row_key(r): r for r in _resume_rows(out, here, fingerprint)}
         pending = [(float(l), todo) for l in cfg.pruning_levels if (todo := [(p, r) for m, p, r, _ in grid if m == float(l) and (m, p, r, None) not in done])]
@@ -618,7 +611,7 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
         for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
             for (precision, runtime), values in rows.items():
                 row = {**row_header(cfg, fingerprint, level, precision, runtime), **values}
-                append_row(here / ROWS_FILE, row); done[row_key(row)] = row
+                append_row(here.rows, row); done[row_key(row)] = row
     return judge_rows(pd.DataFrame([done[k] for k in grid]), Constraints.from_config(cfg), cfg.memory_budgets_mb)
 
 # %% ../nbs/api/08_experiments.ipynb #c089f7ca

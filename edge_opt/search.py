@@ -25,15 +25,16 @@ from .model import resolve_device
 from .pruning import PruningTraceError, prune_model, prunable_groups, reseed
 from .quantization import PRECISIONS, held_out_correct
 from .runtimes import RUNTIMES, check_runtimes, resolve_threads, thread_limit
-from .storage import (ARTIFACTS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCHES_DIR, append_row, claim, mark, output_lock, read_rows, repair_rows,
-                              run_dir, write_json)
+from .storage import (ARTIFACTS_DIR, PLANS_DIR, REPRODUCIBILITY_FILE, ROWS_FILE, SEARCH_PREFIX, SEARCHES_DIR, STEPS_FILE, RunFolder,
+                              RunLayout, _moved, append_row, claim, read_rows, repair_rows, write_json)
+from .storage import SEARCH_SUMMARY_FILE as SUMMARY_NAME   # the name it had here
 from .training import train_model
 
 # %% auto #0
-__all__ = ['STEP_RULE', 'SEARCH_PREFIX', 'STEPS_FILE', 'PLANS_DIR', 'SUMMARY_NAME', 'GRID_KEYS', 'SearchError', 'SearchSettings',
-           'Target', 'search_config', 'search_id', 'searches', 'plan_file', 'kept_plan', 'plan_rows', 'baseline_home',
-           'beside_key', 'search_results', 'Plan', 'plan_name', 'short_name', 'can_lose', 'proposal_size', 'choose',
-           'SearchResult', 'run_search', 'search_text', 'plan_network', 'plot_search', 'cached_search']
+__all__ = ['STEP_RULE', 'searches', 'plan_file', 'GRID_KEYS', 'SearchError', 'SearchSettings', 'Target', 'search_config',
+           'search_id', 'kept_plan', 'plan_rows', 'baseline_home', 'beside_key', 'search_results', 'Plan', 'plan_name',
+           'short_name', 'can_lose', 'proposal_size', 'choose', 'SearchResult', 'run_search', 'search_text',
+           'plan_network', 'plot_search', 'cached_search']
 
 # %% ../nbs/api/08b_search.ipynb #095152e1
 class SearchError(ValueError):
@@ -137,10 +138,6 @@ Target.resolved, Target.excess, Target.text, Target.rebased = _resolved, _excess
 
 # %% ../nbs/api/08b_search.ipynb #bc187c2d
 STEP_RULE = "cost-sized proposals, at most half a group, 2"   # how proposals are made: a search made another way never resumes into this one
-SEARCH_PREFIX = "search-"           # a search's folder name: this, then search_id's hash
-STEPS_FILE = "search_steps.jsonl"   # one finished step a line: the plan chosen, its channels, held-out accuracy and distance to the target
-PLANS_DIR = "plans"                 # the weights of each chosen plan: what a resumed search starts from, and what export rebuilds from
-SUMMARY_NAME = "search.json"        # the finished search: its target, result, the uniform levels beside it and where the time went
 
 def search_id(cfg:SweepConfig, # the sweep's settings (its fingerprint: data, baseline, timing)
               settings:SearchSettings, # how the search steps
@@ -153,39 +150,32 @@ def search_id(cfg:SweepConfig, # the sweep's settings (its fingerprint: data, ba
     return SEARCH_PREFIX + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/api/08b_search.ipynb #27cd11e9
-def searches(out:str|Path, # an output directory
-            ) -> list[Path]:
-    "The folders of the searches in `out` (`OUT/searches/search-*`), in name order."
-    return sorted((Path(out) / SEARCHES_DIR).glob(f"{SEARCH_PREFIX}*"))
-
-def plan_file(here:str|Path, # a search's folder
-              plan:str, # a plan id
-             ) -> Path:
-    "Where a search keeps a plan's weights and channels (`plans/<plan>.pt`)."
-    return Path(here) / PLANS_DIR / f"{plan}.pt"
-
 def kept_plan(here:str|Path, # a search's folder
               plan:str, # a plan id
              ) -> bool:
     "Whether a plan can be rebuilt (and so exported): the unpruned network, or a plan whose weights the search kept (chosen steps, results, uniform levels)."
-    return plan.endswith("-unpruned") or plan_file(here, plan).exists()
+    return plan.endswith("-unpruned") or RunFolder(here).plan(plan).exists()
 
 def plan_rows(here:str|Path, # a search's folder
              ) -> list[dict]:
     "The search's rows (a torn line is skipped): the last row of each plan, precision and runtime."
     rows = {}
-    for r in read_rows(Path(here) / ROWS_FILE):
+    for r in read_rows(RunFolder(here).rows):
         if "plan" in r: rows[r["plan"], r["precision"], r["runtime"]] = r
     return list(rows.values())
+
+# %% ../nbs/api/08b_search.ipynb #d6384747
+searches = _moved("searches(out)", "RunLayout(out).searches()", lambda out: [f.path for f in RunLayout(out).searches()])
+plan_file = _moved("plan_file(here, plan)", "RunFolder(here).plan(plan)", lambda here, plan: RunFolder(here).plan(plan))
 
 # %% ../nbs/api/08b_search.ipynb #8e819a77
 def baseline_home(cfg:SweepConfig, # the search's configuration
                   here:str|Path, # the search's folder
                  ) -> Path:
     "Where a search's trained baseline is kept: its own folder once it trained one there, else the sweep's run of the same configuration when that holds one, else its own folder (where it trains it)."
-    here = Path(here)
-    sweep = run_dir(here.parent.parent, cfg.fingerprint())
-    return sweep if not baseline_checkpoint(cfg, here).exists() and baseline_checkpoint(cfg, sweep).exists() else here
+    here = RunFolder(here)
+    sweep = here.layout.run(cfg.fingerprint())
+    return sweep.path if not baseline_checkpoint(cfg, here).exists() and baseline_checkpoint(cfg, sweep).exists() else here.path
 
 GRID_KEYS = ("pruning_levels", "precisions", "runtimes", "int8_fallback")   # what a sweep measures, not how: plans are judged beside any grid
 
@@ -199,10 +189,10 @@ def search_results(out:str|Path, # an output directory
                    cfg:SweepConfig, # the sweep's configuration there
                   ) -> list[dict]:
     "The result rows of the searches in `out` that recorded, when they ran, the `beside_key` the sweep of `cfg` has now: what `edge-opt recommend` judges with the sweep's levels."
-    found, rows = searches(out), []
+    found, rows = RunLayout(out).searches(), []
     key = beside_key(cfg) if found else None   # the data's hash only where there are searches to pair
     for here in found if key else []:
-        try: recorded = json.loads((here / REPRODUCIBILITY_FILE).read_text()).get("beside")
+        try: recorded = json.loads(here.record.read_text()).get("beside")
         except (OSError, ValueError, AttributeError): continue   # a search killed before it wrote its configuration
         if recorded == key: rows += [r for r in plan_rows(here) if r.get("search_role") == "result" and kept_plan(here, r["plan"])]
     return rows
@@ -287,7 +277,7 @@ def _short_finetune(s:_Search, net:nn.Module, seed:int, batches:int|None=None) -
 def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
     "Build and time `plans` side by side on the runtime (`evaluate`), append their rows, and return them: `{(plan, precision, runtime): row}`."
     with thread_limit(s.threads):
-        rows = evaluate({p.name: p.net for p in plans}, todo, s.cfg, s.calibration, s.val_dl, s.threads, s.device, s.here / ARTIFACTS_DIR,
+        rows = evaluate({p.name: p.net for p in plans}, todo, s.cfg, s.calibration, s.val_dl, s.threads, s.device, s.here.artifacts,
                         recipes=s.recipes, measurer=s.measurer)
     any_row = next(iter(rows.values()))
     s.spent["building_s"] += any_row.get("level_build_s") or 0.0; s.spent["measuring_s"] += any_row.get("level_measure_s") or 0.0
@@ -298,7 +288,7 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
             row = {**row_header(s.cfg, s.here.name, round(1 - sum(p.kept.values()) / total, 4), prec, rt), "plan": p.name,
                    "plan_channels": json.dumps(p.kept), "search_step": step, "search_role": role(p), "held_out_accuracy": p.held_out,
                    "threads": s.threads, "built_on": socket.gethostname(), **shape, **rows[p.name, prec, rt]}
-            append_row(s.here / ROWS_FILE, row); out[p.name, prec, rt] = row
+            append_row(s.here.rows, row); out[p.name, prec, rt] = row
     return out
 
 # %% ../nbs/api/08b_search.ipynb #cd7d1f19
@@ -371,7 +361,7 @@ def _step(s:_Search, k:int, current:Plan) -> tuple[Plan, dict]|None:
     key = lambda p: (p.name, *todo[0])
     chosen = choose(rows[key(current)], {p.name: rows[key(p)] for p in plans}, {p.name: p.held_out for p in [current, *plans]}, current.name, s.target)
     for p in plans:   # proposals not chosen are never exported: their files go (their rows stay)
-        if p.name != chosen and rows[key(p)].get("artifact_dir"): shutil.rmtree(s.here / ARTIFACTS_DIR / rows[key(p)]["artifact_dir"], ignore_errors=True)
+        if p.name != chosen and rows[key(p)].get("artifact_dir"): shutil.rmtree(s.here.artifacts / rows[key(p)]["artifact_dir"], ignore_errors=True)
     best = next((p for p in plans if p.name == chosen), None)
     return (best, rows[key(best)]) if best else None
 
@@ -385,19 +375,19 @@ def _plan_net(model:nn.Module, original:dict, example:torch.Tensor, saved:dict) 
 
 def _save_step(s:_Search, k:int, plan:Plan, row:dict):
     "Keep a finished step: the chosen network's weights first, then its line in the steps file (a step is finished once its line is there)."
-    (s.here / PLANS_DIR).mkdir(exist_ok=True)
-    path = plan_file(s.here, plan.name)
+    s.here.plans.mkdir(exist_ok=True)
+    path = s.here.plan(plan.name)
     torch.save(dict(kept=plan.kept, state=plan.net.state_dict()), path)
-    append_row(s.here / STEPS_FILE, dict(step=k, plan=plan.name, kept=plan.kept, held_out_accuracy=plan.held_out, seconds=dict(s.spent),
+    append_row(s.here.steps, dict(step=k, plan=plan.name, kept=plan.kept, held_out_accuracy=plan.held_out, seconds=dict(s.spent),
                                          **{s.target.latency_column: row.get(s.target.latency_column), s.target.memory_column: row.get(s.target.memory_column)}))
 
 def _saved_steps(s:_Search) -> dict:
     "The finished steps, by number (a torn last line is set aside)."
-    return {int(st["step"]): st for st in repair_rows(s.here / STEPS_FILE)[0]}
+    return {int(st["step"]): st for st in repair_rows(s.here.steps)[0]}
 
 def _saved_plan(s:_Search, line:dict) -> Plan:
     "A finished step's plan, its network rebuilt from its kept weights."
-    saved = torch.load(plan_file(s.here, line["plan"]), weights_only=True)
+    saved = torch.load(s.here.plan(line["plan"]), weights_only=True)
     return Plan(line["plan"], _plan_net(s.model, s.original, s.example, saved), saved["kept"], float(line["held_out_accuracy"]))
 
 def _resumed(s:_Search, start:Plan, excess:float) -> tuple[int, Plan, float]:
@@ -411,7 +401,7 @@ def _resumed(s:_Search, start:Plan, excess:float) -> tuple[int, Plan, float]:
 def _baseline_rows(s:_Search) -> dict:
     "Step 0: the unpruned network on the runtime in FP32 (what a share is of) and in the plan's precision: `{(precision, runtime): row}`, measured once and read back on resume."
     todo = list(dict.fromkeys([("fp32", s.settings.runtime), (s.settings.precision, s.settings.runtime)]))
-    old = {(r["precision"], r["runtime"]): r for r in read_rows(s.here / ROWS_FILE) if r.get("search_role") == "baseline" and not r.get("error")}
+    old = {(r["precision"], r["runtime"]): r for r in read_rows(s.here.rows) if r.get("search_role") == "baseline" and not r.get("error")}
     if all(k in old for k in todo): return old
     rows = _measure(s, [_unpruned(s)], todo, 0, lambda p: "baseline")
     return {k[1:]: v for k, v in rows.items()}
@@ -443,7 +433,7 @@ def _long_finetune(s:_Search, net:nn.Module) -> nn.Module:
 def _final_rows(s:_Search, k:int) -> dict|None:
     "The result and grid rows of step `k` when an earlier run measured them all (None: measure them); every row of the file is read, not each plan's latest (a tighter target times the grid again at a later step)."
     names = [plan_name(s.tag, "unpruned"), *_uniform_names(s), _final_name(s, k)]
-    rows = {r["plan"]: r for r in read_rows(s.here / ROWS_FILE) if r.get("search_role") in ("grid", "result") and r.get("search_step") == k
+    rows = {r["plan"]: r for r in read_rows(s.here.rows) if r.get("search_role") in ("grid", "result") and r.get("search_step") == k
             and (r["precision"], r["runtime"]) == (s.settings.precision, s.settings.runtime)}
     return {n: rows[n] for n in names} if all(n in rows for n in names) else None
 
@@ -458,7 +448,7 @@ def _final(s:_Search, k:int, current:Plan) -> dict:
         uniform[name] = _short_finetune(s, net, s.cfg.seed + 7 + i, k * s.settings.finetune_batches)
     plans = [_unpruned(s), *(Plan(n, net, _kept(s, net), _held_out(s, net)) for n, net in uniform.items()),
              Plan(_final_name(s, k), final, current.kept, _held_out(s, final))]
-    for p in plans[1:]: torch.save(dict(kept=p.kept, state=p.net.state_dict()), plan_file(s.here, p.name))
+    for p in plans[1:]: torch.save(dict(kept=p.kept, state=p.net.state_dict()), s.here.plan(p.name))
     todo = (s.settings.precision, s.settings.runtime)
     rows = _measure(s, plans, [todo], k, lambda p: "result" if p is plans[-1] else "grid")
     return {p.name: rows[(p.name, *todo)] for p in plans}
@@ -467,7 +457,7 @@ def _final(s:_Search, k:int, current:Plan) -> dict:
 @dataclass
 class SearchResult:
     "A finished search: where it is, its target, the plan it ships and the rows beside it."
-    here: Path              # the search's folder
+    here: RunFolder         # the search's folder
     target: Target          # resolved
     settings: SearchSettings
     result: dict            # the row of the plan to ship (the unpruned network's when it already met the target)
@@ -483,7 +473,7 @@ class SearchResult:
         return pd.DataFrame(plan_rows(self.here))
 
 # %% ../nbs/api/08b_search.ipynb #e16af406
-def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:Path, progress:bool, measurer, recipes) -> _Search:
+def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:RunFolder, progress:bool, measurer, recipes) -> _Search:
     "The baseline (the sweep's of this configuration where `OUT` holds it, else trained once and kept in the search's folder), its loaders, the held-out images and calibration batches, the groups it can prune, and the time earlier runs of this search spent."
     start, threads, device = time.perf_counter(), resolve_threads(cfg.threads), resolve_device(cfg.device)
     model, train_dl, val_dl = prepare_baseline(cfg, baseline_home(cfg, here), progress, device)
@@ -496,21 +486,20 @@ def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:Path,
     s.spent["training_s"] += time.perf_counter() - start
     return s
 
-def _spent_before(here:Path) -> dict:
+def _spent_before(here:RunFolder) -> dict:
     "Seconds earlier runs of this search spent, by kind: its summary's, or its last finished step's, whichever counts more."
-    earlier = [st.get("seconds") for st in repair_rows(here / STEPS_FILE)[0][-1:]]
-    try: earlier.append(json.loads((here / SUMMARY_NAME).read_text())["seconds"])
+    earlier = [st.get("seconds") for st in repair_rows(here.steps)[0][-1:]]
+    try: earlier.append(json.loads(here.summary.read_text())["seconds"])
     except (OSError, ValueError, KeyError): pass
     earlier = [e for e in earlier if isinstance(e, dict)]
     return dict(max(earlier, key=lambda e: sum(e.values()))) if earlier else dict(training_s=0.0, building_s=0.0, measuring_s=0.0)
 
-def _folder(out:Path, cfg:SweepConfig, settings:SearchSettings, target:Target) -> Path:
+def _folder(out:RunLayout, cfg:SweepConfig, settings:SearchSettings, target:Target) -> RunFolder:
     "The search's folder in `out`, made and marked as edge_opt's, with the configuration that rebuilds it."
     claim(out, SEARCHES_DIR)
-    here = out / SEARCHES_DIR / search_id(cfg, settings, target)
-    (here / PLANS_DIR).mkdir(parents=True, exist_ok=True)
-    mark(here.parent, "run", [here.name]); mark(here, "run", [ROWS_FILE, STEPS_FILE, PLANS_DIR, REPRODUCIBILITY_FILE, SUMMARY_NAME, ARTIFACTS_DIR])
-    write_json(here / REPRODUCIBILITY_FILE, dict(config=cfg.to_dict(), search=dataclasses.asdict(settings), beside=beside_key(cfg)))
+    here = out.search(search_id(cfg, settings, target)).make(ROWS_FILE, STEPS_FILE, PLANS_DIR, REPRODUCIBILITY_FILE, SUMMARY_NAME, ARTIFACTS_DIR)
+    here.plans.mkdir(exist_ok=True)
+    write_json(here.record, dict(config=cfg.to_dict(), search=dataclasses.asdict(settings), beside=beside_key(cfg)))
     return here
 
 # %% ../nbs/api/08b_search.ipynb #b485373b
@@ -523,8 +512,8 @@ def run_search(cfg:SweepConfig, # the sweep's settings: data, network, baseline,
     "A layer-wise pruning plan that meets `target` on the runtime, measured there: resumable, every measured plan a row."
     cfg = search_config(cfg)
     int8_fallback(cfg)   # the held-out images exist, or one line before anything runs
-    out = Path(output_dir or cfg.output_dir)
-    with output_lock(out), measurer_for(cfg, resolve_threads(cfg.threads)) as (measurer, recipes):   # here, or on the board measure_on names
+    out = RunLayout(output_dir or cfg.output_dir)
+    with out.lock(), measurer_for(cfg, resolve_threads(cfg.threads)) as (measurer, recipes):   # here, or on the board measure_on names
         s = _context(cfg, settings, target, here := _folder(out, cfg, settings, target), progress, measurer, recipes)
         base = _baseline_rows(s)
         s.target = target.resolved(base[("fp32", settings.runtime)])
@@ -547,10 +536,10 @@ def run_search(cfg:SweepConfig, # the sweep's settings: data, network, baseline,
 # %% ../nbs/api/08b_search.ipynb #5c3eca15
 def _finish(s:_Search, row:dict, met:bool, already:bool, k:int, grid:dict, target:Target|None=None) -> SearchResult:
     "The result judged against `target` (None: the search's), with its summary written (`search.json`)."
-    r = SearchResult(s.here, target or s.target, s.settings, row, met, already, k, grid, s.spent)
+    r = SearchResult(s.here.path, target or s.target, s.settings, row, met, already, k, grid, s.spent)
     brief = lambda r: {c: r.get(c) for c in ("plan", "plan_channels", "pruning_level", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                                              "held_out_accuracy", s.target.latency_column, s.target.memory_column, "error")}
-    write_json(s.here / SUMMARY_NAME, dict(target=dataclasses.asdict(r.target), target_text=r.target.text(), met=met, already_met=already,
+    write_json(s.here.summary, dict(target=dataclasses.asdict(r.target), target_text=r.target.text(), met=met, already_met=already,
                                            steps=k, result=brief(row), grid={p: brief(g) for p, g in grid.items()}, seconds=s.spent))
     return r
 
@@ -588,12 +577,12 @@ def plan_network(cfg:SweepConfig, # the search's configuration (its reproducibil
                  here:str|Path, # the search's folder
                 ) -> tuple[nn.Module, list]:
     "`(network, calibration batches)` of a plan exactly as the search measured it: to rebuild an artifact its store no longer holds."
-    here = Path(here)
+    here = RunFolder(here)
     model, train_dl, val_dl = prepare_baseline(cfg, baseline_home(cfg, here))
     with thread_limit(resolve_threads(cfg.threads)): calibration = _calibration(train_dl, cfg)
     if not kept_plan(here, plan): raise SearchError(f"plan {plan!r} was measured but its weights were not kept (only chosen steps, results and uniform levels are): export one of those")
     if plan.endswith("-unpruned"): return model.eval(), calibration
-    path = plan_file(here, plan)
+    path = here.plan(plan)
     example = next(iter(val_dl))[0][:1]
     return _plan_net(model, prunable_groups(model, example), example, torch.load(path, weights_only=True)), calibration
 
@@ -607,7 +596,7 @@ def plot_search(result:SearchResult, # a finished search
     rows, col = result.rows, result.target.latency_column
     unit, scale = latency_unit(float(rows[col].max()))
     x = lambda r: r[col] * scale
-    chosen = [st["plan"] for st in read_rows(result.here / STEPS_FILE)][:result.steps]
+    chosen = [st["plan"] for st in read_rows(RunFolder(result.here).steps)][:result.steps]
     props, path = rows[rows.search_role == "proposal"], rows.set_index("plan").loc[chosen]
     ax.scatter(x(props), props.accuracy, s=14, color="0.7", label="proposals (short fine-tune)")
     ax.plot(x(path), path.accuracy, "-o", ms=4, color="tab:blue", lw=1, label="chosen steps (short fine-tune)")

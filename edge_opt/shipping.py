@@ -18,14 +18,14 @@ import pandas as pd
 
 from .config import RECORDED_BEFORE, SweepConfig, config_from_dict
 from .data import PREPROCESSING_STEPS
-from .experiments import int8_fallback, level_network, predictions_digest, run_rows, sweep_data
-from .search import kept_plan, plan_network, plan_rows, searches
+from .experiments import int8_fallback, level_network, predictions_digest, sweep_data
+from .search import kept_plan, plan_network, plan_rows
 from .recipes import cpu_name, recipe_of_row, requested_recipes
 from .runtimes import RUNTIME_LABELS, RUNTIME_PACKAGES, Artifact, load_snippet, package_version, resolve_threads, stored_artifact
 from .analysis import measured_rows, pareto_by_runtime
 from .rows import MB, measured as row_measured, plan_of, row_key, spread_columns, variant_words
-from .storage import (ARTIFACTS_DIR, MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, SEARCHES_DIR, OutputDirError, claim, folder_lock,
-                              foreign, latest_run, mark, marker_kind, names_text, replace_dir, seed_folders, write_json)
+from .storage import (MANIFEST_FILE, MARKER_FILE, RECOMMENDED_DIR, REPRODUCIBILITY_FILE, SEARCHES_DIR, OutputDirError, RunFolder, RunLayout, claim,
+                              folder_lock, foreign, mark, marker_kind, names_text, replace_dir, write_json)
 
 # %% auto #0
 __all__ = ['PRUNED_FILE', 'ShipError', 'verify_export', 'finished_sweep', 'sweep_config', 'find_row', 'find_plan',
@@ -66,11 +66,11 @@ def verify_export(directory:str|Path, # a folder holding the artifact's files
 def finished_sweep(out:str|Path, # a sweep's output directory
                    flag:str="--from", # how errors name it
                   ) -> Path:
-    "The run directory of the finished sweep in `out` (`latest_run`); a `ShipError` says why there is none, naming the seed folders of a multi-seed sweep."
+    "The run directory of the finished sweep in `out` (`RunLayout.latest`); a `ShipError` says why there is none, naming the seed folders of a multi-seed sweep."
     if not Path(out).is_dir(): raise ShipError(f"{flag} '{out}' is not allowed; it is not a directory holding a sweep")
-    if (here := latest_run(out)) is not None: return here
-    if seeds := seed_folders(out):
-        raise ShipError(f"{flag} '{out}' holds one sweep per seed; name one of them: {flag} {seeds[0]} ({', '.join(s.name for s in seeds)})")
+    if (here := RunLayout(out).latest()) is not None: return here.path
+    if seeds := RunLayout(out).seeds():
+        raise ShipError(f"{flag} '{out}' holds one sweep per seed; name one of them: {flag} {seeds[0].root} ({', '.join(s.root.name for s in seeds)})")
     raise ShipError(f"{flag} '{out}' is not allowed; it holds no finished sweep (no run under runs/ wrote its {REPRODUCIBILITY_FILE})")
 
 # %% ../nbs/api/09a_shipping.ipynb #fdf285be
@@ -78,7 +78,7 @@ def sweep_config(out:str|Path, # a sweep's output directory
                  here:Path|None=None, # its run directory, when already found (None: finished_sweep(out))
                 ) -> SweepConfig:
     "The configuration of the sweep whose reports sit at the top of `out` (from its run's `reproducibility.json`)."
-    path = (here or finished_sweep(out)) / REPRODUCIBILITY_FILE
+    path = RunFolder(here or finished_sweep(out)).record
     try: config = json.loads(path.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ShipError(f"--from '{out}': '{path}' is damaged or missing ({type(e).__name__}); run the sweep again to rewrite it") from None
@@ -92,7 +92,7 @@ def find_row(out:str|Path, # a sweep's output directory
             ) -> tuple[dict, Path]:
     "The measured row and its run directory; a `ShipError` lists the nearest measured rows when there is none."
     here = finished_sweep(out)
-    rows = run_rows(here)
+    rows = RunFolder(here).sweep_rows()
     measured = [r for r in rows if row_measured(r) and r.get("predictions_sha256")]
     key = row_key(dict(pruning_level=pruning_level, precision=precision, runtime=runtime))
     hit = [r for r in rows if row_key(r) == key]
@@ -110,7 +110,7 @@ def find_plan(out:str|Path, # an output directory holding searches (OUT/searches
               runtime:str, # its runtime
              ) -> tuple[dict, Path]:
     "A search's measured plan row and the search's folder; a `ShipError` naming the plans that can be exported when there is none."
-    heres = searches(out)
+    heres = [f.path for f in RunLayout(out).searches()]
     if not heres: raise ShipError(f"--from '{out}' is not allowed with --plan; it holds no search (edge-opt search writes them in {SEARCHES_DIR}/)")
     rows = [(r, here) for here in heres for r in plan_rows(here) if r.get("predictions_sha256") and not r.get("error") and kept_plan(here, r["plan"])]
     hit = [(r, here) for r, here in rows if (r["plan"], r["precision"], r["runtime"]) == (plan, precision, runtime)]
@@ -122,7 +122,7 @@ def find_plan(out:str|Path, # an output directory holding searches (OUT/searches
 # %% ../nbs/api/09a_shipping.ipynb #9d9116db
 def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) -> Artifact:
     "The row's artifact from the run's store, or rebuilt there (with one line saying why) when it is gone or changed."
-    folder = here / ARTIFACTS_DIR / str(row.get("artifact_dir") or "-")
+    folder = RunFolder(here).artifacts / str(row.get("artifact_dir") or "-")
     found = Artifact.read(folder) if row.get("runtime") == runtime and row.get("precision") == precision else None
     if found is not None and found.intact(): return found
     if row.get("runtime") == runtime and row.get("precision") == precision:
@@ -131,7 +131,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
     pruned, calibration = plan_network(cfg, row["plan"], here) if plan_of(row) else level_network(cfg, float(row["pruning_level"]), here)
     measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
     recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
-    return stored_artifact(pruned, precision, runtime, calibration, here / ARTIFACTS_DIR, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
+    return stored_artifact(pruned, precision, runtime, calibration, RunFolder(here).artifacts, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
 
 def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)
                   kind:str="export", # export, or recommended for OUT/recommended/
@@ -214,12 +214,12 @@ def export_variant(out:str|Path, # a sweep's output directory
     "Export a measured row (a sweep's, or a search's plan): its artifact, the pruned FP32 network and `manifest.json`, verified against the predictions measured, then put in place by renames (an earlier export is replaced only then)."
     row, here = find_plan(out, plan, precision, runtime) if plan else find_row(out, pruning_level, precision, runtime)
     cfg = sweep_config(out, here)
-    asked = Path(to or Path(out) / f"export-{runtime}-{precision}-{plan or format(float(pruning_level), 'g')}")
+    asked = Path(to or RunLayout(out).export(runtime, precision, plan or format(float(pruning_level), 'g')))
     to = export_target(asked, kind)   # resolved: a link is replaced through, never replaced
     with folder_lock(to):
         threads = int(row.get("threads") or resolve_threads(cfg.threads))
         artifact = _stored(row, cfg, here, precision, runtime)
-        base = next((r for r in ([] if plan else run_rows(here)) if float(r["pruning_level"]) == float(pruning_level)
+        base = next((r for r in ([] if plan else RunFolder(here).sweep_rows()) if float(r["pruning_level"]) == float(pruning_level)
                      and r["precision"] == "fp32" and r["runtime"] == "eager" and r.get("artifact_dir")), {"pruning_level": row["pruning_level"], "plan": plan})
         pruned = _stored(base, cfg, here, "fp32", "eager")
         staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
@@ -242,7 +242,7 @@ def ship_recommended(out:str|Path, # the sweep's output directory (its reports a
                      choice:dict|None, # the recommended row's KEY fields: pruning_level, precision, runtime and plan (None: nothing to ship)
                     ) -> str:
     "Export the recommended variant into `OUT/recommended/` (replacing an older one of edge_opt's, never a folder of the user's); one line saying what was shipped, or why not."
-    target = Path(out) / RECOMMENDED_DIR
+    target = RunLayout(out).recommended
     if choice is None:
         if target.is_dir() and foreign(target, "recommended"):
             return f"Nothing shipped: no variant meets the constraints ({target} holds files edge_opt did not write; it is left as it is)."
@@ -263,7 +263,7 @@ def tidy_store(here:str|Path, # the run's directory
                choice:dict|None, # the recommended row (None: none)
               ) -> str:
     "Remove the artifacts `keep` does not keep from the run's store; one line on what is kept and removed, and its size."
-    store = Path(here) / ARTIFACTS_DIR
+    store = RunFolder(here).artifacts
     if not store.is_dir(): return "Artifacts: none stored."
     ok = measured_rows(rows)
     wanted = set() if choice is None else {row_key(choice)}

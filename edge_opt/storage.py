@@ -11,19 +11,25 @@ import socket
 import sys
 import time
 import shutil
+import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch   # a class's methods in cells of their own, nbdev's way
+
+from .rows import row_key
 
 # %% auto #0
 __all__ = ['ROWS_FILE', 'ARTIFACTS_DIR', 'RUNS_DIR', 'LOCK_FILE', 'LATEST_FILE', 'MARKER_FILE', 'RESULTS_FILE',
            'REPRODUCIBILITY_FILE', 'SUMMARY_FILE', 'RECOMMENDATION_FILE', 'AGGREGATE_FILE', 'SEED_PREFIX',
-           'RECOMMENDED_DIR', 'SEARCHES_DIR', 'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS',
-           'OutputDirError', 'atomic_write', 'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows',
-           'read_marker', 'mark', 'marker_kind', 'owned', 'foreign', 'names_text', 'check_output_dir', 'claim',
-           'folder_lock', 'replace_dir', 'run_dir', 'prepare_output_dir', 'is_finished', 'finished_runs', 'latest_run',
-           'seed_dir', 'seed_folders', 'output_lock']
+           'RECOMMENDED_DIR', 'SEARCHES_DIR', 'SEARCH_PREFIX', 'STEPS_FILE', 'PLANS_DIR', 'SEARCH_SUMMARY_FILE',
+           'MANIFEST_FILE', 'REPORT_FILES', 'OUTPUT_NAMES', 'MARKER_KINDS', 'run_dir', 'prepare_output_dir',
+           'is_finished', 'finished_runs', 'latest_run', 'seed_dir', 'seed_folders', 'output_lock', 'OutputDirError',
+           'atomic_write', 'write_text', 'write_json', 'append_row', 'read_rows', 'repair_rows', 'read_marker', 'mark',
+           'marker_kind', 'owned', 'foreign', 'names_text', 'check_output_dir', 'claim', 'folder_lock', 'replace_dir',
+           'RunFolder', 'RunLayout']
 
 # %% ../nbs/api/07a_storage.ipynb #8a01e4a8
 ROWS_FILE = "sweep_rows.jsonl"   # one JSON row a line, in every run directory
@@ -40,6 +46,10 @@ AGGREGATE_FILE = "aggregate_summary.csv"         # mean ± sd over seeds, beside
 SEED_PREFIX = "seed_"                            # `OUT/seed_<N>/`: with several --seeds, one output directory per seed
 RECOMMENDED_DIR = "recommended"                  # `OUT/recommended/`: the recommended variant, exported after every sweep
 SEARCHES_DIR = "searches"                        # `OUT/searches/<id>/`: each layer-wise search (edge_opt.search), its rows, steps and plans
+SEARCH_PREFIX = "search-"                        # a search's folder name: this, then search_id's hash
+STEPS_FILE = "search_steps.jsonl"                # in a search's folder: one finished step a line
+PLANS_DIR = "plans"                              # in a search's folder: the weights of each chosen plan (what a resume and an export start from)
+SEARCH_SUMMARY_FILE = "search.json"              # in a search's folder: the finished search, its target, result and where the time went
 MANIFEST_FILE = "manifest.json"                  # in an export: what the files are and how they were measured
 REPORT_FILES = (RESULTS_FILE, "precision_tradeoffs.csv", "fastest_runtime.csv", "pareto_frontier_latency.csv",
                 "pareto_frontier_energy.csv", "layerwise_breakdown.csv", "hardware_summary.csv", "accuracy_vs_latency.png",
@@ -257,18 +267,101 @@ def replace_dir(staging:str|Path, # a finished folder, in the same parent as to
     if old: shutil.rmtree(old, ignore_errors=True)
     return to
 
-# %% ../nbs/api/07a_storage.ipynb #0bb3896f
-def run_dir(output_dir:str|Path, # a sweep's output directory
-            fingerprint:str, # SweepConfig.fingerprint()
-           ) -> Path:
-    "Where one configuration's rows and baseline live: `output_dir/runs/<fingerprint>/`."
-    return Path(output_dir) / RUNS_DIR / fingerprint
+# %% ../nbs/api/07a_storage.ipynb #2cf1669d
+@dataclass(frozen=True)
+class RunFolder:
+    "One run's folder and the files in it: a configuration's `OUT/runs/<fingerprint>/`, or a search's `OUT/searches/<id>/`."
+    path: Path
+    def __post_init__(self): object.__setattr__(self, "path", Path(self.path))
+    def __fspath__(self): return str(self.path)
+    def __str__(self): return str(self.path)
+    name = property(lambda s: s.path.name, doc="its fingerprint, or the search's id")
+    layout = property(lambda s: RunLayout(s.path.parent.parent), doc="the output directory it is in")
+    rows = property(lambda s: s.path / ROWS_FILE, doc="its rows, one JSON row a line: the source of truth")
+    artifacts = property(lambda s: s.path / ARTIFACTS_DIR, doc="the files every variant was built into")
+    record = property(lambda s: s.path / REPRODUCIBILITY_FILE, doc="what ran where; written with the reports once every level is measured")
+    steps = property(lambda s: s.path / STEPS_FILE, doc="a search's finished steps")
+    plans = property(lambda s: s.path / PLANS_DIR, doc="a search's chosen plans")
+    summary = property(lambda s: s.path / SEARCH_SUMMARY_FILE, doc="a finished search's summary")
+    finished = property(lambda s: s.rows.is_file() and s.record.is_file(), doc="whether it holds a finished sweep: the one test")
 
-def prepare_output_dir(path:str|Path, # where results go
-                       key:str="output_dir", # how errors name it
-                      ) -> Path:
-    "Create `path` if needed, check that files can be written in it and that no name a sweep writes is taken (`check_output_dir`), and mark it as edge_opt's output directory; an `OutputDirError` says why not."
-    path = Path(path)
+    def baseline(self, key:str) -> Path:
+        "The trained baseline's weights for training settings `key`."
+        return self.path / f"baseline-{key}.pt"
+    def plan(self, plan:str) -> Path:
+        "A search's chosen plan's weights and channels: `plans/<plan>.pt`."
+        return self.plans / f"{plan}.pt"
+
+# %% ../nbs/api/07a_storage.ipynb #59f3b62d
+@patch
+def sweep_rows(self:RunFolder) -> list[dict]:
+    "The run's rows from its rows file (a torn line is skipped): the last row of each variant, in the order variants were first measured."
+    rows = {}
+    for r in read_rows(self.rows):
+        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", self.name) == self.name: rows[row_key(r)] = r
+    return list(rows.values())
+
+@patch
+def make(self:RunFolder, *names:str) -> RunFolder:
+    "Create it, marked as edge_opt's run folder (its parent too), with `names` taken in its marker."
+    self.path.mkdir(parents=True, exist_ok=True)
+    mark(self.path.parent, "run", [self.name]); mark(self.path, "run", names)
+    return self
+
+# %% ../nbs/api/07a_storage.ipynb #c94884c2
+@dataclass(frozen=True)
+class RunLayout:
+    "Every file and folder of one output directory: its reports, runs, searches, seed folders and recommended variant, and which run is the latest."
+    root: Path
+    def __post_init__(self): object.__setattr__(self, "root", Path(self.root))
+    def __fspath__(self): return str(self.root)
+    def __str__(self): return str(self.root)
+    def top(self, name:str) -> Path: return self.root / name   # a report at the top (REPORT_FILES)
+    results = property(lambda s: s.root / RESULTS_FILE, doc="the latest run's rows as a table (a copy)")
+    summary = property(lambda s: s.root / SUMMARY_FILE)
+    record = property(lambda s: s.root / REPRODUCIBILITY_FILE)
+    recommendation = property(lambda s: s.root / RECOMMENDATION_FILE)
+    aggregate = property(lambda s: s.root / AGGREGATE_FILE, doc="mean ± sd over seeds")
+    pointer = property(lambda s: s.root / LATEST_FILE, doc="names the run the top's reports describe")
+    recommended = property(lambda s: s.root / RECOMMENDED_DIR)
+    searches_dir = property(lambda s: s.root / SEARCHES_DIR)
+
+    def run(self, fingerprint:str) -> RunFolder: return RunFolder(self.root / RUNS_DIR / fingerprint)
+    def search(self, search_id:str) -> RunFolder: return RunFolder(self.root / SEARCHES_DIR / search_id)
+    def searches(self) -> list[RunFolder]: return [RunFolder(d) for d in sorted(self.searches_dir.glob(f"{SEARCH_PREFIX}*"))]
+    def seed(self, seed:int) -> RunLayout: return RunLayout(self.root / f"{SEED_PREFIX}{seed}")   # one seed's output directory
+    def export(self, runtime:str, precision:str, what:str) -> Path: return self.root / f"export-{runtime}-{precision}-{what}"   # edge-opt export's default --to
+
+    def seeds(self) -> list[RunLayout]:
+        "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed), by seed."
+        seed = lambda d: d.name.removeprefix(SEED_PREFIX)
+        found = [d for d in self.root.glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and RunLayout(d).finished_runs()]
+        return [RunLayout(d) for d in sorted(found, key=lambda d: int(seed(d)))]
+
+    def finished_runs(self) -> list[RunFolder]:
+        "Its runs whose sweep finished (`RunFolder.finished`), oldest first."
+        done = [r for d in (self.root / RUNS_DIR).glob("*") if (r := RunFolder(d)).finished]
+        return sorted(done, key=lambda r: r.record.stat().st_mtime)
+
+# %% ../nbs/api/07a_storage.ipynb #f56d2869
+@patch
+def latest(self:RunLayout) -> RunFolder|None:
+    "Is there a finished sweep here? The run whose reports sit at the top: the one `latest_run.txt` names or, when that file is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
+    try: fp = self.pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError): fp = ""
+    if fp and os.sep not in fp and (run := self.run(fp)).finished: return run
+    if not (done := self.finished_runs()): return None
+    why = "missing" if not self.pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
+    print(f"edge-opt: {self.pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
+    return done[-1]
+
+# %% ../nbs/api/07a_storage.ipynb #900006b5
+@patch
+def prepare(self:RunLayout,
+            key:str="output_dir", # how errors name it
+           ) -> RunLayout:
+    "Create the output directory if needed, check that files can be written in it and that no name a sweep writes is taken (`check_output_dir`), and mark it as edge_opt's output directory; an `OutputDirError` says why not."
+    path = self.root
     def fail(why): raise OutputDirError(f"config key '{key}': '{path}' is not allowed; {why}")
     try:
         if path.exists() and not path.is_dir(): fail("it is a file, expected a directory")
@@ -281,45 +374,7 @@ def prepare_output_dir(path:str|Path, # where results go
     (path / ".edge_opt_write_test").unlink()
     check_output_dir(path, key=key)
     mark(path, "output")
-    return path
-
-# %% ../nbs/api/07a_storage.ipynb #36ff6368
-def is_finished(run:str|Path, # a run directory (run_dir)
-               ) -> bool:
-    "Whether a run directory holds a finished sweep: its rows and its `reproducibility.json`, written with the reports once every level is measured (the one test of a finished sweep)."
-    return (Path(run) / ROWS_FILE).is_file() and (Path(run) / REPRODUCIBILITY_FILE).is_file()
-
-def finished_runs(output_dir:str|Path, # a sweep's output directory
-                 ) -> list[Path]:
-    "Its run directories whose sweep finished (`is_finished`), oldest first."
-    done = [d for d in (Path(output_dir) / RUNS_DIR).glob("*") if is_finished(d)]
-    return sorted(done, key=lambda d: (d / REPRODUCIBILITY_FILE).stat().st_mtime)
-
-def latest_run(output_dir:str|Path, # a sweep's output directory
-              ) -> Path|None:
-    "The run whose reports sit at the top of `output_dir`; when `latest_run.txt` is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
-    out, pointer = Path(output_dir), Path(output_dir) / LATEST_FILE
-    try: fp = pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError): fp = ""
-    if fp and os.sep not in fp and is_finished(run_dir(out, fp)): return run_dir(out, fp)
-    if not (done := finished_runs(out)): return None
-    why = "missing" if not pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
-    print(f"edge-opt: {pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
-    return done[-1]
-
-# %% ../nbs/api/07a_storage.ipynb #3362b82e
-def seed_dir(output_dir:str|Path, # a multi-seed sweep's output directory
-             seed:int, # one of its seeds
-            ) -> Path:
-    "The output directory of one seed of a multi-seed sweep: `output_dir/seed_<seed>/`."
-    return Path(output_dir) / f"{SEED_PREFIX}{seed}"
-
-def seed_folders(output_dir:str|Path, # a multi-seed sweep's output directory
-                ) -> list[Path]:
-    "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed)."
-    seed = lambda d: d.name.removeprefix(SEED_PREFIX)
-    found = [d for d in Path(output_dir).glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and finished_runs(d)]
-    return sorted(found, key=lambda d: int(seed(d)))
+    return self
 
 # %% ../nbs/api/07a_storage.ipynb #531d964e
 _HELD: dict[str, tuple] = {}  # resolved lock path -> (open file, depth): this process's own locks, for re-entry
@@ -333,15 +388,15 @@ def _busy(path:Path, lock:Path) -> OutputDirError:
     who = f"PID {h.get('pid', '?')} on {h.get('host', '?')}, started {h.get('started', '?')}"
     return OutputDirError(f"output directory '{path}' is in use by another edge-opt sweep ({who}); wait for it to finish or choose another output_dir")
 
-# %% ../nbs/api/07a_storage.ipynb #8d2cf5ae
+# %% ../nbs/api/07a_storage.ipynb #5aecb8f3
+@patch
 @contextmanager
-def output_lock(path:str|Path, # the output directory (created if missing)
-               ):
-    "Hold the output directory's writer lock for a block; raise `OutputDirError` naming the holder if another process has it."
+def lock(self:RunLayout):
+    "Hold the output directory's writer lock for a block (creating and checking it first, `prepare`); raise `OutputDirError` naming the holder if another process has it."
     try: import fcntl
     except ImportError: yield; return
-    lock = (Path(path) / LOCK_FILE).resolve()
-    if str(lock) not in _HELD: path = prepare_output_dir(path)   # checked once, by the outermost holder
+    path, lock = self.root, (self.root / LOCK_FILE).resolve()
+    if str(lock) not in _HELD: self.prepare()   # checked once, by the outermost holder
     if str(lock) in _HELD:
         f, depth = _HELD[str(lock)]; _HELD[str(lock)] = (f, depth + 1)
         try: yield
@@ -359,3 +414,23 @@ def output_lock(path:str|Path, # the output directory (created if missing)
         del _HELD[str(lock)]
         f.seek(0); f.truncate(); f.flush()   # a clean release leaves an empty lock file
         fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+# %% ../nbs/api/07a_storage.ipynb #fe1edaa6
+def _moved(old:str, new:str, call):
+    "A public name whose job moved: it still works, and warns once naming its replacement."
+    warned = []
+    def f(*args, **kwargs):
+        if not warned: warned.append(1); warnings.warn(f"{old} is replaced by {new}", FutureWarning, stacklevel=2)
+        return call(*args, **kwargs)
+    f.__name__, f.__doc__ = old.rsplit(".", 1)[-1], f"Replaced by `{new}`; warns once."
+    return f
+
+_path = lambda r: r.path if r is not None else None
+run_dir = _moved("run_dir(out, fp)", "RunLayout(out).run(fp).path", lambda out, fp: RunLayout(out).run(fp).path)
+prepare_output_dir = _moved("prepare_output_dir(out)", "RunLayout(out).prepare()", lambda out, key="output_dir": RunLayout(out).prepare(key).root)
+is_finished = _moved("is_finished(run)", "RunFolder(run).finished", lambda run: RunFolder(run).finished)
+finished_runs = _moved("finished_runs(out)", "RunLayout(out).finished_runs()", lambda out: [r.path for r in RunLayout(out).finished_runs()])
+latest_run = _moved("latest_run(out)", "RunLayout(out).latest()", lambda out: _path(RunLayout(out).latest()))
+seed_dir = _moved("seed_dir(out, seed)", "RunLayout(out).seed(seed).root", lambda out, seed: RunLayout(out).seed(seed).root)
+seed_folders = _moved("seed_folders(out)", "RunLayout(out).seeds()", lambda out: [s.root for s in RunLayout(out).seeds()])
+output_lock = _moved("output_lock(out)", "RunLayout(out).lock()", lambda out: RunLayout(out).lock())

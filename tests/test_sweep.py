@@ -8,7 +8,7 @@ import edge_opt.runtimes as runtimes
 from edge_opt.config import SweepConfig
 from edge_opt.experiments import cached_sweep, run_sweep
 from edge_opt.analysis import pareto_frontier
-from edge_opt.storage import ROWS_FILE, read_rows, run_dir
+from edge_opt.storage import RunLayout, read_rows
 from edge_opt.analysis import measured_rows
 from edge_opt.reporting import write_reports
 
@@ -134,7 +134,7 @@ def test_unsupported_combination_is_a_row_not_a_crash(tmp_path):
     ort = df.set_index("runtime").loc["onnxruntime"]
     assert ort.unsupported == runtimes.ORT_FP16_REASON and pd.isna(ort.error) and pd.isna(ort.accuracy) and not ort.accepted
     assert df.set_index("runtime").loc["eager"].accuracy > 0.1   # eager FP16 still measured (above chance): no fallback, no crash
-    rows_file = run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE
+    rows_file = RunLayout(tmp_path).run(cfg.fingerprint()).rows
     assert len(read_rows(rows_file)) == 2
     assert len(run_sweep(cfg, tmp_path, progress=False)) == 2 and len(read_rows(rows_file)) == 2  # not retried
 
@@ -143,11 +143,11 @@ def test_other_settings_never_overwrite_rows(tmp_path):
     "A -> B -> A: each configuration keeps its rows in its own run directory, and returning to A resumes it."
     cfg = SweepConfig(**{**SMALL, "precisions": ["fp32"]})
     a = run_sweep(cfg, tmp_path, progress=False)
-    first = read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE)
+    first = read_rows(RunLayout(tmp_path).run(cfg.fingerprint()).rows)
     other = SweepConfig(**{**SMALL, "precisions": ["fp32"], "seed": 1})
     run_sweep(other, tmp_path, progress=False)
-    assert read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE) == first
-    assert {r["seed"] for r in read_rows(run_dir(tmp_path, other.fingerprint()) / ROWS_FILE)} == {1}
+    assert read_rows(RunLayout(tmp_path).run(cfg.fingerprint()).rows) == first
+    assert {r["seed"] for r in read_rows(RunLayout(tmp_path).run(other.fingerprint()).rows)} == {1}
     again = run_sweep(cfg, tmp_path, progress=False)     # back to A: resumed, nothing measured again
     assert again.latency_ms.tolist() == a.latency_ms.tolist()
-    assert read_rows(run_dir(tmp_path, cfg.fingerprint()) / ROWS_FILE) == first
+    assert read_rows(RunLayout(tmp_path).run(cfg.fingerprint()).rows) == first

@@ -130,14 +130,14 @@ def _run(args, keys):
     "`(config, {key: Artifact}, threads)` of the sweep: a finished one in --from, or --run's rows with --config's settings."
     from edge_opt.runtimes import Artifact
     from edge_opt.shipping import finished_sweep, sweep_config
-    from edge_opt.experiments import run_rows
+    from edge_opt.storage import RunFolder
     from edge_opt.config import load_config
-    if args.run: here, cfg = Path(args.run), load_config(args.config)
-    else: here = finished_sweep(args.out); cfg = sweep_config(args.out, here)
+    if args.run: here, cfg = RunFolder(args.run), load_config(args.config)
+    else: here = RunFolder(finished_sweep(args.out)); cfg = sweep_config(args.out, here.path)
     arts, threads = {}, None
-    for r in run_rows(here):
+    for r in here.sweep_rows():
         k = f"{r['runtime']}|{r['precision']}|{float(r['pruning_level']):g}"
-        if k in keys and r.get("artifact_dir") and (a := Artifact.read(here / "artifacts" / r["artifact_dir"])) is not None:
+        if k in keys and r.get("artifact_dir") and (a := Artifact.read(here.artifacts / r["artifact_dir"])) is not None:
             arts[k] = a; threads = int(r["threads"])   # an artifact the store no longer holds is left out
     return cfg, arts, threads
 

@@ -23,8 +23,8 @@ from edge_opt.pruning import prune_model
 from edge_opt.quantization import paired_drop
 from edge_opt.recipes import cpu_name
 from edge_opt.runtimes import resolve_threads, thread_limit
-from edge_opt.search import STEPS_FILE, SearchSettings, Target, _folder, run_search, search_config
-from edge_opt.storage import output_lock, read_rows
+from edge_opt.search import SearchSettings, Target, _folder, run_search, search_config
+from edge_opt.storage import RunLayout, read_rows
 
 
 def uniform_share(cfg: SweepConfig, settings: SearchSettings, level: float, here: Path) -> tuple[float, str]:
@@ -65,8 +65,9 @@ def main():
     a = ap.parse_args()
     cfg = search_config(SweepConfig(model=a.model, input_size=a.input_size, epochs=a.epochs, output_dir=a.output_dir))
     settings = SearchSettings(a.runtime, a.precision, a.step, a.finetune_batches, uniform_levels=(0.25, 0.5))
-    with output_lock(a.output_dir): here = _folder(Path(a.output_dir), cfg, settings, Target.of("50%", cfg=cfg))   # made as the search makes it
-    earlier = len(read_rows(here / STEPS_FILE))   # steps an earlier run of this search finished (it resumes from them)
+    out = RunLayout(a.output_dir)
+    with out.lock(): here = _folder(out, cfg, settings, Target.of("50%", cfg=cfg))   # made as the search makes it
+    earlier = len(read_rows(here.steps))   # steps an earlier run of this search finished (it resumes from them)
     start = time.perf_counter()
     share, column = (a.share, Target.of("50%", cfg=cfg).latency_column) if a.share else uniform_share(cfg, settings, a.match, here)
     prep = time.perf_counter() - start
