@@ -109,6 +109,7 @@ def prepare_baseline(cfg:SweepConfig, # the sweep's settings
         print(f"edge-opt: training the given weights '{cfg.weights}' for {epochs} more epoch(s) (epochs: {epochs}); "
               "the baseline is the network after them", file=sys.stderr)
     checkpoint = baseline_checkpoint(cfg, output_dir) if output_dir and epochs else None
+    if checkpoint: checkpoint.parent.mkdir(parents=True, exist_ok=True)   # before training, not after it
     return train_baseline(epochs=epochs, lr=cfg.learning_rate, batch_size=cfg.batch_size, seed=cfg.seed, device=device or resolve_device(cfg.device),
                           progress=progress, build=lambda: given_network(cfg, data), checkpoint=checkpoint, loaders=data.loaders(cfg.batch_size, cfg.seed))
 
