@@ -245,21 +245,21 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
                    ) -> tuple[Recommendation|None, tuple|None, str]:
     "Reports and recommendation into the configuration's run directory and, as the latest, at the top of `out`, and the recommended variant exported into `out/recommended/`; returns the recommendation, the key of the variant shipped (None: none), and the text saying both."
     fp, layout = cfg.fingerprint(), RunLayout(out)
-    previous = layout.pointer.read_text().strip() if layout.pointer.exists() else None
+    previous = layout.pointed()
     if previous and previous != fp:
         print(f"edge-opt: the reports at the top of {out} now describe configuration {fp}; those of configuration "
               f"{previous} stay in {layout.run(previous).path}", file=sys.stderr)
-    here = layout.run(fp).path
-    written = write_reports(df, cfg, here, command)
-    text, rec, judged = _recommendation_text(judged_rows(df, out, cfg), cfg, here)
-    names = [n for n in [*written, RECOMMENDATION_FILE] if (here / n).exists()]
+    here = layout.run(fp)
+    written = write_reports(df, cfg, here.path, command)
+    text, rec, judged = _recommendation_text(judged_rows(df, out, cfg), cfg, here.path)
+    names = [n for n in [*written, RECOMMENDATION_FILE] if here.report(n).exists()]
     claim(out, *names, LATEST_FILE); mark(here, "run", names)
     for name in names:   # the latest, copied rather than computed and drawn twice
-        atomic_write(layout.top(name), lambda tmp, src=here / name: shutil.copyfile(src, tmp))
+        atomic_write(layout.top(name), lambda tmp, src=here.report(name): shutil.copyfile(src, tmp))
     write_text(layout.pointer, fp)
     choice = rec.choice if judged else None
     return (rec, tuple(choice[k] for k in KEY) if choice else None,
-            "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here, df, cfg.keep_artifacts, choice))]))
+            "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here.path, df, cfg.keep_artifacts, choice))]))
 
 # %% ../nbs/api/10_cli.ipynb #64b82126
 def run(cfg:SweepConfig, # the sweep's settings
@@ -273,14 +273,14 @@ def run(cfg:SweepConfig, # the sweep's settings
     out = layout.root
     folders = [layout.seed(s).root.name for s in seeds] if len(seeds) > 1 else []
     with layout.lock():
-        for name in folders: check_output_dir(out / name)   # every folder checked before any work
+        for s in seeds if folders else []: check_output_dir(layout.seed(s).root)   # every folder checked before any work
         check_output_dir(out, folders); claim(out, *folders)
         for seed in seeds:
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
-            where = (layout.seed(seed) if len(seeds) > 1 else layout).root
-            df = run_sweep(seed_cfg, where, progress)
-            rec, shipped, answer = publish_reports(df, seed_cfg, where, command)
-            summary = json.loads(RunLayout(where).summary.read_text())   # as written, not computed again
+            where = layout.seed(seed) if len(seeds) > 1 else layout
+            df = run_sweep(seed_cfg, where.root, progress)
+            rec, shipped, answer = publish_reports(df, seed_cfg, where.root, command)
+            summary = json.loads(where.summary.read_text())   # as written, not computed again
             print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
                   + f"\nFiles: {where}", flush=True)
             frames.append(df); cfgs.append(seed_cfg)

@@ -165,7 +165,7 @@ def plan_rows(here:str|Path, # a search's folder
     return list(rows.values())
 
 # %% ../nbs/api/08b_search.ipynb #d6384747
-searches = _moved("searches(out)", "RunLayout(out).searches()", lambda out: [f.path for f in RunLayout(out).searches()])
+searches = _moved("searches(out)", "[f.path for f in RunLayout(out).searches()]", lambda out: [f.path for f in RunLayout(out).searches()])
 plan_file = _moved("plan_file(here, plan)", "RunFolder(here).plan(plan)", lambda here, plan: RunFolder(here).plan(plan))
 
 # %% ../nbs/api/08b_search.ipynb #8e819a77
@@ -204,7 +204,7 @@ class _Search:
     cfg: SweepConfig
     settings: SearchSettings
     target: Target
-    here: Path
+    here: RunFolder
     model: nn.Module
     train_dl: object
     val_dl: object
@@ -457,7 +457,7 @@ def _final(s:_Search, k:int, current:Plan) -> dict:
 @dataclass
 class SearchResult:
     "A finished search: where it is, its target, the plan it ships and the rows beside it."
-    here: RunFolder         # the search's folder
+    here: Path              # the search's folder
     target: Target          # resolved
     settings: SearchSettings
     result: dict            # the row of the plan to ship (the unpruned network's when it already met the target)

@@ -5,6 +5,8 @@
 # %% ../nbs/api/07a_storage.ipynb #63516d42
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import socket
@@ -283,11 +285,14 @@ class RunFolder:
     steps = property(lambda s: s.path / STEPS_FILE, doc="a search's finished steps")
     plans = property(lambda s: s.path / PLANS_DIR, doc="a search's chosen plans")
     summary = property(lambda s: s.path / SEARCH_SUMMARY_FILE, doc="a finished search's summary")
-    finished = property(lambda s: s.rows.is_file() and s.record.is_file(), doc="whether it holds a finished sweep: the one test")
+    finished = property(lambda s: s.rows.is_file() and s.record.is_file(), doc="a sweep's run: whether it finished (the one test; a search writes its record when it starts)")
 
     def baseline(self, key:str) -> Path:
         "The trained baseline's weights for training settings `key`."
         return self.path / f"baseline-{key}.pt"
+    def report(self, name:str) -> Path:
+        "One of the reports written into it (`REPORT_FILES`, `recommendation.json`), which the top of the output directory copies."
+        return self.path / name
     def plan(self, plan:str) -> Path:
         "A search's chosen plan's weights and channels: `plans/<plan>.pt`."
         return self.plans / f"{plan}.pt"
@@ -345,10 +350,15 @@ class RunLayout:
 
 # %% ../nbs/api/07a_storage.ipynb #f56d2869
 @patch
+def pointed(self:RunLayout) -> str:
+    "The fingerprint `latest_run.txt` names, as written ('' when it is missing or unreadable): whose reports sit at the top."
+    try: return self.pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError): return ""
+
+@patch
 def latest(self:RunLayout) -> RunFolder|None:
     "Is there a finished sweep here? The run whose reports sit at the top: the one `latest_run.txt` names or, when that file is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
-    try: fp = self.pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError): fp = ""
+    fp = self.pointed()
     if fp and os.sep not in fp and (run := self.run(fp)).finished: return run
     if not (done := self.finished_runs()): return None
     why = "missing" if not self.pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
@@ -417,20 +427,23 @@ def lock(self:RunLayout):
 
 # %% ../nbs/api/07a_storage.ipynb #fe1edaa6
 def _moved(old:str, new:str, call):
-    "A public name whose job moved: it still works, and warns once naming its replacement."
-    warned = []
+    "A public name whose job moved: `call` under the old name and parameters, warning (FutureWarning, once per calling line) with its replacement."
+    @functools.wraps(call)
     def f(*args, **kwargs):
-        if not warned: warned.append(1); warnings.warn(f"{old} is replaced by {new}", FutureWarning, stacklevel=2)
+        warnings.warn(f"{old} is replaced by {new}", FutureWarning, stacklevel=2)
         return call(*args, **kwargs)
-    f.__name__, f.__doc__ = old.rsplit(".", 1)[-1], f"Replaced by `{new}`; warns once."
+    f.__name__ = f.__qualname__ = old.split("(")[0]
+    f.__doc__ = f"Replaced by `{new}`; still works, and warns."
     return f
 
 _path = lambda r: r.path if r is not None else None
-run_dir = _moved("run_dir(out, fp)", "RunLayout(out).run(fp).path", lambda out, fp: RunLayout(out).run(fp).path)
-prepare_output_dir = _moved("prepare_output_dir(out)", "RunLayout(out).prepare()", lambda out, key="output_dir": RunLayout(out).prepare(key).root)
+run_dir = _moved("run_dir(output_dir, fingerprint)", "RunLayout(output_dir).run(fingerprint).path",
+                 lambda output_dir, fingerprint: RunLayout(output_dir).run(fingerprint).path)
+prepare_output_dir = _moved("prepare_output_dir(path)", "RunLayout(path).prepare(key).root", lambda path, key="output_dir": RunLayout(path).prepare(key).root)
 is_finished = _moved("is_finished(run)", "RunFolder(run).finished", lambda run: RunFolder(run).finished)
-finished_runs = _moved("finished_runs(out)", "RunLayout(out).finished_runs()", lambda out: [r.path for r in RunLayout(out).finished_runs()])
-latest_run = _moved("latest_run(out)", "RunLayout(out).latest()", lambda out: _path(RunLayout(out).latest()))
-seed_dir = _moved("seed_dir(out, seed)", "RunLayout(out).seed(seed).root", lambda out, seed: RunLayout(out).seed(seed).root)
-seed_folders = _moved("seed_folders(out)", "RunLayout(out).seeds()", lambda out: [s.root for s in RunLayout(out).seeds()])
-output_lock = _moved("output_lock(out)", "RunLayout(out).lock()", lambda out: RunLayout(out).lock())
+finished_runs = _moved("finished_runs(output_dir)", "[r.path for r in RunLayout(output_dir).finished_runs()]",
+                       lambda output_dir: [r.path for r in RunLayout(output_dir).finished_runs()])
+latest_run = _moved("latest_run(output_dir)", "RunLayout(output_dir).latest() (a RunFolder; its .path, or None)", lambda output_dir: _path(RunLayout(output_dir).latest()))
+seed_dir = _moved("seed_dir(output_dir, seed)", "RunLayout(output_dir).seed(seed).root", lambda output_dir, seed: RunLayout(output_dir).seed(seed).root)
+seed_folders = _moved("seed_folders(output_dir)", "[s.root for s in RunLayout(output_dir).seeds()]", lambda output_dir: [s.root for s in RunLayout(output_dir).seeds()])
+output_lock = _moved("output_lock(path)", "RunLayout(path).lock()", lambda path: RunLayout(path).lock())

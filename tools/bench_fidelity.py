@@ -156,7 +156,7 @@ def benchmark_app(art, threads, shape, seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--from", dest="out", help="a finished sweep's output directory (keep_artifacts: all)")
-    ap.add_argument("--run", help="or a run directory (runs/<fingerprint>, as `cached_sweep` leaves it) ...")
+    ap.add_argument("--run", help="or a run directory (OUT/runs/<fingerprint>/: RunLayout(OUT).run(fingerprint); `cached_sweep` returns OUT) ...")
     ap.add_argument("--config", help="... with its configuration as YAML (`SweepConfig.to_yaml()`)")
     ap.add_argument("--levels", nargs="+", type=float, default=[0.0])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
