@@ -21,7 +21,7 @@ from dataclasses import fields, replace
 
 from .config import (MAX_SEED, ConfigError, Setting, SweepConfig, config_from_dict, config_groups, config_reference,
                              load_config, setting)
-from .constraints import Constraints, Recommendation, recommend
+from .constraints import LATENCY_WORDS, OBJECTIVES, Constraints, Recommendation, recommend
 from .rows import KEY, spread_columns
 from .data import DatasetUnavailableError
 from .experiments import int8_fallback, run_sweep, sweep_data
@@ -147,7 +147,8 @@ def report_text(df:pd.DataFrame, # the sweep's rows
     if rec is not None and not rec.candidates.empty:
         which = ("Every variant" if verbose else "Each pruning level and precision on its fastest runtime (a passing one first; --verbose: every variant)")
         which += "" if rec.baseline is not None else " (accuracy drops not judged: no FP32 unpruned baseline)"
-        parts += ["", wrap_text(f"{which}. Batch {cfg.batch_size}, {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; latency: median of "
+        parts += ["", wrap_text(f"{which}. {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; {LATENCY_WORDS[OBJECTIVES[cfg.objective]]}"
+                                f"{f' (batches of {cfg.batch_size})' if cfg.objective.startswith('batch') else ''}: median of "
                                 f"{cfg.benchmark_rounds} interleaved rounds and the 5–95% range of the rounds:"), variant_table(rec, verbose, shipped), ""]
     return "\n".join([*parts, wrap_text("\n".join(notes)), *(_raw_tables(ok) if verbose else [])])
 

@@ -18,7 +18,7 @@ from .metrics import unpack_correct, wrap_text
 from .quantization import paired_drop
 from .analysis import measured_on, measured_rows
 from .hardware import is_accepted, memory_violations
-from .rows import KEY, MB, MEMORY_TERMS, level_words, plan_of, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
+from .rows import KEY, MB, MEMORY_TERMS, drop_words, level_words, plan_of, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
@@ -436,7 +436,7 @@ def _recommendation_text(rec:Recommendation, from_dir:str|None=None) -> str:
                         if k.objective.endswith("median") else latency_text(r["objective_ms"], unit=unit))   # p95: one figure
     lines = [f"Ship {level_words(c)} + {precision_words(c)} on {c['runtime']}: {LATENCY_WORDS[OBJECTIVES[k.objective]]} {spread(c)}, "
              f"accuracy {c['accuracy']:.3f}"
-             + ("" if math.isnan(c["drop_points"]) else f" (drop {c['drop_points']:.2f} points, at most {c['drop_high']:.2f})")
+             + ("" if math.isnan(c["drop_points"]) else f" ({drop_words(c['drop_points'], c['drop_high'])})")
              + f", {k.memory_word} {memory_text(c['memory'], big)}"
              + (f"; INT8 keeps {', '.join(float_layers_in(c))} in floating point" if float_layers_in(c) else "")
              + f". {int(rec.candidates.passes.sum())} of "

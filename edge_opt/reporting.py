@@ -226,9 +226,9 @@ def baseline_line(df:pd.DataFrame, # sweep rows
     "Where the baseline came from and its accuracy with its 95% interval: the reference every accuracy drop is measured against."
     origin = (f"from the given weights '{cfg.weights}'" + (f", trained {cfg.baseline_epochs} more epoch(s)" if cfg.baseline_epochs else ", as they are (not retrained)")
               if cfg.weights else f"trained here for {cfg.baseline_epochs} epoch(s)")
-    if (r := baseline_row(df)) is None: return f"Baseline: `{cfg.model}` {origin}; not measured (add pruning level 0 and fp32)."
+    if (r := baseline_row(df)) is None: return f"Baseline: '{cfg.model}' {origin}; not measured (add pruning level 0 and fp32)."
     n = len(unpack_correct(r["correct"])) if isinstance(r.get("correct"), str) else None
-    return (f"Baseline: `{cfg.model}` {origin}: accuracy {r.accuracy:.4f} (95% interval {r.accuracy_ci_low:.4f}–{r.accuracy_ci_high:.4f})"
+    return (f"Baseline: '{cfg.model}' {origin}: accuracy {r.accuracy:.4f} (95% interval {r.accuracy_ci_low:.4f}–{r.accuracy_ci_high:.4f})"
             f"{f' on {n:,} validation images' if n else ''} of {cfg.dataset} ({r.runtime} FP32, unpruned); accuracy drops are measured against it.")
 
 def chance_warning(df:pd.DataFrame, # sweep rows

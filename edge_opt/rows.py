@@ -10,7 +10,7 @@ import math
 # %% auto #0
 __all__ = ['KEY', 'MB', 'SPREAD_COLUMNS', 'MEMORY_TERMS', 'row_key', 'plan_of', 'level_words', 'variant_words', 'row_header',
            'error_row', 'unsupported_row', 'measured', 'spread_columns', 'sig3', 'memory_unit', 'memory_label',
-           'memory_text', 'latency_unit', 'latency_text', 'row_latency_text']
+           'memory_text', 'latency_unit', 'latency_text', 'row_latency_text', 'drop_words']
 
 # %% ../nbs/api/00a_rows.ipynb #5e285e55
 KEY = ["pruning_level", "precision", "runtime", "plan"]   # plan: a search's plan id (edge_opt.search), None for a sweep's pruning level
@@ -121,3 +121,11 @@ def row_latency_text(row, # a sweep row (or a candidate row)
     "`latency_text` of one row's `column` and its spread columns: `26 µs (19.4–27.2)`."
     low, high = spread_columns(column)
     return latency_text(row[column], row[low], row[high], unit, bare)
+
+# %% ../nbs/api/00a_rows.ipynb #9028412f
+def drop_words(points:float, # the accuracy drop against the baseline, points (negative: a gain)
+               high:float, # the upper bound of its 95% interval, points
+              ) -> str:
+    "An accuracy drop and its bound in words, a gain said as a gain: `drop 0.20 points, at most 0.50`, `a gain of 4.30 points, at least 2.70`."
+    if points >= 0: return f"drop {points:.2f} points, at most {high:.2f}"
+    return f"a gain of {-points:.2f} points, " + (f"at least {-high:.2f}" if high < 0 else f"or a drop of at most {high:.2f}")

@@ -299,14 +299,6 @@ class RunFolder:
 
 # %% ../nbs/api/07a_storage.ipynb #59f3b62d
 @patch
-def sweep_rows(self:RunFolder) -> list[dict]:
-    "The run's rows from its rows file (a torn line is skipped): the last row of each variant, in the order variants were first measured."
-    rows = {}
-    for r in read_rows(self.rows):
-        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", self.name) == self.name: rows[row_key(r)] = r
-    return list(rows.values())
-
-@patch
 def make(self:RunFolder, *names:str) -> RunFolder:
     "Create it, marked as edge_opt's run folder (its parent too), with `names` taken in its marker."
     self.path.mkdir(parents=True, exist_ok=True)
@@ -348,23 +340,6 @@ class RunLayout:
         done = [r for d in (self.root / RUNS_DIR).glob("*") if (r := RunFolder(d)).finished]
         return sorted(done, key=lambda r: r.record.stat().st_mtime)
 
-# %% ../nbs/api/07a_storage.ipynb #f56d2869
-@patch
-def pointed(self:RunLayout) -> str:
-    "The fingerprint `latest_run.txt` names, as written ('' when it is missing or unreadable): whose reports sit at the top."
-    try: return self.pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError): return ""
-
-@patch
-def latest(self:RunLayout) -> RunFolder|None:
-    "Is there a finished sweep here? The run whose reports sit at the top: the one `latest_run.txt` names or, when that file is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
-    fp = self.pointed()
-    if fp and os.sep not in fp and (run := self.run(fp)).finished: return run
-    if not (done := self.finished_runs()): return None
-    why = "missing" if not self.pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
-    print(f"edge-opt: {self.pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
-    return done[-1]
-
 # %% ../nbs/api/07a_storage.ipynb #900006b5
 @patch
 def prepare(self:RunLayout,
@@ -385,6 +360,32 @@ def prepare(self:RunLayout,
     check_output_dir(path, key=key)
     mark(path, "output")
     return self
+
+# %% ../nbs/api/07a_storage.ipynb #1d7f1879
+@patch
+def sweep_rows(self:RunFolder) -> list[dict]:
+    "The run's rows from its rows file (a torn line is skipped): the last row of each variant, in the order variants were first measured."
+    rows = {}
+    for r in read_rows(self.rows):
+        if {"pruning_level", "precision", "runtime"} <= set(r) and r.get("fingerprint", self.name) == self.name: rows[row_key(r)] = r
+    return list(rows.values())
+
+# %% ../nbs/api/07a_storage.ipynb #f56d2869
+@patch
+def pointed(self:RunLayout) -> str:
+    "The fingerprint `latest_run.txt` names, as written ('' when it is missing or unreadable): whose reports sit at the top."
+    try: return self.pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError): return ""
+
+@patch
+def latest(self:RunLayout) -> RunFolder|None:
+    "Is there a finished sweep here? The run whose reports sit at the top: the one `latest_run.txt` names or, when that file is missing or damaged, the most recently finished run (saying so); None: no finished sweep."
+    fp = self.pointed()
+    if fp and os.sep not in fp and (run := self.run(fp)).finished: return run
+    if not (done := self.finished_runs()): return None
+    why = "missing" if not self.pointer.exists() else "empty" if not fp else f"damaged (it names '{fp[:24]}', which is no finished run here)"
+    print(f"edge-opt: {self.pointer} is {why}; reading the most recently finished run, {done[-1].name}", file=sys.stderr)
+    return done[-1]
 
 # %% ../nbs/api/07a_storage.ipynb #531d964e
 _HELD: dict[str, tuple] = {}  # resolved lock path -> (open file, depth): this process's own locks, for re-entry
