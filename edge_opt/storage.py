@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import socket
