@@ -147,8 +147,8 @@ def report_text(df:pd.DataFrame, # the sweep's rows
     if rec is not None and not rec.candidates.empty:
         which = ("Every variant" if verbose else "Each pruning level and precision on its fastest runtime (a passing one first; --verbose: every variant)")
         which += "" if rec.baseline is not None else " (accuracy drops not judged: no FP32 unpruned baseline)"
-        parts += ["", wrap_text(f"{which}. {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; {LATENCY_WORDS[OBJECTIVES[cfg.objective]]}"
-                                f"{f' (batches of {cfg.batch_size})' if cfg.objective.startswith('batch') else ''}: median of "
+        parts += ["", wrap_text(f"{which}. {ok.threads.iloc[0]} threads, {ok.cpu.iloc[0]}; {LATENCY_WORDS[(col := OBJECTIVES[cfg.objective])]}"
+                                f"{f' (batches of {cfg.batch_size})' if col.startswith('latency') else ''}: median of "
                                 f"{cfg.benchmark_rounds} interleaved rounds and the 5–95% range of the rounds:"), variant_table(rec, verbose, shipped), ""]
     return "\n".join([*parts, wrap_text("\n".join(notes)), *(_raw_tables(ok) if verbose else [])])
 
@@ -271,14 +271,13 @@ def run(cfg:SweepConfig, # the sweep's settings
        ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
     layout, frames, cfgs = RunLayout(cfg.output_dir), [], []
-    out = layout.root
-    folders = [layout.seed(s).root.name for s in seeds] if len(seeds) > 1 else []
+    out, seeded = layout.root, [layout.seed(s) for s in seeds] if len(seeds) > 1 else []   # several seeds: an output directory each
+    folders = [w.root.name for w in seeded]
     with layout.lock():
-        for s in seeds if folders else []: check_output_dir(layout.seed(s).root)   # every folder checked before any work
+        for w in seeded: check_output_dir(w.root)   # every folder checked before any work
         check_output_dir(out, folders); claim(out, *folders)
-        for seed in seeds:
+        for seed, where in zip(seeds, seeded or [layout]):
             seed_cfg = config_from_dict({"seed": seed}, base=cfg)
-            where = layout.seed(seed) if len(seeds) > 1 else layout
             df = run_sweep(seed_cfg, where.root, progress)
             rec, shipped, answer = publish_reports(df, seed_cfg, where.root, command)
             summary = json.loads(where.summary.read_text())   # as written, not computed again

@@ -489,7 +489,7 @@ def _context(cfg:SweepConfig, settings:SearchSettings, target:Target, here:RunFo
 def _spent_before(here:RunFolder) -> dict:
     "Seconds earlier runs of this search spent, by kind: its summary's, or its last finished step's, whichever counts more."
     earlier = [st.get("seconds") for st in repair_rows(here.steps)[0][-1:]]
-    try: earlier.append(json.loads(here.summary.read_text())["seconds"])
+    try: earlier.append(json.loads(here.search_summary.read_text())["seconds"])
     except (OSError, ValueError, KeyError): pass
     earlier = [e for e in earlier if isinstance(e, dict)]
     return dict(max(earlier, key=lambda e: sum(e.values()))) if earlier else dict(training_s=0.0, building_s=0.0, measuring_s=0.0)
@@ -539,7 +539,7 @@ def _finish(s:_Search, row:dict, met:bool, already:bool, k:int, grid:dict, targe
     r = SearchResult(s.here.path, target or s.target, s.settings, row, met, already, k, grid, s.spent)
     brief = lambda r: {c: r.get(c) for c in ("plan", "plan_channels", "pruning_level", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                                              "held_out_accuracy", s.target.latency_column, s.target.memory_column, "error")}
-    write_json(s.here.summary, dict(target=dataclasses.asdict(r.target), target_text=r.target.text(), met=met, already_met=already,
+    write_json(s.here.search_summary, dict(target=dataclasses.asdict(r.target), target_text=r.target.text(), met=met, already_met=already,
                                            steps=k, result=brief(row), grid={p: brief(g) for p, g in grid.items()}, seconds=s.spent))
     return r
 

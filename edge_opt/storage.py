@@ -274,8 +274,8 @@ class RunFolder:
     "One run's folder and the files in it: a configuration's `OUT/runs/<fingerprint>/`, or a search's `OUT/searches/<id>/`."
     path: Path
     def __post_init__(self): object.__setattr__(self, "path", Path(self.path))
-    def __fspath__(self): return str(self.path)
-    def __str__(self): return str(self.path)
+    def __fspath__(self): return str(self.path)   # it stands wherever a path is taken, and prints as one
+    __str__ = __fspath__
     name = property(lambda s: s.path.name, doc="its fingerprint, or the search's id")
     layout = property(lambda s: RunLayout(s.path.parent.parent), doc="the output directory it is in")
     rows = property(lambda s: s.path / ROWS_FILE, doc="its rows, one JSON row a line: the source of truth")
@@ -283,7 +283,7 @@ class RunFolder:
     record = property(lambda s: s.path / REPRODUCIBILITY_FILE, doc="what ran where; written with the reports once every level is measured")
     steps = property(lambda s: s.path / STEPS_FILE, doc="a search's finished steps")
     plans = property(lambda s: s.path / PLANS_DIR, doc="a search's chosen plans")
-    summary = property(lambda s: s.path / SEARCH_SUMMARY_FILE, doc="a finished search's summary")
+    search_summary = property(lambda s: s.path / SEARCH_SUMMARY_FILE, doc="a finished search's summary")
     finished = property(lambda s: s.rows.is_file() and s.record.is_file(), doc="a sweep's run: whether it finished (the one test; a search writes its record when it starts)")
 
     def baseline(self, key:str) -> Path:
@@ -311,7 +311,7 @@ class RunLayout:
     root: Path
     def __post_init__(self): object.__setattr__(self, "root", Path(self.root))
     def __fspath__(self): return str(self.root)
-    def __str__(self): return str(self.root)
+    __str__ = __fspath__
     def top(self, name:str) -> Path: return self.root / name   # a report at the top (REPORT_FILES)
     results = property(lambda s: s.root / RESULTS_FILE, doc="the latest run's rows as a table (a copy)")
     summary = property(lambda s: s.root / SUMMARY_FILE)
@@ -436,14 +436,13 @@ def _moved(old:str, new:str, call):
     f.__doc__ = f"Replaced by `{new}`; still works, and warns."
     return f
 
-_path = lambda r: r.path if r is not None else None
 run_dir = _moved("run_dir(output_dir, fingerprint)", "RunLayout(output_dir).run(fingerprint).path",
                  lambda output_dir, fingerprint: RunLayout(output_dir).run(fingerprint).path)
 prepare_output_dir = _moved("prepare_output_dir(path)", "RunLayout(path).prepare(key).root", lambda path, key="output_dir": RunLayout(path).prepare(key).root)
 is_finished = _moved("is_finished(run)", "RunFolder(run).finished", lambda run: RunFolder(run).finished)
 finished_runs = _moved("finished_runs(output_dir)", "[r.path for r in RunLayout(output_dir).finished_runs()]",
                        lambda output_dir: [r.path for r in RunLayout(output_dir).finished_runs()])
-latest_run = _moved("latest_run(output_dir)", "RunLayout(output_dir).latest() (a RunFolder; its .path, or None)", lambda output_dir: _path(RunLayout(output_dir).latest()))
+latest_run = _moved("latest_run(output_dir)", "RunLayout(output_dir).latest() (a RunFolder; its .path, or None)", lambda output_dir: getattr(RunLayout(output_dir).latest(), "path", None))
 seed_dir = _moved("seed_dir(output_dir, seed)", "RunLayout(output_dir).seed(seed).root", lambda output_dir, seed: RunLayout(output_dir).seed(seed).root)
 seed_folders = _moved("seed_folders(output_dir)", "[s.root for s in RunLayout(output_dir).seeds()]", lambda output_dir: [s.root for s in RunLayout(output_dir).seeds()])
 output_lock = _moved("output_lock(path)", "RunLayout(path).lock()", lambda path: RunLayout(path).lock())
