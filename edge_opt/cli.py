@@ -38,8 +38,8 @@ from .runtimes import RUNTIMES
 # %% auto #0
 __all__ = ['PARETO_COLUMNS', 'NO_VARIANT_EXIT', 'CONSTRAINT_KEYS', 'SEARCH_IGNORES', 'add_config_flags', 'flag_values',
            'build_parser', 'resolve_config', 'report_text', 'write_recommendation', 'recommend_parser', 'judged_rows',
-           'recommend_main', 'publish_reports', 'run', 'main', 'export_parser', 'export_main', 'time_split',
-           'search_parser', 'search_main']
+           'recommend_main', 'publish_reports', 'seed_runs', 'run', 'main', 'export_parser', 'export_main',
+           'time_split', 'search_parser', 'search_main']
 
 # %% ../nbs/api/10_cli.ipynb #55704e8c
 class _Parser(argparse.ArgumentParser):
@@ -163,7 +163,7 @@ def write_recommendation(df:pd.DataFrame, # sweep rows
                          out:Path, # directory for recommendation.json
                         ):
     "Judge `df` under `cfg`'s constraints and write `recommendation.json` into `out`."
-    rec = recommend(df, Constraints.from_config(cfg))
+    rec = recommend(df, cfg.constraints)
     write_json(Path(out) / RECOMMENDATION_FILE, rec.to_json())
     return rec
 
@@ -171,7 +171,7 @@ def _recommendation_text(df:pd.DataFrame, cfg:SweepConfig, out:Path) -> tuple[st
     "`(text, recommendation, judged)` after a sweep. A sweep that cannot be judged (no FP32 unpruned baseline) says why, and its variants are judged on the other limits only, for the report's table (`judged` False: nothing to ship)."
     try: rec = write_recommendation(df, cfg, out)
     except ValueError as e:
-        try: unjudged = recommend(df, replace(Constraints.from_config(cfg), max_accuracy_drop=None))
+        try: unjudged = recommend(df, replace(cfg.constraints, max_accuracy_drop=None))
         except ValueError: unjudged = None   # no baseline for a relative limit either
         return wrap_text(f"No recommendation: {e} (or set max_accuracy_drop: null)."), unjudged, False
     return rec.text(str(cfg.output_dir)), rec, True
@@ -262,6 +262,15 @@ def publish_reports(df:pd.DataFrame, # the sweep's rows
     return (rec, tuple(choice[k] for k in KEY) if choice else None,
             "\n".join([text, wrap_text(ship_recommended(out, choice)), wrap_text(tidy_store(here.path, df, cfg.keep_artifacts, choice))]))
 
+# %% ../nbs/api/10_cli.ipynb #fe140e24
+def seed_runs(cfg:SweepConfig, # the command's settings
+              seeds:list[int], # one sweep per seed
+             ) -> list[tuple[SweepConfig, RunLayout]]:
+    "Each seed's settings and the output directory its sweep writes: `output_dir` itself for one seed, its `seed_N/` folders for several."
+    layout = RunLayout(cfg.output_dir)
+    return [(config_from_dict({"seed": s}, base=cfg), layout.seed(s) if len(seeds) > 1 else layout) for s in seeds]
+
+
 # %% ../nbs/api/10_cli.ipynb #64b82126
 def run(cfg:SweepConfig, # the sweep's settings
         seeds:list[int], # one sweep per seed
@@ -270,25 +279,23 @@ def run(cfg:SweepConfig, # the sweep's settings
         verbose:bool=False, # the report lists every variant (report_text)
        ) -> list[pd.DataFrame]:
     "One sweep and its reports per seed (in `seed_N/` when there are several), then the aggregate; one writer per output directory."
-    layout, frames, cfgs = RunLayout(cfg.output_dir), [], []
-    out, seeded = layout.root, [layout.seed(s) for s in seeds] if len(seeds) > 1 else []   # several seeds: an output directory each
-    folders = [w.root.name for w in seeded]
+    layout, runs, frames = RunLayout(cfg.output_dir), seed_runs(cfg, seeds), []
+    out, folders = layout.root, [where.root.name for _, where in runs] if len(runs) > 1 else []
     with layout.lock():
-        for w in seeded: check_output_dir(w.root)   # every folder checked before any work
+        for _, where in runs if folders else []: check_output_dir(where.root)   # every folder checked before any work
         check_output_dir(out, folders); claim(out, *folders)
-        for seed, where in zip(seeds, seeded or [layout]):
-            seed_cfg = config_from_dict({"seed": seed}, base=cfg)
+        for seed_cfg, where in runs:
             df = run_sweep(seed_cfg, where.root, progress)
             rec, shipped, answer = publish_reports(df, seed_cfg, where.root, command)
             summary = json.loads(where.summary.read_text())   # as written, not computed again
-            print((f"\n== seed {seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
+            print((f"\n== seed {seed_cfg.seed} ==\n" if folders else "") + report_text(df, seed_cfg, rec, answer, verbose, shipped, summary)
                   + f"\nFiles: {where}", flush=True)
-            frames.append(df); cfgs.append(seed_cfg)
-        if len(seeds) > 1:
+            frames.append(df)
+        if folders:
             agg = aggregate_seeds(frames)
             claim(out, AGGREGATE_FILE, REPRODUCIBILITY_FILE)
             atomic_write(layout.aggregate, lambda tmp: agg.to_csv(tmp, index=False))
-            write_json(layout.record, reproducibility_record(cfgs, command))
+            write_json(layout.record, reproducibility_record([c for c, _ in runs], command))
             print(f"\n== mean ± std over seeds {seeds} ==\n" + seeds_table(agg) + f"\nFiles: {out} ({AGGREGATE_FILE}: every column)")
     return frames
 
@@ -354,9 +361,7 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
 
 def _rows_dirs(cfg:SweepConfig, seeds:list[int]) -> str:
     "Where a command's measured rows are: the run directory of its configuration, one per seed with several seeds."
-    out = RunLayout(cfg.output_dir)
-    if len(seeds) < 2: return str(out.run(cfg.fingerprint()).path)
-    return ", ".join(str(out.seed(s).run(config_from_dict({"seed": s}, base=cfg).fingerprint()).path) for s in seeds)
+    return ", ".join(str(where.run(seed_cfg.fingerprint()).path) for seed_cfg, where in seed_runs(cfg, seeds))
 
 # %% ../nbs/api/10_cli.ipynb #384faf10
 def _sweep_main(argv:list[str]) -> int:

@@ -26,6 +26,7 @@ from .quantization import INT8_BACKENDS, PRECISIONS
 from .constraints import DEFAULT_MEMORY_LIMIT, LATENCY_BATCHES, LATENCY_STATS, MEMORY_ON, OBJECTIVES, SIZE_TEXT, Constraints, parse_limit, parse_size, renamed_value
 from .runtimes import RUNTIMES, TIMING_VERSION, check_runtimes, default_runtimes
 from .recipes import RECIPE_KEY_RUNTIMES, parse_int8_recipes
+from . import recipes as _recipes, rows as _rows   # by module: SweepConfig's methods of the same names call them
 from .executors import EXECUTORS, check_resource_name, dask_available, local_workers
 
 # %% auto #0
@@ -443,6 +444,31 @@ def load_config(path:str|Path, # a YAML file of SweepConfig keys
 def default_config_yaml() -> str:
     "The default configuration as commented YAML."
     return SweepConfig().to_yaml()
+
+# %% ../nbs/api/07_config.ipynb #cdd2209d
+@patch(as_prop=True)
+def constraints(self:SweepConfig) -> Constraints:
+    "What its constraint keys ask, as the `Constraints` the judging functions take."
+    return Constraints.from_config(self)
+
+@patch
+def requested_recipes(self:SweepConfig) -> dict[str, str]:
+    "The INT8 recipe it asks of each runtime: `recipes.requested_recipes` of its `int8_recipe` and `quantization_backend` (runtimes left to `auto` are absent)."
+    return _recipes.requested_recipes(self.int8_recipe, self.quantization_backend)
+
+@patch
+def recipes(self:SweepConfig,
+            features:dict|None=None, # the measuring CPU's features (None: this CPU's)
+           ) -> dict[str, str]:
+    "The INT8 recipe name each of its runtimes builds with on a CPU with `features`: `recipes.recipes_for` of what it asks."
+    return _recipes.recipes_for(self.runtimes, features, requested=self.requested_recipes())
+
+@patch
+def row_header(self:SweepConfig,
+               run:str, # the run the row belongs to: a sweep's fingerprint, a search's folder name
+               pruning_level:float, precision:str, runtime:str) -> dict:
+    "The fields every row measured under it starts with (`rows.row_header` with its seed, model, device and board)."
+    return _rows.row_header(run, pruning_level, precision, runtime, self.seed, self.model, self.device, self.measure_on)
 
 # %% ../nbs/api/07_config.ipynb #526b920b
 def config_flag(name:str, # a config key

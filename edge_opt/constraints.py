@@ -312,10 +312,12 @@ def violation_budgets(rows:pd.DataFrame, # rows judge_rows judged
     return sorted(float(c.removeprefix("violates_").removesuffix("mb")) for c in rows.columns if c.startswith("violates_"))
 
 def memory_limit_of(rows:pd.DataFrame, # sweep rows
-                    cfg, # a SweepConfig (or anything with its constraint keys)
+                    c:Constraints, # the constraints (a SweepConfig's: cfg.constraints)
                    ) -> tuple[float|None, str]:
-    "The absolute memory limit `cfg` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 43.5 kB (the footprint: ...)')`."
-    c = Constraints.from_config(cfg)
+    "The absolute memory limit `c` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 43.5 kB (the footprint: ...)')`."
+    if not isinstance(c, Constraints):   # memory_limit_of(rows, cfg), as before
+        warnings.warn("memory_limit_of(rows, cfg) takes the constraints now: memory_limit_of(rows, cfg.constraints)", FutureWarning, stacklevel=2)
+        c = Constraints.from_config(c)
     if c.memory_limit is None: return None, "no memory limit"
     lim = resolved_limits(measured_rows(rows), c)["memory_mb"]
     return lim, f"{limit_text(c.memory_limit, lim, 'MB')} ({MEMORY_READS[c.memory_on]})"

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -169,7 +170,11 @@ def _map_unordered(self, fn:Callable, tasks:list[tuple]) -> Iterator[tuple[int, 
 DaskExecutor._warm, DaskExecutor.share, DaskExecutor.call, DaskExecutor.map_unordered = _warm, _share, _call, _map_unordered
 
 # %% ../nbs/api/07b_executors.ipynb #ef724d7f
-def open_executor(cfg, # a SweepConfig (its executor and scheduler)
+def open_executor(executor:str="local", # the executor config key: local or dask
+                  scheduler:str|None=None, # the scheduler config key (dask: local:N or an address)
                  ) -> LocalExecutor|DaskExecutor:
-    "The executor `cfg` asks for, to use as a context manager."
-    return DaskExecutor(cfg.scheduler) if cfg.executor == "dask" else LocalExecutor()
+    "The executor a configuration asks for, to use as a context manager."
+    if not isinstance(executor, str):   # open_executor(cfg), as before
+        warnings.warn("open_executor(cfg) takes the two settings it reads now: open_executor(cfg.executor, cfg.scheduler)", FutureWarning, stacklevel=2)
+        executor, scheduler = executor.executor, executor.scheduler
+    return DaskExecutor(scheduler) if executor == "dask" else LocalExecutor()

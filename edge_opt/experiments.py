@@ -147,10 +147,10 @@ def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                     calibration:list, # take_batches of the training data
                     store:Path, # keep and reuse the artifacts here (stored_artifact)
                     pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
-                    recipes:dict|None=None, # INT8 recipe name per runtime (None: recipes_for(cfg), this CPU's)
+                    recipes:dict|None=None, # INT8 recipe name per runtime (None: cfg.recipes(), this CPU's)
                    ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) every pair's files: `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`; with a `pool` a level's builds run side by side, slowest first."
-    recipes, fallback = recipes_for(cfg) if recipes is None else recipes, int8_fallback(cfg)
+    recipes, fallback = cfg.recipes() if recipes is None else recipes, int8_fallback(cfg)
     args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None, None, fallback)
     jobs = {key: pool.submit(stored_artifact, *args(*key)) for key in build_order(todo)} if pool is not None else {}
     artifacts, finished = {}, {}
@@ -189,7 +189,7 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
 # %% ../nbs/api/08_experiments.ipynb #a90d2ad8
 def _footprints(pruned:nn.Module, kinds:dict, cfg:SweepConfig, calibration:list, sample_shape:tuple, recipes:dict|None=None) -> dict:
     "Storage, activations and MACs of each `(precision, float layers)` of `kinds` (`{key: kind}`; inputs of `sample_shape`), from its eager module (`precision_variant`: modules and hooks, which a loaded artifact no longer has)."
-    eager = (recipes_for(cfg) if recipes is None else recipes).get("eager")
+    eager = (cfg.recipes() if recipes is None else recipes).get("eager")
     out = {}
     for p, kept in set(kinds.values()):
         variant = precision_variant(pruned, p, calibration, len(calibration), eager, kept)[0]
@@ -346,9 +346,9 @@ def measurer_for(cfg:SweepConfig, # the sweep's settings (measure_on, executor, 
     "`(measurer, INT8 recipes)` for `cfg`: `Here` and this CPU's recipes, or with `measure_on` `OnBoard` and the board's recipes (its cluster open for the block, its runtimes importing)."
     if not cfg.measure_on:
         yield Here(threads, device or resolve_device(cfg.device)), None; return
-    with open_executor(cfg) as ex:
+    with open_executor(cfg.executor, cfg.scheduler) as ex:
         boards = Boards(ex.client, cfg.measure_on, cfg.measure_timeout_s)
-        recipes = recipes_for(cfg, _board_features(boards.facts()))   # asked before anything is built
+        recipes = cfg.recipes(_board_features(boards.facts()))   # asked before anything is built
         boards.warm(cfg.runtimes)
         settings = dict(rounds=cfg.benchmark_rounds, trials=cfg.benchmark_trials, stream_trials=cfg.benchmark_stream_trials,
                         warmup=cfg.benchmark_warmup, threads=cfg.threads)
@@ -556,7 +556,7 @@ def _shared_baseline(cfg:SweepConfig, here:RunFolder, ex, baseline:tuple|None):
 
 def _task_rows(cfg:SweepConfig, pending:list, here:RunFolder, baseline:tuple|None, threads:int, bar):
     "`(level, rows)` of each pending level as it finishes on a Dask cluster, one `level_task` a level (a task that failed for good: error rows); `bar` opens the progress bar once the baseline is ready."
-    with open_executor(cfg) as ex:
+    with open_executor(cfg.executor, cfg.scheduler) as ex:
         shared = _shared_baseline(cfg, here, ex, baseline)
         tasks = [(cfg, level, todo, shared, threads, None, str(here.artifacts)) for level, todo in pending]   # a worker resolves its device
         with bar() as b:
@@ -611,9 +611,9 @@ def run_sweep(cfg:SweepConfig, # the sweep's settings
         counts = len(grid), sum(k in done for k in grid)
         for level, rows in _level_rows(cfg, pending, here, progress, baseline, counts):
             for (precision, runtime), values in rows.items():
-                row = {**row_header(cfg, fingerprint, level, precision, runtime), **values}
+                row = {**cfg.row_header(fingerprint, level, precision, runtime), **values}
                 append_row(here.rows, row); done[row_key(row)] = row
-    return judge_rows(pd.DataFrame([done[k] for k in grid]), Constraints.from_config(cfg), cfg.memory_budgets_mb)
+    return judge_rows(pd.DataFrame([done[k] for k in grid]), cfg.constraints, cfg.memory_budgets_mb)
 
 # %% ../nbs/api/08_experiments.ipynb #c089f7ca
 def code_version() -> str:

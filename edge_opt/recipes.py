@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import platform
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -131,18 +132,29 @@ def parse_int8_recipes(entries:list|tuple, # ("auto",) or RUNTIME=RECIPE strings
         chosen[runtime] = name
     return chosen
 
-def requested_recipes(cfg, # a SweepConfig (or anything with int8_recipe and quantization_backend)
-                     ) -> dict[str, str]:
-    "The recipe a configuration asks of each runtime: its `int8_recipe` entries and eager's `quantization_backend`; runtimes left to `auto` are absent."
-    asked = parse_int8_recipes(cfg.int8_recipe)
-    return asked | ({"eager": cfg.quantization_backend} if cfg.quantization_backend != "auto" else {})
+def _from_config(old:str, new:str):
+    warnings.warn(f"{old} takes the settings it reads now: {new}", FutureWarning, stacklevel=3)
 
-def recipes_for(cfg, # a SweepConfig (its int8_recipe, quantization_backend and runtimes)
+def requested_recipes(int8_recipe:list|tuple=("auto",), # the int8_recipe config key: auto, or RUNTIME=RECIPE entries
+                      quantization_backend:str="auto", # the quantization_backend config key: eager's recipe
+                     ) -> dict[str, str]:
+    "The recipe asked of each runtime: the `int8_recipe` entries and eager's `quantization_backend`; runtimes left to `auto` are absent."
+    if hasattr(int8_recipe, "int8_recipe"):   # requested_recipes(cfg), as before
+        _from_config("requested_recipes(cfg)", "requested_recipes(cfg.int8_recipe, cfg.quantization_backend)")
+        int8_recipe, quantization_backend = int8_recipe.int8_recipe, int8_recipe.quantization_backend
+    asked = parse_int8_recipes(int8_recipe)
+    return asked | ({"eager": quantization_backend} if quantization_backend != "auto" else {})
+
+def recipes_for(runtimes:list|tuple, # the runtimes that build (those without INT8 recipes are left out)
                 features:dict|None=None, # the measuring CPU's features (None: this CPU's cpu_features())
+                *, requested:dict|None=None, # requested_recipes: the recipe asked of a runtime; absent, auto
                ) -> dict[str, str]:
-    "The recipe name each of the sweep's runtimes builds INT8 with for a CPU with `features`: the requested ones, and `auto` decided for that CPU (a board's, when another machine builds for it)."
-    asked = requested_recipes(cfg)
-    return {r: int8_recipe(r, features, asked.get(r)).name for r in cfg.runtimes if r in INT8_RECIPES}
+    "The recipe name each runtime builds INT8 with for a CPU with `features`: the requested ones, and `auto` decided for that CPU (a board's, when another machine builds for it)."
+    if hasattr(runtimes, "int8_recipe"):   # recipes_for(cfg, features), as before
+        _from_config("recipes_for(cfg, features)", "recipes_for(cfg.runtimes, features, requested=requested_recipes(cfg.int8_recipe, cfg.quantization_backend))")
+        runtimes, requested = runtimes.runtimes, requested_recipes(runtimes.int8_recipe, runtimes.quantization_backend)
+    asked = requested or {}
+    return {r: int8_recipe(r, features, asked.get(r)).name for r in runtimes if r in INT8_RECIPES}
 
 # %% ../nbs/api/04b_recipes.ipynb #95f72a01
 def recipe_of_row(row:dict, # a sweep row (its runtime, precision and int8_recipe, the recipe's description)

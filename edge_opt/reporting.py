@@ -249,7 +249,7 @@ def summarize_sweep(df:pd.DataFrame, # sweep rows
     "Counts, the fastest variant that fits the memory limit (batch and one sample; `fastest_accepted`) with its runtime, the best accuracy that fits, the baseline."
     ok, acc = measured_rows(df), measured_rows(df, accepted=True)
     data = data_record(cfg)
-    limit_mb, limit = memory_limit_of(df, cfg)
+    limit_mb, limit = memory_limit_of(df, cfg.constraints)
     pick = lambda col, f: _row_brief(acc.loc[getattr(acc[col], f)()]) if len(acc) else None
     return dict(
         rows=len(df), measured=len(ok), accepted=len(acc), rejected=len(ok) - len(acc),
@@ -320,7 +320,7 @@ def _git_commit() -> str|None:
 def _int8_recipes(cfg:SweepConfig, features:dict|None=None) -> dict:
     "The INT8 recipe each runtime of `cfg` builds for a CPU with `features` (None: this one): its name, what it builds and why (empty without INT8)."
     if "int8" not in cfg.precisions: return {}
-    asked = requested_recipes(cfg)
+    asked = cfg.requested_recipes()
     return {r: {k: v for k, v in dataclasses.asdict(int8_recipe(r, features, asked.get(r))).items() if k != "runtime"} for r in cfg.runtimes}
 
 def _boards(rows:pd.DataFrame|None) -> list[dict]:
@@ -346,7 +346,7 @@ def reproducibility_record(cfgs:list[SweepConfig], # the config of each seed's s
         packages={p: package_version(p) for p in dict.fromkeys(packages)},
         python=sys.version.split()[0], platform=platform.platform(), machine=platform.machine(), cpu=cpu_name(),
         cpu_features=cpu_features(), threads=resolve_threads(cfgs[0].threads),
-        int8_backend=int8_recipe("eager", features, requested_recipes(cfgs[0]).get("eager")).name, int8_recipes=_int8_recipes(cfgs[0], features),
+        int8_backend=int8_recipe("eager", features, cfgs[0].requested_recipes().get("eager")).name, int8_recipes=_int8_recipes(cfgs[0], features),
         measured_on=boards or None,
         git_commit=_git_commit(), seeds=[c.seed for c in cfgs], command=list(command if command is not None else sys.argv),
         device_requested=cfgs[0].device, devices_used=devices_used, config=cfgs[0].to_dict(), data=data_record(cfgs[0]),
@@ -466,7 +466,7 @@ def write_reports(df:pd.DataFrame, # run_sweep rows
               "layerwise_breakdown": layers, "hardware_summary": hardware_table(ok)}
     figures = {"accuracy_vs_latency": lambda: plot_tradeoff(ok, "latency_ms"),
                "accuracy_vs_energy": lambda: plot_tradeoff(ok, "energy_proxy_j"),
-               "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", memory_limit_of(df, cfg)[0]),
+               "accuracy_vs_memory": lambda: plot_tradeoff(ok, "memory_mb", memory_limit_of(df, cfg.constraints)[0]),
                "latency_by_runtime": lambda: plot_latency_by_runtime(ok),
                "layerwise": lambda: plot_layerwise(layers, ok.precision.iloc[0])}
     paths = {}; claim(out, *[f"{n}.csv" for n in tables], *[f"{n}.png" for n in figures], SUMMARY_FILE, REPRODUCIBILITY_FILE)   # never a user's file

@@ -5,7 +5,7 @@
 # %% ../nbs/api/00a_rows.ipynb #3df4616b
 from __future__ import annotations
 
-import math
+import math, warnings
 
 # %% auto #0
 __all__ = ['KEY', 'MB', 'SPREAD_COLUMNS', 'MEMORY_TERMS', 'row_key', 'plan_of', 'level_words', 'variant_words', 'row_header',
@@ -33,12 +33,20 @@ def variant_words(r:dict) -> str:
     "A row's variant in words: `pruning 0.5 int8 on onnxruntime`."
     return f"{level_words(r)} {r['precision']} on {r['runtime']}"
 
-def row_header(cfg, # the settings it was measured under (their seed, model, device and measure_on)
-               run:str, # the run it belongs to: a sweep's fingerprint, a search's folder name
-               pruning_level:float, precision:str, runtime:str) -> dict:
+def row_header(run:str, # the run it belongs to: a sweep's fingerprint, a search's folder name
+               pruning_level:float, precision:str, runtime:str, # which variant
+               seed:int|None=None, model:str|None=None, # the seed and network it was measured under
+               requested_device:str="auto", # the device asked for (the device config key)
+               measure_on:str|None=None, # the board asked to measure it (None: here)
+              ) -> dict:
     "The fields every row starts with, in this order: its run, seed and network, which variant, and where it was asked to run."
-    return {"fingerprint": run, "seed": cfg.seed, "model": cfg.model, "pruning_level": pruning_level, "precision": precision,
-            "runtime": runtime, "requested_device": cfg.device, "measure_on": cfg.measure_on}
+    if hasattr(run, "seed"):   # row_header(cfg, run, level, precision, runtime), as before
+        warnings.warn("row_header(cfg, run, ...) takes the four settings it reads now: row_header(run, pruning_level, precision, runtime, "
+                      "cfg.seed, cfg.model, cfg.device, cfg.measure_on)", FutureWarning, stacklevel=2)
+        cfg, run, pruning_level, precision, runtime = run, pruning_level, precision, runtime, seed
+        seed, model, requested_device, measure_on = cfg.seed, cfg.model, cfg.device, cfg.measure_on
+    return {"fingerprint": run, "seed": seed, "model": model, "pruning_level": pruning_level, "precision": precision,
+            "runtime": runtime, "requested_device": requested_device, "measure_on": measure_on}
 
 # %% ../nbs/api/00a_rows.ipynb #5f108c0d
 def error_row(error:Exception) -> dict:

@@ -86,7 +86,7 @@ class Target:
         try: lat, mem = parse_limit("latency_limit", latency_limit, "ms"), parse_limit("memory_limit", memory_limit, "MB")
         except ValueError as e: raise SearchError(str(e)) from None
         if lat is None and mem is None: raise SearchError("the search needs a target: --latency-limit (ms, or a share such as 50%) or --memory-limit (a size such as 40kB, or a share)")
-        c = Constraints.from_config(cfg) if cfg is not None else Constraints()
+        c = cfg.constraints if cfg is not None else Constraints()
         return cls(lat, mem, c.latency_column, c.memory_on)
 
 # %% ../nbs/api/08b_search.ipynb #9661a076
@@ -285,7 +285,7 @@ def _measure(s:_Search, plans:list[Plan], todo:list, step:int, role) -> dict:
     for p in plans:
         shape = _level_shape(s.model, p.net, s.val_dl)
         for prec, rt in todo:
-            row = {**row_header(s.cfg, s.here.name, round(1 - sum(p.kept.values()) / total, 4), prec, rt), "plan": p.name,
+            row = {**s.cfg.row_header(s.here.name, round(1 - sum(p.kept.values()) / total, 4), prec, rt), "plan": p.name,
                    "plan_channels": json.dumps(p.kept), "search_step": step, "search_role": role(p), "held_out_accuracy": p.held_out,
                    "threads": s.threads, "built_on": socket.gethostname(), **shape, **rows[p.name, prec, rt]}
             append_row(s.here.rows, row); out[p.name, prec, rt] = row

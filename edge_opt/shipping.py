@@ -130,7 +130,7 @@ def _stored(row:dict, cfg:SweepConfig, here:Path, precision:str, runtime:str) ->
               "rebuilding it from the run's baseline and calibration batches", file=sys.stderr)
     pruned, calibration = plan_network(cfg, row["plan"], here) if plan_of(row) else level_network(cfg, float(row["pruning_level"]), here)
     measured = recipe_of_row(row) if row.get("runtime") == runtime else None   # the recipe the row was built with (a board's, say)
-    recipe = (measured or requested_recipes(cfg).get(runtime)) if precision == "int8" else None
+    recipe = (measured or cfg.requested_recipes().get(runtime)) if precision == "int8" else None
     return stored_artifact(pruned, precision, runtime, calibration, RunFolder(here).artifacts, cfg.batch_size, recipe, None, int8_fallback(cfg))[0]
 
 def export_target(to:str|Path, # where an export is asked to go (a link is judged by where it points)

@@ -334,9 +334,13 @@ class RunLayout:
         found = [d for d in self.root.glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and RunLayout(d).finished_runs()]
         return [RunLayout(d) for d in sorted(found, key=lambda d: int(seed(d)))]
 
+    def runs(self) -> list[RunFolder]:
+        "Every configuration's run folder, finished or not (a sweep under way, or one that was stopped), by fingerprint."
+        return [RunFolder(d) for d in sorted((self.root / RUNS_DIR).glob("*")) if d.is_dir()]
+
     def finished_runs(self) -> list[RunFolder]:
         "Its runs whose sweep finished (`RunFolder.finished`), oldest first."
-        done = [r for d in (self.root / RUNS_DIR).glob("*") if (r := RunFolder(d)).finished]
+        done = [r for r in self.runs() if r.finished]
         return sorted(done, key=lambda r: r.record.stat().st_mtime)
 
 # %% ../nbs/api/07a_storage.ipynb #900006b5

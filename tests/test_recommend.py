@@ -1,4 +1,6 @@
 "The recommendation end to end: a real sweep judged independently from its CSV, the CLI's exit codes and bad input."
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -33,8 +35,18 @@ class _no_exit:
     def __exit__(self, *exc): return False
 
 
-def run(*args):
+def shell(*args):
+    "`edge-opt ARGS` as a shell runs it: a process of its own (its import, its exit status, its one-time warnings)."
     return subprocess.run([EDGE_OPT, *args], capture_output=True, text=True, timeout=600)
+
+
+def run(*args):
+    "`edge-opt ARGS` in this process, reported as a finished process is (exit status, stdout, stderr): the command's own code without a second interpreter importing the stack; `shell` checks what only a process shows."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: code = main(list(args))
+        except SystemExit as e: code = e.code   # argparse's own errors
+    return subprocess.CompletedProcess(["edge-opt", *args], code, out.getvalue(), err.getvalue())
 
 
 def independent_answer(csv, memory_limit, max_drop, objective_col, max_latency_ms=None):
@@ -93,14 +105,14 @@ def test_nothing_passes_is_a_result_with_nearest_misses(sweep_dir):
 
 
 def test_old_limit_keys_still_work_with_one_notice(sweep_dir):
-    res = run("recommend", "--from", str(sweep_dir), "--max-memory-mb", "0.05")
+    res = shell("recommend", "--from", str(sweep_dir), "--max-memory-mb", "0.05")
     assert res.returncode in (0, NO_VARIANT_EXIT) and res.stderr.strip().splitlines() == [
         "edge-opt: warning: config key 'max_memory_mb' is replaced by 'memory_limit'; read as memory_limit: 0.05"]
     assert json.loads((sweep_dir / "recommendation.json").read_text())["constraints"]["memory_limit"] == 0.05
 
 
 def test_old_memory_on_value_still_works_with_one_notice(sweep_dir):
-    res = run("recommend", "--from", str(sweep_dir), "--memory-on", "true_storage", "--budgets-mb", "40kB", "0.1MB")
+    res = shell("recommend", "--from", str(sweep_dir), "--memory-on", "true_storage", "--budgets-mb", "40kB", "0.1MB")
     assert res.returncode in (0, NO_VARIANT_EXIT) and res.stderr.strip().splitlines() == [
         "edge-opt: warning: config key 'memory_on': 'true_storage' is now called 'footprint'; read as memory_on: footprint"]
     rec = json.loads((sweep_dir / "recommendation.json").read_text())
@@ -171,7 +183,7 @@ def test_bad_limits_end_in_one_line(args, needle, sweep_dir, capsys):
 
 
 def test_a_bad_limit_from_the_shell(sweep_dir):
-    res = run("recommend", "--from", str(sweep_dir), "--max-accuracy-drop", "150")
+    res = shell("recommend", "--from", str(sweep_dir), "--max-accuracy-drop", "150")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()]
     assert res.stderr.startswith("edge-opt: error: config key 'max_accuracy_drop': 150.0 is not allowed; expected a number in [0, 100] or null")

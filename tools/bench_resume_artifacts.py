@@ -6,14 +6,17 @@ The first run is killed once two levels have rows on disk and the third level ha
 resumed run is then read: rows of the finished levels (never rerun), rows of the third level (built before the kill: reused
 from the store), and which artifact folders the resumed run created.
 """
-import argparse, json, shutil, signal, subprocess, sys, time
+import argparse, shutil, signal, subprocess, sys, time
 from pathlib import Path
+
+from edge_opt.storage import RunLayout, read_rows
 
 EDGE_OPT = str(Path(sys.executable).with_name("edge-opt"))
 
 def rows(out):
-    f = next(Path(out).glob("runs/*/sweep_rows.jsonl"), None)
-    return [json.loads(l) for l in f.read_text().splitlines() if l.strip().endswith("}")] if f else []
+    "The complete rows of the output directory's one run folder, finished or not ([] before it exists)."
+    runs = RunLayout(out).runs()
+    return read_rows(runs[0].rows) if runs else []
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(); p.add_argument("--out", default="/tmp/resume_artifacts"); p.add_argument("extra", nargs="*")
@@ -22,7 +25,7 @@ if __name__ == "__main__":
     proc = subprocess.Popen([EDGE_OPT, "--output-dir", args.out, "--no-progress", *args.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None:
         levels = sorted({r["pruning_level"] for r in rows(args.out)})
-        store = next(Path(args.out).glob("runs/*/artifacts"), None)
+        store = next((r.artifacts for r in RunLayout(args.out).runs() if r.artifacts.is_dir()), None)
         built = {d.name for d in store.iterdir() if d.is_dir() and not ".tmp-" in d.name} if store else set()
         if len(levels) == 2 and len(built) >= 2 * 10 + 3:   # the two levels' 10 artifacts each, and 3 of the third's
             proc.send_signal(signal.SIGKILL); proc.wait(); break

@@ -8,12 +8,17 @@ root=$(pwd)
 python=${PYTHON:-python3}
 
 setup() {
+  local compile=--compile
   if [ ! -x .venv/bin/python ]; then
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "edge_opt needs Python >= 3.10 (found $("$python" --version))" >&2; exit 1; }
     "$python" -m venv .venv
+    compile=--no-compile   # a fresh environment: its bytecode compiled below on every core, not by pip on one
   fi
   echo "==> installing edge_opt and its dev requirements into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$compile" -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  if [ "$compile" = --no-compile ]; then   # some packages ship files that do not compile (examples, templates): pip skips them too
+    .venv/bin/python -m compileall -qq -j 0 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
+  fi
   .venv/bin/python -c "import edge_opt, nbdev" || { echo "installation failed" >&2; exit 1; }
 }
 

@@ -10,7 +10,6 @@ After every run the rows on disk are compared with everything seen before in tha
     .venv/bin/python tools/kill_loop.py [--kills 20] [--max-seconds 45] [--out /tmp/kill_loop] [-- extra edge-opt flags]
 """
 import argparse
-import json
 import random
 import shutil
 import signal
@@ -19,13 +18,16 @@ import sys
 import time
 from pathlib import Path
 
+from edge_opt.rows import row_key
+from edge_opt.storage import RunLayout, read_rows
+
 EDGE_OPT = str(Path(sys.executable).with_name("edge-opt"))
 
 
 def rows_on_disk(out):
-    files = list(Path(out).glob("runs/*/sweep_rows.jsonl"))
-    rows = [json.loads(l) for f in files for l in f.read_text().splitlines() if l.strip().endswith("}")]
-    return {(r["pruning_level"], r["precision"], r["runtime"]): r for r in rows}, len(rows)
+    "Every complete row of every run folder of `out` (finished or not), by variant, and how many there are with duplicates."
+    rows = [r for run in RunLayout(out).runs() for r in read_rows(run.rows)]
+    return {row_key(r): r for r in rows}, len(rows)
 
 
 if __name__ == "__main__":
@@ -56,6 +58,7 @@ if __name__ == "__main__":
             seen.update(rows)
             print(f"cycle {cycle} run {runs:2d}: {'finished' if done else f'killed after {delay:4.1f} s'}, {len(rows)} rows on disk", flush=True)
         cycle += 1
-    torn = sum(len(f.read_text().splitlines()) for f in Path(args.out).glob("cycle_*/runs/*/*.torn"))
+    torn = sum(len(f.read_text().splitlines()) for c in range(cycle) for run in RunLayout(f"{args.out}/cycle_{c}").runs()
+               for f in run.path.glob("*.torn"))
     print(f"\n{kills} kills over {cycle} sweep(s), {runs} runs: rows lost {lost}; rows duplicated {duplicated}; "
           f"failed resumes {failed}; torn lines set aside (and measured again) {torn}")

@@ -5,7 +5,7 @@ runs it, whatever other notebooks left in a shared process (native thread pools,
 the whole run with it; here a crash fails its own notebook, named with its exit status.
 
 Each notebook's process is forked from a server process that has imported what every page imports (`PRELOAD`: numpy,
-pandas, PyTorch, nbdev, edge_opt's modules; no runtime, no thread pool, no notebook state), so a page does not pay that
+pandas, PyTorch, nbdev, edge_opt's modules, the build stack; no runtime, no thread pool, no notebook state), so a page does not pay that
 start-up each time: the way multiprocessing's `forkserver` is meant to be used.
 
     .venv/bin/python tools/test_notebooks.py [--workers 2] [--flags "slow"] [NOTEBOOK_OR_FOLDER]
@@ -32,7 +32,10 @@ def one(path: str, flags: str) -> int:
     return 0 if passed else 1
 
 
-PRELOAD = ["numpy", "pandas", "torch", "nbdev.test", "execnb.shell", "edge_opt.experiments"]   # imported once, in the fork server
+# imported once, in the fork server: what every page imports, and the build stack most pages reach (torchvision's resize for
+# the digits, ONNX, ExecuTorch's compiler and its XNNPACK partitioner), each several seconds a process; none starts a thread
+PRELOAD = ["numpy", "pandas", "torch", "nbdev.test", "execnb.shell", "edge_opt.experiments",
+           "torchvision.transforms.v2", "onnx", "executorch.exir", "executorch.backends.xnnpack.partition.xnnpack_partitioner"]
 
 
 TIMEOUT_S = 1800   # a notebook still running after this fails (say, one that left a worker process behind)
