@@ -282,7 +282,8 @@ def run(cfg:SweepConfig, # the sweep's settings
     layout, runs, frames = RunLayout(cfg.output_dir), seed_runs(cfg, seeds), []
     out, folders = layout.root, [where.root.name for _, where in runs] if len(runs) > 1 else []
     with layout.lock():
-        for _, where in runs if folders else []: check_output_dir(where.root)   # every folder checked before any work
+        if folders:   # several seeds: every folder checked before any work
+            for _, where in runs: check_output_dir(where.root)
         check_output_dir(out, folders); claim(out, *folders)
         for seed_cfg, where in runs:
             df = run_sweep(seed_cfg, where.root, progress)

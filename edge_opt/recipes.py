@@ -132,6 +132,7 @@ def parse_int8_recipes(entries:list|tuple, # ("auto",) or RUNTIME=RECIPE strings
         chosen[runtime] = name
     return chosen
 
+# %% ../nbs/api/04b_recipes.ipynb #1b43921f
 def _from_config(old:str, new:str):
     warnings.warn(f"{old} takes the settings it reads now: {new}", FutureWarning, stacklevel=3)
 

@@ -328,20 +328,24 @@ class RunLayout:
     def seed(self, seed:int) -> RunLayout: return RunLayout(self.root / f"{SEED_PREFIX}{seed}")   # one seed's output directory
     def export(self, runtime:str, precision:str, what:str) -> Path: return self.root / f"export-{runtime}-{precision}-{what}"   # edge-opt export's default --to
 
-    def seeds(self) -> list[RunLayout]:
-        "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed), by seed."
-        seed = lambda d: d.name.removeprefix(SEED_PREFIX)
-        found = [d for d in self.root.glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and RunLayout(d).finished_runs()]
-        return [RunLayout(d) for d in sorted(found, key=lambda d: int(seed(d)))]
+# %% ../nbs/api/07a_storage.ipynb #4da7acd9
+@patch
+def seeds(self:RunLayout) -> list[RunLayout]:
+    "Its `seed_N/` folders that hold a finished sweep (`--seeds` writes one per seed), by seed."
+    seed = lambda d: d.name.removeprefix(SEED_PREFIX)
+    found = [d for d in self.root.glob(f"{SEED_PREFIX}*") if d.is_dir() and seed(d).isdigit() and RunLayout(d).finished_runs()]
+    return [RunLayout(d) for d in sorted(found, key=lambda d: int(seed(d)))]
 
-    def runs(self) -> list[RunFolder]:
-        "Every configuration's run folder, finished or not (a sweep under way, or one that was stopped), by fingerprint."
-        return [RunFolder(d) for d in sorted((self.root / RUNS_DIR).glob("*")) if d.is_dir()]
+@patch
+def runs(self:RunLayout) -> list[RunFolder]:
+    "Every configuration's run folder, finished or not (a sweep under way, or one that was stopped), by fingerprint."
+    return [RunFolder(d) for d in sorted((self.root / RUNS_DIR).glob("*")) if d.is_dir()]
 
-    def finished_runs(self) -> list[RunFolder]:
-        "Its runs whose sweep finished (`RunFolder.finished`), oldest first."
-        done = [r for r in self.runs() if r.finished]
-        return sorted(done, key=lambda r: r.record.stat().st_mtime)
+@patch
+def finished_runs(self:RunLayout) -> list[RunFolder]:
+    "Its runs whose sweep finished (`RunFolder.finished`), oldest first."
+    done = [r for r in self.runs() if r.finished]
+    return sorted(done, key=lambda r: r.record.stat().st_mtime)
 
 # %% ../nbs/api/07a_storage.ipynb #900006b5
 @patch
@@ -442,7 +446,7 @@ def _moved(old:str, new:str, call):
 
 run_dir = _moved("run_dir(output_dir, fingerprint)", "RunLayout(output_dir).run(fingerprint).path",
                  lambda output_dir, fingerprint: RunLayout(output_dir).run(fingerprint).path)
-prepare_output_dir = _moved("prepare_output_dir(path)", "RunLayout(path).prepare(key).root", lambda path, key="output_dir": RunLayout(path).prepare(key).root)
+prepare_output_dir = _moved("prepare_output_dir(path)", "RunLayout(path).prepare().root", lambda path, key="output_dir": RunLayout(path).prepare(key).root)
 is_finished = _moved("is_finished(run)", "RunFolder(run).finished", lambda run: RunFolder(run).finished)
 finished_runs = _moved("finished_runs(output_dir)", "[r.path for r in RunLayout(output_dir).finished_runs()]",
                        lambda output_dir: [r.path for r in RunLayout(output_dir).finished_runs()])
