@@ -18,7 +18,7 @@ from .metrics import unpack_correct, wrap_text
 from .quantization import paired_drop
 from .analysis import measured_on, measured_rows
 from .hardware import is_accepted, memory_violations
-from .rows import KEY, MB, MEMORY_TERMS, drop_words, level_words, plan_of, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
+from .rows import KEY, MB, _cfg_keyword, MEMORY_TERMS, drop_words, level_words, plan_of, latency_text, latency_unit, memory_text, memory_unit, spread_columns   # the row's owner
 from .quantization import PRECISIONS
 from .runtimes import RUNTIMES
 
@@ -311,12 +311,13 @@ def violation_budgets(rows:pd.DataFrame, # rows judge_rows judged
     "The budgets of the rows' violation report, MB, smallest first (read from their `violates_<b>mb` columns)."
     return sorted(float(c.removeprefix("violates_").removesuffix("mb")) for c in rows.columns if c.startswith("violates_"))
 
+@_cfg_keyword("rows", "cfg")
 def memory_limit_of(rows:pd.DataFrame, # sweep rows
                     c:Constraints, # the constraints (a SweepConfig's: cfg.constraints)
                    ) -> tuple[float|None, str]:
     "The absolute memory limit `c` sets for these rows, and how to say it: `(0.0435, '≤ 30% of the FP32 baseline = 43.5 kB (the footprint: ...)')`."
     if not isinstance(c, Constraints):   # memory_limit_of(rows, cfg), as before
-        warnings.warn("memory_limit_of(rows, cfg) takes the constraints now: memory_limit_of(rows, cfg.constraints)", FutureWarning, stacklevel=2)
+        warnings.warn("memory_limit_of(rows, cfg) takes the constraints now: memory_limit_of(rows, cfg.constraints)", FutureWarning, stacklevel=3)
         c = Constraints.from_config(c)
     if c.memory_limit is None: return None, "no memory limit"
     lim = resolved_limits(measured_rows(rows), c)["memory_mb"]

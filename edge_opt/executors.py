@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from .host import usable_cores   # the host module owns it; kept importable here
+from .rows import _cfg_keyword
 
 # %% auto #0
 __all__ = ['EXECUTORS', 'CONNECT_TIMEOUT_S', 'TASK_RETRIES', 'RESOURCE_NAME', 'LOCK_DIR_VARIABLE', 'ExecutorError',
@@ -170,11 +171,12 @@ def _map_unordered(self, fn:Callable, tasks:list[tuple]) -> Iterator[tuple[int, 
 DaskExecutor._warm, DaskExecutor.share, DaskExecutor.call, DaskExecutor.map_unordered = _warm, _share, _call, _map_unordered
 
 # %% ../nbs/api/07b_executors.ipynb #ef724d7f
+@_cfg_keyword("cfg")
 def open_executor(executor:str="local", # the executor config key: local or dask
                   scheduler:str|None=None, # the scheduler config key (dask: local:N or an address)
                  ) -> LocalExecutor|DaskExecutor:
     "The executor a configuration asks for, to use as a context manager."
     if not isinstance(executor, str):   # open_executor(cfg), as before
-        warnings.warn("open_executor(cfg) takes the two settings it reads now: open_executor(cfg.executor, cfg.scheduler)", FutureWarning, stacklevel=2)
+        warnings.warn("open_executor(cfg) takes the two settings it reads now: open_executor(cfg.executor, cfg.scheduler)", FutureWarning, stacklevel=3)
         executor, scheduler = executor.executor, executor.scheduler
     return DaskExecutor(scheduler) if executor == "dask" else LocalExecutor()

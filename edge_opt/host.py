@@ -17,7 +17,8 @@ __all__ = ['CPU_FEATURES', 'cpu_name', 'cpu_features', 'cpu_flags', 'features_of
 
 # %% ../nbs/api/00b_host.ipynb #eae290da
 def _cpuinfo() -> str:
-    try: return open("/proc/cpuinfo").read()
+    try:
+        with open("/proc/cpuinfo") as f: return f.read()
     except OSError: return ""
 
 @lru_cache(maxsize=1)

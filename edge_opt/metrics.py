@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import gc
 import math
 import os
 import tempfile
@@ -14,6 +15,7 @@ import textwrap
 from pathlib import Path
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -31,10 +33,10 @@ from .runtimes import WARMUP_S, Artifact, Deployed, eager_deployed, load_artifac
 from .training import input_dtype
 
 # %% auto #0
-__all__ = ['TEXT_WIDTH', 'bootstrap_accuracy_ci', 'LatencyStats', 'wait_for_quiet_threads', 'time_turns', 'time_interleaved',
-           'binding_overhead_ms', 'measure_latency', 'Metrics', 'wrap_text', 'Footprint', 'footprint',
-           'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci', 'deployed_accuracy',
-           'pack_correct', 'unpack_correct', 'variant_metrics', 'collect_metrics']
+__all__ = ['TEXT_WIDTH', 'bootstrap_accuracy_ci', 'LatencyStats', 'wait_for_quiet_threads', 'gc_paused', 'time_turns',
+           'time_interleaved', 'binding_overhead_ms', 'measure_latency', 'Metrics', 'wrap_text', 'Footprint',
+           'footprint', 'deployed_predictions', 'deployed_correct', 'top1_agreement', 'accuracy_with_ci',
+           'deployed_accuracy', 'pack_correct', 'unpack_correct', 'variant_metrics', 'collect_metrics']
 
 # %% ../nbs/api/06_metrics.ipynb #760bf842
 def bootstrap_accuracy_ci(correct:np.ndarray, # 1 where a prediction was right, 0 where wrong
@@ -122,6 +124,14 @@ def wait_for_quiet_threads(max_s:float=0.05, # the longest wait (a thread of the
         if quiet < 2: time.sleep(0.0002 if quiet else 0.001)
     return time.perf_counter() - start
 
+@contextmanager
+def gc_paused():
+    "Python's cyclic garbage collector off for a block, and on again after it if it was on (as `timeit` times): a collection would land in one timed call."
+    was = gc.isenabled(); gc.disable()
+    try: yield
+    finally:
+        if was: gc.enable()
+
 # %% ../nbs/api/06_metrics.ipynb #efa27dc8
 def time_turns(turns:dict, # name -> the parts of its turn: [(zero-argument callable, timed calls per round), ...]
                rounds:int=5, # interleaved rounds
@@ -129,13 +139,13 @@ def time_turns(turns:dict, # name -> the parts of its turn: [(zero-argument call
                warmup_s:float=WARMUP_S, # untimed seconds before each part: its caches and thread pools, left cold, warm up
                settle:bool=True, # before each turn, wait out threads the turn before left spinning (wait_for_quiet_threads)
               ) -> dict:
-    "Per-call wall times (ms) of each part of each turn, `{name: [part_1_rounds, part_2_rounds, ...]}`, visiting the turns in rotating order."
+    "Per-call wall times (ms) of each part of each turn, `{name: [part_1_rounds, part_2_rounds, ...]}`, visiting the turns in rotating order, with the garbage collector paused (`gc_paused`)."
     for name, value, low in (("rounds", rounds, 1), ("warmup", warmup, 0)): _check_count(name, value, low)
     if not turns: raise ValueError("time_turns needs at least one turn")
     for parts in turns.values():
         for _, per_round in parts: _check_count("per_round", per_round, 1)
     names, times = list(turns), {name: [[] for _ in turns[name]] for name in turns}
-    with torch.inference_mode():
+    with torch.inference_mode(), gc_paused():   # no garbage collection inside a timed call
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
                 if settle: wait_for_quiet_threads()

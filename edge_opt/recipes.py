@@ -20,6 +20,7 @@ __all__ = ['CPU_CLASSES', 'INT8_RECIPES', 'RECIPE_KEY_RUNTIMES', 'describe_cpu',
 
 # %% ../nbs/api/04b_recipes.ipynb #5722f068
 from .host import CPU_FEATURES, _ARM, _X86, cpu_features, cpu_name   # the host module owns them; kept importable here
+from .rows import _cfg_keyword
 
 # %% ../nbs/api/04b_recipes.ipynb #653a1fb4
 def describe_cpu(threads:int|None=None, # threads the runtimes were given (None: leave out)
@@ -134,8 +135,9 @@ def parse_int8_recipes(entries:list|tuple, # ("auto",) or RUNTIME=RECIPE strings
 
 # %% ../nbs/api/04b_recipes.ipynb #1b43921f
 def _from_config(old:str, new:str):
-    warnings.warn(f"{old} takes the settings it reads now: {new}", FutureWarning, stacklevel=3)
+    warnings.warn(f"{old} takes the settings it reads now: {new}", FutureWarning, stacklevel=4)   # past _cfg_keyword's wrapper
 
+@_cfg_keyword("cfg")
 def requested_recipes(int8_recipe:list|tuple=("auto",), # the int8_recipe config key: auto, or RUNTIME=RECIPE entries
                       quantization_backend:str="auto", # the quantization_backend config key: eager's recipe
                      ) -> dict[str, str]:
@@ -146,6 +148,7 @@ def requested_recipes(int8_recipe:list|tuple=("auto",), # the int8_recipe config
     asked = parse_int8_recipes(int8_recipe)
     return asked | ({"eager": quantization_backend} if quantization_backend != "auto" else {})
 
+@_cfg_keyword("cfg", "features")
 def recipes_for(runtimes:list|tuple, # the runtimes that build (those without INT8 recipes are left out)
                 features:dict|None=None, # the measuring CPU's features (None: this CPU's cpu_features())
                 *, requested:dict|None=None, # requested_recipes: the recipe asked of a runtime; absent, auto

@@ -5,12 +5,25 @@
 # %% ../nbs/api/00a_rows.ipynb #3df4616b
 from __future__ import annotations
 
-import math, warnings
+import functools, inspect, math, warnings
 
 # %% auto #0
 __all__ = ['KEY', 'MB', 'SPREAD_COLUMNS', 'MEMORY_TERMS', 'row_key', 'plan_of', 'level_words', 'variant_words', 'row_header',
            'error_row', 'unsupported_row', 'measured', 'spread_columns', 'sig3', 'memory_unit', 'memory_label',
            'memory_text', 'latency_unit', 'latency_text', 'row_latency_text', 'drop_words']
+
+# %% ../nbs/api/00a_rows.ipynb #7835b3b7
+def _cfg_keyword(*earlier:str, # the parameters of the function's earlier form, in order, one of them cfg
+               ):
+    "For a function that took a whole configuration as `cfg` before: a call that still names `cfg=` is bound to the `earlier` parameters and passed on in that order, positionally, where the function's own check of its first arguments warns with the replacement."
+    def wrap(f):
+        @functools.wraps(f)
+        def call(*args, **kwargs):
+            if "cfg" not in kwargs: return f(*args, **kwargs)
+            params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in earlier]
+            return f(*inspect.Signature(params).bind_partial(*args, **kwargs).args)
+        return call
+    return wrap
 
 # %% ../nbs/api/00a_rows.ipynb #5e285e55
 KEY = ["pruning_level", "precision", "runtime", "plan"]   # plan: a search's plan id (edge_opt.search), None for a sweep's pruning level
@@ -33,6 +46,7 @@ def variant_words(r:dict) -> str:
     "A row's variant in words: `pruning 0.5 int8 on onnxruntime`."
     return f"{level_words(r)} {r['precision']} on {r['runtime']}"
 
+@_cfg_keyword("cfg", "run", "pruning_level", "precision", "runtime")
 def row_header(run:str, # the run it belongs to: a sweep's fingerprint, a search's folder name
                pruning_level:float, precision:str, runtime:str, # which variant
                seed:int|None=None, model:str|None=None, # the seed and network it was measured under
@@ -42,7 +56,7 @@ def row_header(run:str, # the run it belongs to: a sweep's fingerprint, a search
     "The fields every row starts with, in this order: its run, seed and network, which variant, and where it was asked to run."
     if hasattr(run, "seed"):   # row_header(cfg, run, level, precision, runtime), as before
         warnings.warn("row_header(cfg, run, ...) takes the four settings it reads now: row_header(run, pruning_level, precision, runtime, "
-                      "cfg.seed, cfg.model, cfg.device, cfg.measure_on)", FutureWarning, stacklevel=2)
+                      "cfg.seed, cfg.model, cfg.device, cfg.measure_on)", FutureWarning, stacklevel=3)
         cfg, run, pruning_level, precision, runtime = run, pruning_level, precision, runtime, seed
         seed, model, requested_device, measure_on = cfg.seed, cfg.model, cfg.device, cfg.measure_on
     return {"fingerprint": run, "seed": seed, "model": model, "pruning_level": pruning_level, "precision": precision,
