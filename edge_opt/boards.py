@@ -201,10 +201,19 @@ def _submit(self, tag, # what finished gives back with the result (the pruning l
     self._start(tag)
 
 def _start(self, tag):
-    job, held = self._jobs[tag], list(self.wait())
-    if self._data.status != "finished":   # lost with the board(s) that held it
-        self._data = self.client.scatter([self._batches], workers=held, broadcast=True, hash=False)[0]
-    shipped = self.client.scatter([job.shipments], workers=held, hash=False)[0]
+    "Ship a job's files to the workers holding the resource and start its measurement. Files that a board took down with it on their way are sent again once a worker holds the resource (`BoardError` after `timeout_s`)."
+    job, deadline, lost = self._jobs[tag], time.monotonic() + self.timeout_s, False
+    while True:
+        held = list(self.wait())
+        try:
+            if lost or self._data.status != "finished":   # lost with the board(s) that held it
+                self._data = self.client.scatter([self._batches], workers=held, broadcast=True, hash=False)[0]
+            shipped = self.client.scatter([job.shipments], workers=held, hash=False)[0]
+            break
+        except OSError as e:   # the board went away while they travelled (distributed's CommClosedError)
+            if time.monotonic() > deadline:
+                raise BoardError(f"the files of measurement {tag!r} reached no worker holding {self.resource!r} within {self.timeout_s:g} s ({e})") from e
+            lost = True; time.sleep(POLL_S)
     job.future = self.client.submit(measure_shipped, shipped, self._data, job.settings, resources={self.resource: 1}, pure=False)
 
 Boards.send, Boards.submit, Boards._start = _send, _submit, _start

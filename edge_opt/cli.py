@@ -351,7 +351,7 @@ def time_split(frames:list[pd.DataFrame], # the sweeps' rows
                since:float, # when the command started (time.time()): older rows were resumed, not measured now
                total:float, # the command's wall seconds
               ) -> str:
-    "Where a command's time went: its levels' building and measuring (`level_build_s`, `level_measure_s` of the rows it measured), and the rest."
+    "Where a command's time went, each second once: its levels' building (`level_build_s` of the rows it measured: building, or waiting for builds; builds running beside pruning or loading are not counted again), their measuring (`level_measure_s`), and the rest."
     levels = [f[f.timing_start >= since].drop_duplicates("pruning_level") for f in frames if "timing_start" in f and "level_build_s" in f]
     build, measure = (sum(float(l[k].sum()) for l in levels) for k in ("level_build_s", "level_measure_s"))
     if any("measure_on" in l and l.measure_on.notna().any() for l in levels):   # boards measure while the next level builds here

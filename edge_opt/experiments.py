@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses, hashlib, multiprocessing, os, socket, sys, tempfile, time, warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -37,12 +38,12 @@ from .storage import (ROWS_FILE, RUNS_DIR, RunFolder, RunLayout, _moved, append_
 from .training import input_dtype, load_weights, train_baseline
 
 # %% auto #0
-__all__ = ['BUILD_ORDER', 'run_rows', 'sweep_data', 'holdout_share', 'int8_fallback', 'sweep_model', 'given_network',
-           'baseline_checkpoint', 'prepare_baseline', 'build_order', 'build_workers', 'build_pool', 'build_artifacts',
-           'build_variants', 'predictions_digest', 'scored_rows', 'measure_variants', 'Measured', 'Here', 'OnBoard',
-           'measurer_for', 'Group', 'build_group', 'score_group', 'measured_groups', 'artifact_store', 'evaluate',
-           'level_group', 'level_rows', 'level_task', 'level_network', 'run_sweep', 'code_version', 'host_key',
-           'cache_root', 'cached_sweep']
+__all__ = ['BUILD_ORDER', 'build_artifacts', 'level_group', 'run_rows', 'sweep_data', 'holdout_share', 'int8_fallback',
+           'sweep_model', 'given_network', 'baseline_checkpoint', 'prepare_baseline', 'build_order', 'build_workers',
+           'build_pool', 'start_artifacts', 'build_variants', 'predictions_digest', 'scored_rows', 'measure_variants',
+           'Measured', 'Here', 'OnBoard', 'measurer_for', 'Group', 'start_group', 'build_group', 'score_group',
+           'measured_groups', 'artifact_store', 'evaluate', 'start_level', 'one_ahead', 'level_rows', 'level_task',
+           'level_network', 'run_sweep', 'code_version', 'host_key', 'cache_root', 'cached_sweep']
 
 # %% ../nbs/api/08_experiments.ipynb #f6b9d630
 def sweep_data(cfg:SweepConfig, # the sweep's settings (dataset, the preprocessing and subset keys)
@@ -137,28 +138,36 @@ def build_pool(cfg:SweepConfig|None, # the sweep's settings (build_workers); Non
     n = build_workers(cfg, builds) if cfg is not None else 1
     if n <= 1: yield None; return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"   # never fork a process with threads running
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=start_build_worker, initargs=(cfg.model,)) as pool:
-        yield pool
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method), initializer=start_build_worker, initargs=(cfg.model,))
+    try: yield pool
+    finally: pool.shutdown(cancel_futures=True)   # a sweep that stops early does not wait for the next level's queued builds
 
 # %% ../nbs/api/08_experiments.ipynb #f1a02145
-def build_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
+def start_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                     todo:list[tuple[str, str]], # (precision, runtime) pairs to build
                     cfg:SweepConfig, # the sweep's settings
                     calibration:list, # take_batches of the training data
                     store:Path, # keep and reuse the artifacts here (stored_artifact)
                     pool:ProcessPoolExecutor|None=None, # build in these worker processes (None: here, one after another)
                     recipes:dict|None=None, # INT8 recipe name per runtime (None: cfg.recipes(), this CPU's)
-                   ) -> tuple[dict, dict]:
-    "Build (or reuse from `store`) every pair's files: `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`; with a `pool` a level's builds run side by side, slowest first."
+                   ) -> Callable[[], tuple[dict, dict]]:
+    "Start building (or reusing from `store`) every pair's files: a call that waits for them and gives `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`. With a `pool` they build side by side in its workers, slowest first, while the caller goes on; without one, here before this returns."
     recipes, fallback = cfg.recipes() if recipes is None else recipes, int8_fallback(cfg)
     args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None, None, fallback)
     jobs = {key: pool.submit(stored_artifact, *args(*key)) for key in build_order(todo)} if pool is not None else {}
-    artifacts, finished = {}, {}
-    for key in todo:
-        try: artifacts[key] = jobs[key].result() if key in jobs else stored_artifact(*args(*key))
-        except UnsupportedPrecisionError as e: finished[key] = unsupported_row(e)
-        except Exception as e: finished[key] = error_row(e)  # one failed variant must not cost the others
-    return artifacts, finished
+    def results():
+        artifacts, finished = {}, {}
+        for key in todo:
+            try: artifacts[key] = jobs[key].result() if key in jobs else stored_artifact(*args(*key))
+            except UnsupportedPrecisionError as e: finished[key] = unsupported_row(e)
+            except Exception as e: finished[key] = error_row(e)  # one failed variant must not cost the others
+        return artifacts, finished
+    if pool is not None: return results
+    built = results()
+    return lambda: built
+
+# %% ../nbs/api/08_experiments.ipynb #91d49335
+build_artifacts = _moved("build_artifacts(...)", "start_artifacts(...)()", lambda *args, **kwargs: start_artifacts(*args, **kwargs)())
 
 # %% ../nbs/api/08_experiments.ipynb #01a00cd2
 def _load_here(artifacts:dict, threads:int, device) -> tuple[dict, dict]:
@@ -182,7 +191,7 @@ def build_variants(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                   ) -> tuple[dict, dict]:
     "Build (or reuse from `store`) and load every pair: `(loaded artifacts, finished rows of the pairs that could not be built or loaded)`; all are built before anything is timed."
     with artifact_store(store) as where:
-        artifacts, finished = build_artifacts(pruned, todo, cfg, calibration, where, pool, recipes)
+        artifacts, finished = start_artifacts(pruned, todo, cfg, calibration, where, pool, recipes)()
         built, failed = _load_here(artifacts, threads, device or resolve_device(cfg.device))
     return built, {**finished, **failed}
 
@@ -278,6 +287,7 @@ class Measured:
     window: dict     # timing_start, timing_end
     facts: dict      # host_facts of the process that measured them
     seconds: float|None = 0.0   # loading, timing and predicting, where they ran (None: measuring failed)
+    waited: float = 0.0   # seconds the timing waited for the host (the next level's builds, another process's timing): not in seconds
 
     @classmethod
     def failed(cls, artifacts, error:Exception, finished:dict|None=None) -> Measured:
@@ -293,13 +303,15 @@ class Here:
     done: list = dataclasses.field(default_factory=list, repr=False)   # (tag, Measured) not yet given back by finished()
 
     def measure(self, artifacts:dict, val_dl, cfg:SweepConfig) -> Measured:
-        "`{key: (Artifact, reused)}` loaded and timed here; an error that ends the timing is every artifact's result."
+        "`{key: (Artifact, reused)}` loaded and timed here; an error that ends the timing is every artifact's result. The wait for the host's timing slot is `waited`, apart from `seconds`."
         start, failed = time.perf_counter(), {}
         try:
             loaded, failed = _load_here(artifacts, self.threads, self.device)
+            ready = time.time()
             timed, window, facts = _time_here(loaded, val_dl, cfg, self.threads)
         except Exception as e: return Measured.failed(artifacts, e, failed)
-        return Measured(loaded, {**failed, **timed}, window, facts, time.perf_counter() - start)
+        waited = max(0.0, window.get("timing_start", ready) - ready)
+        return Measured(loaded, {**failed, **timed}, window, facts, time.perf_counter() - start - waited, waited)
 
     def submit(self, tag, artifacts:dict, val_dl, cfg:SweepConfig):
         "Measure `artifacts` now; `finished` gives the result back with `tag`."
@@ -357,30 +369,40 @@ def measurer_for(cfg:SweepConfig, # the sweep's settings (measure_on, executor, 
 # %% ../nbs/api/08_experiments.ipynb #4847b3bb
 @dataclasses.dataclass
 class Group:
-    "Candidates built and not yet measured: the networks, their artifacts, the rows of the pairs that could not be built, the seconds building took, and what every row of the group shares (a level's shape and where it was built)."
+    "Candidates built and not yet measured: the networks, their artifacts, the rows of the pairs that could not be built, the seconds the caller spent building or waiting for them, and what every row of the group shares (a level's shape and where it was built)."
     networks: dict    # {name: FP32 network}
     artifacts: dict   # {(name, precision, runtime): (Artifact, reused)}
     rows: dict        # {(name, precision, runtime): an error or unsupported row}
     build_s: float|None   # None: nothing was built (the level could not be pruned)
     shared: dict = dataclasses.field(default_factory=dict)   # columns every row of the group gets
 
-def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Group:
-    "Build (or reuse from `store`) every network × `(precision, runtime)` of `todo`: the first step of `evaluate`, here or for a board."
-    start, artifacts, rows = time.perf_counter(), {}, {}
-    for name, net in networks.items():
-        built, failed = build_artifacts(net, todo, cfg, calibration, Path(store), pool, recipes)
-        artifacts.update({(name, *k): a for k, a in built.items()}); rows.update({(name, *k): r for k, r in failed.items()})
-    return Group(networks, artifacts, rows, time.perf_counter() - start)
+def start_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Callable[[], Group]:
+    "Start building (or reusing from `store`) every network × `(precision, runtime)` of `todo` (`start_artifacts`): a call that waits for them and gives the `Group`."
+    start = time.perf_counter()
+    results = {name: start_artifacts(net, todo, cfg, calibration, Path(store), pool, recipes) for name, net in networks.items()}
+    spent = time.perf_counter() - start
+    def group() -> Group:
+        start, artifacts, rows = time.perf_counter(), {}, {}
+        for name, result in results.items():
+            built, failed = result()
+            artifacts.update({(name, *k): a for k, a in built.items()}); rows.update({(name, *k): r for k, r in failed.items()})
+        return Group(networks, artifacts, rows, spent + time.perf_counter() - start)
+    return group
 
+def build_group(networks:dict, todo:list, cfg:SweepConfig, calibration:list, store:Path, pool=None, recipes:dict|None=None) -> Group:
+    "Build (or reuse from `store`) every network × `(precision, runtime)` of `todo`: `start_group`, waited for; the first step of `evaluate`, here or for a board."
+    return start_group(networks, todo, cfg, calibration, store, pool, recipes)()
+
+# %% ../nbs/api/08_experiments.ipynb #10c7fdcb
 def score_group(group:Group, m:Measured, cfg:SweepConfig, calibration:list, val_dl, recipes:dict|None=None) -> dict:
-    "The last step of `evaluate`: every candidate's rows from what measuring gave back (`Measured`, here or from a board), `{(name, precision, runtime): row}`, with the group's wall times (`level_build_s`; `level_measure_s`: loading, timing and scoring)."
+    "The last step of `evaluate`: every candidate's rows from what measuring gave back (`Measured`, here or from a board), `{(name, precision, runtime): row}`, with the group's wall times (`level_build_s`: building, and waiting for builds before its timing; `level_measure_s`: loading, timing and scoring)."
     start, rows = time.perf_counter(), dict(group.rows)
     for name, net in group.networks.items():
         mine = lambda d: {k[1:]: v for k, v in d.items() if k[0] == name}
         try: scored = scored_rows(net, mine(m.loaded), mine(m.measured), m.window, m.facts, cfg, calibration, val_dl, recipes)
         except Exception as e: scored = {k[1:]: error_row(e) for k in group.artifacts if k[0] == name}   # the reference or footprints failed
         rows.update({(name, *k): r for k, r in scored.items()})
-    walls = dict(level_build_s=group.build_s, level_measure_s=None if m.seconds is None else m.seconds + time.perf_counter() - start)
+    walls = dict(level_build_s=None if group.build_s is None else group.build_s + m.waited, level_measure_s=None if m.seconds is None else m.seconds + time.perf_counter() - start)
     return {k: {**group.shared, **walls, **r} for k, r in rows.items()}
 
 # %% ../nbs/api/08_experiments.ipynb #9c842a4e
@@ -466,7 +488,7 @@ def _level_shape(model:nn.Module, pruned:nn.Module, val_dl) -> dict:
     return dict(channels=channel_summary(model, pruned), parameters=count_parameters(pruned), baseline_memory_mb=(base.model_bytes + base.activation_bytes) / MB)
 
 # %% ../nbs/api/08_experiments.ipynb #31577ffe
-def level_group(model:nn.Module, # the trained baseline
+def start_level(model:nn.Module, # the trained baseline
                 level:float, # the pruning level
                 todo:list, # its (precision, runtime) pairs
                 cfg:SweepConfig, # the sweep's settings
@@ -478,17 +500,34 @@ def level_group(model:nn.Module, # the trained baseline
                 store:Path, # the artifact store
                 pool:ProcessPoolExecutor|None=None, # build worker processes
                 recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
-               ) -> Group:
-    "One pruning level pruned (and fine-tuned) and built, never while this host times anything: a group of one network, named by its level, whose rows share where it was built and its shape; a level that could not be pruned or built is a group of error rows."
+               ) -> Callable[[], Group]:
+    "One pruning level pruned (and fine-tuned), never while this host times anything, and its builds started (`start_group`): a call that waits for them and gives a group of one network, named by its level, whose rows share where it was built and its shape; a level that could not be pruned or built is a group of error rows."
     host = socket.gethostname()
     where = dict(host=host, built_on=host, threads=threads)
+    failed = lambda e: Group({}, {}, {(level, *key): error_row(e) for key in todo}, None, where)
     try:
-        with build_slot():
-            pruned = _prune(model, level, cfg, train_dl, device)
-            group = build_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
-        group.shared = {**where, **_level_shape(model, pruned, val_dl)}
-    except Exception as e: return Group({}, {}, {(level, *key): error_row(e) for key in todo}, None, where)
+        with build_slot(): pruned = _prune(model, level, cfg, train_dl, device)
+        started = start_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
+    except Exception as e: return lambda group=failed(e): group
+    def group() -> Group:
+        try: built = started()
+        except Exception as e: return failed(e)
+        built.shared = {**where, **_level_shape(model, pruned, val_dl)}
+        return built
     return group
+
+# %% ../nbs/api/08_experiments.ipynb #c492a3dc
+level_group = _moved("level_group(...)", "start_level(...)()", lambda *args, **kwargs: start_level(*args, **kwargs)())
+
+# %% ../nbs/api/08_experiments.ipynb #544c8842
+def one_ahead(started, # (tag, finish) pairs, each started as it is taken: finish() waits for it and gives its result
+             ):
+    "`(tag, finish())` of every pair, the next pair taken (its work started) before this one is finished: the sweep prunes a level and starts its builds before the level before it is measured, so they run beside that one's loading."
+    ahead = None
+    for pair in started:
+        if ahead: yield ahead[0], ahead[1]()
+        ahead = pair
+    if ahead: yield ahead[0], ahead[1]()
 
 # %% ../nbs/api/08_experiments.ipynb #00cbb64a
 def level_rows(model:nn.Module, # the trained baseline
@@ -502,11 +541,11 @@ def level_rows(model:nn.Module, # the trained baseline
                measurer:Here|OnBoard, # where levels are timed
                recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
               ):
-    "The sweep's one level pipeline: `(level, {(precision, runtime): row})` of each pending level as its measuring finishes, pruned and built here (`level_group`), measured by `measurer` (here; on a board while the next level builds) and scored here, in this process or in a worker's `level_task`."
+    "The sweep's one level pipeline: `(level, {(precision, runtime): row})` of each pending level as its measuring finishes, pruned and built here (`start_level`; the next level's builds start before this one is measured, `one_ahead`), measured by `measurer` (here; on a board while the next level builds) and scored here, in this process or in a worker's `level_task`."
     train_dl, val_dl = data
     calibration = _calibration(train_dl, cfg)
-    groups = ((level, level_group(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store, pool, recipes)) for level, todo in pending)
-    for level, group, m in measured_groups(groups, measurer, val_dl, cfg):
+    started = ((level, start_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store, pool, recipes)) for level, todo in pending)
+    for level, group, m in measured_groups(one_ahead(started), measurer, val_dl, cfg):
         with build_slot(): rows = score_group(group, m, cfg, calibration, val_dl, recipes)   # not while this host times anything
         yield level, {key[1:]: row for key, row in rows.items()}
 
