@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from contextlib import contextmanager
@@ -79,10 +80,16 @@ def _host_lock(exclusive:bool):
         yield
     finally: os.close(fd)   # closing releases it
 
+_slots = threading.local()   # depth 1: this thread holds the build lock already
+
 @contextmanager
 def build_slot():
-    "Hold this host's build lock shared for a block: builds run side by side, and wait while anything on the host is timed."
-    with _host_lock(exclusive=False): yield
+    "Hold this host's build lock shared for a block: builds run side by side, and wait while anything on the host is timed. A block inside another one in the same thread holds it already."
+    if getattr(_slots, "depth", 0): yield; return
+    _slots.depth = 1
+    try:
+        with _host_lock(exclusive=False): yield
+    finally: _slots.depth = 0
 
 # %% ../nbs/api/07b_executors.ipynb #b0abbad2
 @contextmanager

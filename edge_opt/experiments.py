@@ -142,6 +142,11 @@ def build_pool(cfg:SweepConfig|None, # the sweep's settings (build_workers); Non
     try: yield pool
     finally: pool.shutdown(cancel_futures=True)   # a sweep that stops early does not wait for the next level's queued builds
 
+# %% ../nbs/api/08_experiments.ipynb #726d8507
+def _stored_in_slot(*args):
+    "A build worker's job: `stored_artifact` holding the host's build lock throughout (its hashing, and a reused artifact's check), so none of it runs while the host times."
+    with build_slot(): return stored_artifact(*args)
+
 # %% ../nbs/api/08_experiments.ipynb #f1a02145
 def start_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
                     todo:list[tuple[str, str]], # (precision, runtime) pairs to build
@@ -154,7 +159,7 @@ def start_artifacts(pruned:nn.Module, # the pruned (and fine-tuned) FP32 network
     "Start building (or reusing from `store`) every pair's files: a call that waits for them and gives `({key: (Artifact, reused)}, finished rows of the pairs that could not be built)`. With a `pool` they build side by side in its workers, slowest first, while the caller goes on; without one, here before this returns."
     recipes, fallback = cfg.recipes() if recipes is None else recipes, int8_fallback(cfg)
     args = lambda p, r: (pruned, p, r, calibration, store, cfg.batch_size, recipes.get(r) if p == "int8" else None, None, fallback)
-    jobs = {key: pool.submit(stored_artifact, *args(*key)) for key in build_order(todo)} if pool is not None else {}
+    jobs = {key: pool.submit(_stored_in_slot, *args(*key)) for key in build_order(todo)} if pool is not None else {}
     def results():
         artifacts, finished = {}, {}
         for key in todo:
@@ -510,9 +515,10 @@ def start_level(model:nn.Module, # the trained baseline
         started = start_group({level: pruned}, todo, cfg, calibration, store, pool, recipes)
     except Exception as e: return lambda group=failed(e): group
     def group() -> Group:
-        try: built = started()
+        try:
+            built = started()
+            built.shared = {**where, **_level_shape(model, pruned, val_dl)}
         except Exception as e: return failed(e)
-        built.shared = {**where, **_level_shape(model, pruned, val_dl)}
         return built
     return group
 
@@ -541,11 +547,12 @@ def level_rows(model:nn.Module, # the trained baseline
                measurer:Here|OnBoard, # where levels are timed
                recipes:dict|None=None, # INT8 recipe name per runtime (None: this CPU's)
               ):
-    "The sweep's one level pipeline: `(level, {(precision, runtime): row})` of each pending level as its measuring finishes, pruned and built here (`start_level`; the next level's builds start before this one is measured, `one_ahead`), measured by `measurer` (here; on a board while the next level builds) and scored here, in this process or in a worker's `level_task`."
+    "The sweep's one level pipeline: `(level, {(precision, runtime): row})` of each pending level as its measuring finishes, pruned and built here (`start_level`; with build workers the next level's builds start before this one is measured, `one_ahead`), measured by `measurer` (here; on a board while the next level builds) and scored here, in this process or in a worker's `level_task`."
     train_dl, val_dl = data
     calibration = _calibration(train_dl, cfg)
     started = ((level, start_level(model, level, todo, cfg, calibration, train_dl, val_dl, threads, device, store, pool, recipes)) for level, todo in pending)
-    for level, group, m in measured_groups(one_ahead(started), measurer, val_dl, cfg):
+    groups = one_ahead(started) if pool is not None else ((level, finish()) for level, finish in started)   # without workers, built here in turn
+    for level, group, m in measured_groups(groups, measurer, val_dl, cfg):
         with build_slot(): rows = score_group(group, m, cfg, calibration, val_dl, recipes)   # not while this host times anything
         yield level, {key[1:]: row for key, row in rows.items()}
 

@@ -837,7 +837,10 @@ def stored_artifact(model:nn.Module, # FP32 network (pruned or not); never modif
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         built = build_artifact(model, precision, runtime, calibration, tmp, max_batch, recipe, backend, fallback)
-        os.replace(tmp, folder)
+        try: os.replace(tmp, folder)
+        except OSError:   # stored meanwhile by another build of the same network (two levels that gave the same one, side by side)
+            if (found := Artifact.read(folder)) is None or not found.intact(): raise
+            return found, True
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dataclasses.replace(built, directory=str(folder)), False
 

@@ -139,3 +139,18 @@ def test_bad_runtime_flag_keeps_measured_rows(args, needle, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and needle in res.stderr
     assert rows_file.read_text() == rows and json.loads(rows.splitlines()[0])["runtime"] == "eager"
+
+
+
+def test_an_artifact_stored_meanwhile_is_taken(setting, tmp_path, monkeypatch):
+    "Two builds of the same network side by side (two pruning levels that gave the same one): the one that finishes second finds the folder taken when it moves its files in, and returns the artifact there instead of failing."
+    model, calibration, _, _ = setting
+    build, other = runtimes.build_artifact, []
+    def racing(*args, **kwargs):   # the other build stores the same artifact while this one builds
+        monkeypatch.setattr(runtimes, "build_artifact", build)
+        other.append(runtimes.stored_artifact(model, "fp32", "eager", calibration, tmp_path)[0])
+        return build(*args, **kwargs)
+    monkeypatch.setattr(runtimes, "build_artifact", racing)
+    artifact, reused = runtimes.stored_artifact(model, "fp32", "eager", calibration, tmp_path)
+    assert reused and artifact.directory == other[0].directory and artifact.intact()
+    assert [p.name for p in tmp_path.iterdir()] == [Path(artifact.directory).name]   # no temporary folder left
